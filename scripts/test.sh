@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, openraft's storage suite, and the integration
+# tests that start real 3-node clusters. Extra arguments go to `cargo test`.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+build_release
+cd "$ROOT"
+cargo test --release --all-targets "$@"

@@ -1,0 +1,109 @@
+//! Keeps group leaders spread over the voters, since a shard's leader does its firing.
+//!
+//! Each group has a preferred leader: its voters in id order, picked round-robin by group
+//! id. Every node periodically looks at the groups it leads and hands each one whose
+//! preferred leader is another node that is alive (acked a recent heartbeat) and caught
+//! up. So leaders spread on start and move back when a node returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::Instant as _;
+use tokio::sync::watch;
+
+use crate::raft::group::{Group, Groups};
+use crate::raft::types::{GroupId, NodeId};
+
+/// How often the balancer looks.
+const PERIOD: Duration = Duration::from_secs(1);
+/// Least time between two transfers of one group.
+const COOLDOWN: Duration = Duration::from_secs(10);
+/// Most entries the preferred leader may be behind to be handed the group.
+const MAX_LAG: u64 = 64;
+
+/// The preferred leader of `group` among `voters`.
+pub fn preferred_leader(group: GroupId, voters: &[NodeId]) -> Option<NodeId> {
+    let mut sorted = voters.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return None;
+    }
+    Some(sorted[(group.0 % sorted.len() as u64) as usize])
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(
+    node_id: NodeId,
+    groups: Arc<Groups>,
+    alive_within: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_transfer: HashMap<GroupId, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PERIOD) => {}
+            _ = stop.changed() => return,
+        }
+        for g in groups.iter() {
+            if last_transfer
+                .get(&g.id)
+                .is_some_and(|t| t.elapsed() < COOLDOWN)
+            {
+                continue;
+            }
+            if let Some(to) = transfer_target(node_id, g, alive_within) {
+                tracing::info!(group = %g.id, to, "moving leadership to the preferred leader");
+                if let Err(e) = g.raft.trigger().transfer_leader(to).await {
+                    tracing::warn!(group = %g.id, "leader transfer: {e}");
+                }
+                last_transfer.insert(g.id, Instant::now());
+            }
+        }
+    }
+}
+
+/// The node `g` should move to, if this node leads it and the preferred one is ready.
+fn transfer_target(node_id: NodeId, g: &Group, alive_within: Duration) -> Option<NodeId> {
+    let m = g.metrics();
+    if m.current_leader != Some(node_id) || m.state != openraft::ServerState::Leader {
+        return None;
+    }
+    let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+    let to = preferred_leader(g.id, &voters)?;
+    if to == node_id {
+        return None;
+    }
+    let alive = m
+        .heartbeat
+        .as_ref()
+        .and_then(|h| h.get(&to).cloned().flatten())
+        .is_some_and(|acked| acked.elapsed() < alive_within);
+    let last = m.last_log_index.unwrap_or(0);
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&to).cloned().flatten())
+        .map(|l| l.index)
+        .unwrap_or(0);
+    (alive && last.saturating_sub(matched) <= MAX_LAG).then_some(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preferred_leaders_spread_evenly() {
+        let voters = [3, 1, 2];
+        let mut per_node = HashMap::new();
+        for g in GroupId::all(8) {
+            *per_node
+                .entry(preferred_leader(g, &voters).unwrap())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(per_node, HashMap::from([(1, 3), (2, 3), (3, 3)]));
+        assert_eq!(preferred_leader(GroupId::META, &voters), Some(1));
+        assert_eq!(preferred_leader(GroupId::META, &[]), None);
+    }
+}

@@ -1,0 +1,255 @@
+//! The gRPC admin service. Group operations that need the leader (leader transfer,
+//! membership) run on it: the node asked forwards a one-group request to the leader.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::transport::Endpoint;
+use tonic::{Request, Response, Status};
+
+use super::{membership, status};
+use crate::config::Config;
+use crate::proto::admin::admin_client::AdminClient;
+use crate::proto::admin::admin_server::Admin;
+use crate::proto::admin::{
+    ActionReply, AddNodeRequest, RemoveNodeRequest, SnapshotRequest, StatusReply, StatusRequest,
+    TransferLeaderRequest,
+};
+use crate::raft::group::{Group, Groups};
+use crate::raft::types::{GroupId, NodeId, NodeInfo};
+use crate::router::local::known_leader;
+
+/// How long a leader transfer may take before it is reported as not done.
+const TRANSFER_WAIT: Duration = Duration::from_secs(10);
+
+pub struct AdminService {
+    config: Arc<Config>,
+    groups: Arc<Groups>,
+}
+
+impl AdminService {
+    pub fn new(config: Arc<Config>, groups: Arc<Groups>) -> Self {
+        AdminService { config, groups }
+    }
+
+    /// The groups a request names: one by id, or all of them.
+    fn select(&self, group_id: u64, all: bool) -> Result<Vec<&Group>, Status> {
+        if all {
+            return Ok(self.groups.iter().collect());
+        }
+        self.groups
+            .get(GroupId(group_id))
+            .map(|g| vec![g])
+            .ok_or_else(|| Status::not_found(format!("no group {group_id}")))
+    }
+
+    /// The leader of `group` if it is another node, or `None` if it is this one.
+    fn remote_leader(&self, group: &Group) -> Result<Option<(NodeId, NodeInfo)>, Status> {
+        match known_leader(group) {
+            Some((id, _)) if id == self.config.node_id => Ok(None),
+            Some(leader) => Ok(Some(leader)),
+            None => Err(Status::unavailable(format!("{} has no leader", group.id))),
+        }
+    }
+}
+
+async fn admin_client(node: &NodeInfo) -> Result<AdminClient<tonic::transport::Channel>, Status> {
+    let channel = Endpoint::from_shared(format!("http://{}", node.grpc_addr))
+        .map_err(|e| Status::internal(e.to_string()))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .map_err(|e| {
+            Status::unavailable(format!("leader at {} unreachable: {e}", node.grpc_addr))
+        })?;
+    Ok(AdminClient::new(channel))
+}
+
+fn action(lines: Vec<String>) -> Response<ActionReply> {
+    Response::new(ActionReply {
+        message: lines.join("\n"),
+    })
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        Ok(Response::new(StatusReply {
+            node_id: self.config.node_id,
+            cluster_id: self.config.cluster_id.clone(),
+            http_addr: self.config.http_addr.clone(),
+            grpc_addr: self.config.grpc_addr.clone(),
+            groups: self.groups.iter().map(status::group_status).collect(),
+            members: status::members(self.groups.meta()),
+        }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<TransferLeaderRequest>,
+    ) -> Result<Response<ActionReply>, Status> {
+        let req = req.into_inner();
+        let mut lines = Vec::new();
+        for g in self.select(req.group_id, req.all_groups)? {
+            if let Some((leader, node)) = self.remote_leader(g)? {
+                if req.all_groups {
+                    // "All groups" means all groups this node leads.
+                    continue;
+                }
+                let one = TransferLeaderRequest {
+                    group_id: g.id.0,
+                    all_groups: false,
+                    to_node: req.to_node,
+                };
+                let reply = admin_client(&node).await?.transfer_leader(one).await?;
+                lines.push(format!(
+                    "(via leader {leader}) {}",
+                    reply.into_inner().message
+                ));
+                continue;
+            }
+            if req.to_node == self.config.node_id {
+                lines.push(format!("{}: node {} already leads", g.id, req.to_node));
+                continue;
+            }
+            g.raft
+                .trigger()
+                .transfer_leader(req.to_node)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            let deadline = Instant::now() + TRANSFER_WAIT;
+            let done = loop {
+                if known_leader(g).is_some_and(|(id, _)| id == req.to_node) {
+                    break true;
+                }
+                if Instant::now() > deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            lines.push(if done {
+                format!("{}: leader is now node {}", g.id, req.to_node)
+            } else {
+                format!(
+                    "{}: transfer to node {} did not complete in time",
+                    g.id, req.to_node
+                )
+            });
+        }
+        Ok(action(lines))
+    }
+
+    async fn add_node(
+        &self,
+        req: Request<AddNodeRequest>,
+    ) -> Result<Response<ActionReply>, Status> {
+        let req = req.into_inner();
+        if req.node_id == 0 || req.grpc_addr.is_empty() || req.http_addr.is_empty() {
+            return Err(Status::invalid_argument(
+                "node_id, grpc_addr and http_addr are required",
+            ));
+        }
+        let info = NodeInfo {
+            grpc_addr: req.grpc_addr.clone(),
+            http_addr: req.http_addr.clone(),
+        };
+        let mut lines = Vec::new();
+        for g in self.select(req.group_id, req.all_groups)? {
+            let line = match self.remote_leader(g)? {
+                Some((_, node)) => {
+                    let one = AddNodeRequest {
+                        group_id: g.id.0,
+                        all_groups: false,
+                        ..req.clone()
+                    };
+                    admin_client(&node)
+                        .await?
+                        .add_node(one)
+                        .await?
+                        .into_inner()
+                        .message
+                }
+                None => membership::add_node(g, req.node_id, info.clone())
+                    .await
+                    .map_err(Status::failed_precondition)?,
+            };
+            lines.push(line);
+        }
+        Ok(action(lines))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<RemoveNodeRequest>,
+    ) -> Result<Response<ActionReply>, Status> {
+        let req = req.into_inner();
+        let mut lines = Vec::new();
+        for g in self.select(req.group_id, req.all_groups)? {
+            let line = match self.remote_leader(g)? {
+                Some((_, node)) => {
+                    let one = RemoveNodeRequest {
+                        node_id: req.node_id,
+                        group_id: g.id.0,
+                        all_groups: false,
+                    };
+                    admin_client(&node)
+                        .await?
+                        .remove_node(one)
+                        .await?
+                        .into_inner()
+                        .message
+                }
+                None => membership::remove_node(g, req.node_id)
+                    .await
+                    .map_err(Status::failed_precondition)?,
+            };
+            lines.push(line);
+        }
+        Ok(action(lines))
+    }
+
+    async fn snapshot(
+        &self,
+        req: Request<SnapshotRequest>,
+    ) -> Result<Response<ActionReply>, Status> {
+        let req = req.into_inner();
+        let mut lines = Vec::new();
+        for g in self.select(req.group_id, req.all_groups)? {
+            let m = g.metrics();
+            let before = m.snapshot;
+            let applied = m.last_applied.as_ref().map(|l| l.index);
+            if before.as_ref().map(|l| l.index) != applied {
+                g.raft
+                    .trigger()
+                    .snapshot()
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+            }
+            // Wait for the snapshot to be built (bounded), so the caller sees its effect.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let built = loop {
+                let now = g.metrics().snapshot;
+                if now.as_ref().map(|l| l.index) >= applied || Instant::now() > deadline {
+                    break now;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let index = built.map(|l| l.index).unwrap_or(0);
+            // Compact now rather than when a purge batch fills up: that is what was asked.
+            let purge_upto = index.saturating_sub(self.config.raft.keep_after_snapshot);
+            if purge_upto > 0 {
+                g.raft
+                    .trigger()
+                    .purge_log(purge_upto)
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+            }
+            lines.push(format!(
+                "{}: snapshot at index {index}, log purged up to {purge_upto}",
+                g.id
+            ));
+        }
+        Ok(action(lines))
+    }
+}

@@ -1,0 +1,208 @@
+//! goschedctl: the operator's CLI over a node's gRPC admin service.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use goscheduler::proto::admin::admin_client::AdminClient;
+use goscheduler::proto::admin::{
+    AddNodeRequest, RemoveNodeRequest, SnapshotRequest, StatusReply, StatusRequest,
+    TransferLeaderRequest,
+};
+use serde_json::json;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Operate a goscheduler cluster through a node's admin gRPC service"
+)]
+struct Cli {
+    /// gRPC address of the node to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "GOSCHEDCTL_ADDR",
+        default_value = "127.0.0.1:9090"
+    )]
+    addr: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Role, leader, term, log and applied index, lag of every group on every node.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a group's leadership to another node.
+    TransferLeader {
+        /// Group id (0 = meta, N = shard N-1).
+        #[arg(long, required_unless_present = "all")]
+        group: Option<u64>,
+        /// Every group the addressed node leads.
+        #[arg(long)]
+        all: bool,
+        /// The node to lead.
+        #[arg(long)]
+        to: u64,
+    },
+    /// Add a node to every group: as learner, then voter once caught up.
+    AddNode {
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        grpc_addr: String,
+        #[arg(long)]
+        http_addr: String,
+    },
+    /// Remove a node from every group.
+    RemoveNode {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Build a snapshot of a group (or all) on the addressed node, compacting its log.
+    Snapshot {
+        #[arg(long, required_unless_present = "all")]
+        group: Option<u64>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+async fn connect(addr: &str) -> anyhow::Result<AdminClient<Channel>> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(120))
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}"))?;
+    Ok(AdminClient::new(channel))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut client = connect(&cli.addr).await?;
+    let message = match cli.command {
+        Cmd::Status { json } => return status(client, json).await,
+        Cmd::TransferLeader { group, all, to } => {
+            let req = TransferLeaderRequest {
+                group_id: group.unwrap_or(0),
+                all_groups: all,
+                to_node: to,
+            };
+            client.transfer_leader(req).await?.into_inner().message
+        }
+        Cmd::AddNode {
+            id,
+            grpc_addr,
+            http_addr,
+        } => {
+            let req = AddNodeRequest {
+                node_id: id,
+                grpc_addr,
+                http_addr,
+                group_id: 0,
+                all_groups: true,
+            };
+            client.add_node(req).await?.into_inner().message
+        }
+        Cmd::RemoveNode { id } => {
+            let req = RemoveNodeRequest {
+                node_id: id,
+                group_id: 0,
+                all_groups: true,
+            };
+            client.remove_node(req).await?.into_inner().message
+        }
+        Cmd::Snapshot { group, all } => {
+            let req = SnapshotRequest {
+                group_id: group.unwrap_or(0),
+                all_groups: all,
+            };
+            client.snapshot(req).await?.into_inner().message
+        }
+    };
+    println!("{message}");
+    Ok(())
+}
+
+/// Asks the addressed node, then every member it knows of, for their status.
+async fn status(mut first: AdminClient<Channel>, as_json: bool) -> anyhow::Result<()> {
+    let head = first.status(StatusRequest {}).await?.into_inner();
+    let mut nodes = vec![];
+    let mut unreachable = vec![];
+    for m in &head.members {
+        if m.node_id == head.node_id {
+            continue;
+        }
+        let reply = async {
+            connect(&m.grpc_addr)
+                .await?
+                .status(StatusRequest {})
+                .await
+                .map_err(anyhow::Error::from)
+        };
+        match tokio::time::timeout(Duration::from_secs(3), reply).await {
+            Ok(Ok(r)) => nodes.push(r.into_inner()),
+            Ok(Err(e)) => unreachable.push(
+                json!({"nodeId": m.node_id, "grpcAddr": m.grpc_addr, "error": e.to_string()}),
+            ),
+            Err(_) => unreachable
+                .push(json!({"nodeId": m.node_id, "grpcAddr": m.grpc_addr, "error": "timed out"})),
+        }
+    }
+    nodes.insert(0, head);
+    nodes.sort_by_key(|n| n.node_id);
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"nodes": nodes, "unreachable": unreachable}))?
+        );
+    } else {
+        print_table(&nodes);
+        for u in unreachable {
+            println!("unreachable: {u}");
+        }
+    }
+    Ok(())
+}
+
+fn print_table(nodes: &[StatusReply]) {
+    println!(
+        "{:<6} {:<9} {:<10} {:>6} {:>6} {:>9} {:>9} {:>9}  {:<10} lag",
+        "node", "group", "role", "leader", "term", "last_log", "applied", "snapshot", "voters"
+    );
+    for n in nodes {
+        for g in &n.groups {
+            let voters = g
+                .voters
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let lag = g
+                .lag
+                .iter()
+                .map(|l| format!("{}:{}", l.node_id, l.behind))
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!(
+                "{:<6} {:<9} {:<10} {:>6} {:>6} {:>9} {:>9} {:>9}  {:<10} {}",
+                n.node_id,
+                g.name,
+                g.role,
+                g.leader,
+                g.term,
+                g.last_log_index,
+                g.applied_index,
+                g.snapshot_index,
+                voters,
+                lag
+            );
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! What goes into a Raft log and what applying it answers.
+//!
+//! A [`Command`] is proposed by a group's leader and applied by every replica; everything
+//! apply needs (ids, times) is stamped into it by the proposer, so applying is
+//! deterministic. A [`Query`] is a linearizable read served by the leader.
+
+use serde::{Deserialize, Serialize};
+
+use crate::meta::app::App;
+
+/// A state change, proposed to one group's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Register an app, or re-register it with the same partitions (idempotent).
+    RegisterApp { app: App },
+    /// Activate (`active = true`) or deactivate an app.
+    SetAppActive { app_id: String, active: bool },
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::RegisterApp { app } => write!(f, "RegisterApp({})", app.app_id),
+            Command::SetAppActive { app_id, active } => {
+                write!(f, "SetAppActive({app_id}, {active})")
+            }
+        }
+    }
+}
+
+/// The answer of applying a command on the leader.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Nothing to report (blank and membership entries).
+    None,
+    App(App),
+    /// The command was valid to propose but the state it met refused it.
+    Rejected(Rejection),
+}
+
+/// A refusal decided by apply from the committed state, the same on every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// The app is not registered (API code 4001).
+    UnregisteredApp,
+    /// Deactivating an app that is not active (API code 4002).
+    AlreadyDeactivated,
+    /// Activating an app that is already active (API code 4003).
+    AlreadyActivated,
+    /// The request conflicts with what is stored (API code 400).
+    Conflict,
+}
+
+impl Rejection {
+    pub fn new(reason: RejectReason, message: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// A linearizable read of one group's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Query {
+    /// One app by id.
+    GetApp { app_id: String },
+    /// Every app, ordered by id.
+    ListApps,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum QueryResult {
+    Apps(Vec<App>),
+}

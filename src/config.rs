@@ -1,0 +1,222 @@
+//! Node configuration: defaults → TOML file → `GOSCHED_*` environment, validated at start.
+//!
+//! With no file at all a node runs a single-node cluster on 127.0.0.1:8080 (HTTP) and
+//! 127.0.0.1:9090 (gRPC), keeping its data in `./data/node1`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::raft::types::{NodeId, NodeInfo};
+
+/// A member of the cluster as the config names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: NodeId,
+    pub grpc_addr: String,
+    pub http_addr: String,
+}
+
+impl Peer {
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            grpc_addr: self.grpc_addr.clone(),
+            http_addr: self.http_addr.clone(),
+        }
+    }
+}
+
+/// Raft timing and log compaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RaftSettings {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot once this many entries were applied since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot (for followers a little behind).
+    pub keep_after_snapshot: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_ms: 250,
+            election_min_ms: 1500,
+            election_max_ms: 3000,
+            snapshot_every: 50_000,
+            keep_after_snapshot: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// This node's id; never reused for another node.
+    pub node_id: NodeId,
+    /// Name of the cluster: messages for another cluster are refused.
+    pub cluster_id: String,
+    /// Where the REST gateway listens (and what peers are told).
+    pub http_addr: String,
+    /// Where the gRPC transport and admin service listen (and what peers are told).
+    pub grpc_addr: String,
+    /// RocksDB and snapshot files live here.
+    pub data_dir: PathBuf,
+    /// Number of shard groups (fixed for the life of the cluster).
+    pub shards: u32,
+    /// Partitions given to an app registered with `partitions: 0`.
+    pub default_partitions: u32,
+    /// Initialise the cluster with `peers` as voters if it was never initialised.
+    /// Exactly one node of a new cluster sets it; a restart never re-initialises.
+    pub bootstrap: bool,
+    /// The cluster's initial members (including this node). Empty: this node alone.
+    pub peers: Vec<Peer>,
+    /// Keep shard leaders spread over the voters (leader transfer on start and on return).
+    pub balance_leaders: bool,
+    pub raft: RaftSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            cluster_id: "goscheduler".into(),
+            http_addr: "127.0.0.1:8080".into(),
+            grpc_addr: "127.0.0.1:9090".into(),
+            data_dir: PathBuf::from("data/node1"),
+            shards: 8,
+            default_partitions: 5,
+            bootstrap: true,
+            peers: vec![],
+            balance_leaders: true,
+            raft: RaftSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `GOSCHED_*` variables (`GOSCHED_RAFT__HEARTBEAT_MS`
+    /// for nested keys), and validates the result.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            anyhow::ensure!(f.exists(), "config file {} not found", f.display());
+            fig = fig.merge(Toml::file(f));
+        }
+        let config: Config = fig.merge(Env::prefixed("GOSCHED_").split("__")).extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.node_id > 0, "node_id must be positive");
+        anyhow::ensure!(
+            (1..=256).contains(&self.shards),
+            "shards must be within 1..=256"
+        );
+        anyhow::ensure!(
+            self.default_partitions > 0,
+            "default_partitions must be positive"
+        );
+        anyhow::ensure!(!self.cluster_id.is_empty(), "cluster_id must not be empty");
+        let r = &self.raft;
+        anyhow::ensure!(
+            r.heartbeat_ms > 0
+                && r.election_min_ms > r.heartbeat_ms
+                && r.election_max_ms > r.election_min_ms,
+            "raft timing must satisfy 0 < heartbeat_ms < election_min_ms < election_max_ms"
+        );
+        if !self.peers.is_empty() {
+            anyhow::ensure!(
+                self.peers.iter().any(|p| p.id == self.node_id),
+                "peers must include this node ({})",
+                self.node_id
+            );
+        }
+        Ok(())
+    }
+
+    /// This node's address record.
+    pub fn me(&self) -> Peer {
+        Peer {
+            id: self.node_id,
+            grpc_addr: self.grpc_addr.clone(),
+            http_addr: self.http_addr.clone(),
+        }
+    }
+
+    /// The initial members: `peers`, or this node alone.
+    pub fn initial_members(&self) -> Vec<Peer> {
+        if self.peers.is_empty() {
+            vec![self.me()]
+        } else {
+            self.peers.clone()
+        }
+    }
+
+    pub fn openraft_config(&self) -> anyhow::Result<openraft::Config> {
+        let r = &self.raft;
+        let c = openraft::Config {
+            cluster_name: self.cluster_id.clone(),
+            heartbeat_interval: r.heartbeat_ms,
+            election_timeout_min: r.election_min_ms,
+            election_timeout_max: r.election_max_ms,
+            install_snapshot_timeout: 30_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_every),
+            max_in_snapshot_log_to_keep: r.keep_after_snapshot,
+            purge_batch_size: 1024,
+            ..Default::default()
+        };
+        Ok(c.validate()?)
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.raft.heartbeat_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_make_a_single_node_cluster() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.initial_members(), vec![c.me()]);
+        assert!(c.bootstrap);
+        assert_eq!(c.shards, 8);
+        c.openraft_config().unwrap();
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_is_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        std::fs::write(
+            &f,
+            "node_id = 2\nshards = 4\nbootstrap = false\n[raft]\nheartbeat_ms = 100\n\
+             [[peers]]\nid = 2\ngrpc_addr = \"127.0.0.1:1\"\nhttp_addr = \"127.0.0.1:2\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(
+            (c.node_id, c.shards, c.bootstrap, c.raft.heartbeat_ms),
+            (2, 4, false, 100)
+        );
+        assert_eq!(c.raft.election_min_ms, 1500);
+
+        std::fs::write(
+            &f,
+            "node_id = 3\n[[peers]]\nid = 1\ngrpc_addr = \"a\"\nhttp_addr = \"b\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("peers must include this node"), "{err}");
+        assert!(Config::load(Some(Path::new("/nonexistent.toml"))).is_err());
+    }
+}

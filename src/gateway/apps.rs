@@ -1,0 +1,123 @@
+//! App endpoints: register, list, activate, deactivate.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::envelope::{ok, ApiError};
+use super::Gateway;
+use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult, RejectReason};
+use crate::meta::app::{validate_app_id, App, MAX_PARTITIONS};
+use crate::raft::types::GroupId;
+
+/// Body of `POST /goscheduler/apps`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterApp {
+    app_id: Option<String>,
+    partitions: Option<u32>,
+    active: Option<bool>,
+}
+
+/// Parses a JSON body, naming what is wrong with it.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::unparsable("empty body, expected a JSON object"));
+    }
+    serde_json::from_slice(body).map_err(ApiError::unparsable)
+}
+
+/// Turns what apply answered into the API's reply or error.
+fn app_result(result: CommandResult) -> Result<App, ApiError> {
+    match result {
+        CommandResult::App(app) => Ok(app),
+        CommandResult::Rejected(r) => Err(match r.reason {
+            RejectReason::UnregisteredApp => ApiError::new(4001, r.message),
+            RejectReason::AlreadyDeactivated => ApiError::new(4002, r.message),
+            RejectReason::AlreadyActivated => ApiError::new(4003, r.message),
+            RejectReason::Conflict => ApiError::bad_request(r.message),
+        }),
+        CommandResult::None => Err(ApiError::new(500, "internal error: empty apply result")),
+    }
+}
+
+pub async fn register(State(gw): State<Gateway>, body: Bytes) -> Result<Response, ApiError> {
+    let req: RegisterApp = parse_body(&body)?;
+    let app_id = req.app_id.unwrap_or_default();
+    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+    let partitions = match req.partitions.unwrap_or(0) {
+        0 => gw.config.default_partitions,
+        p if p > MAX_PARTITIONS => {
+            return Err(ApiError::bad_request(format!(
+                "partitions {p} is more than the maximum of {MAX_PARTITIONS}"
+            )))
+        }
+        p => p,
+    };
+    let app = App {
+        app_id,
+        partitions,
+        active: req.active.unwrap_or(false),
+    };
+    let result = gw
+        .router
+        .write(GroupId::META, Command::RegisterApp { app })
+        .await?;
+    Ok(ok(201, 1, app_result(result)?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    app_id: Option<String>,
+}
+
+pub async fn list(
+    State(gw): State<Gateway>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let query = match params.app_id.filter(|s| !s.is_empty()) {
+        Some(app_id) => {
+            validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+            MetaQuery::GetApp { app_id }
+        }
+        None => MetaQuery::ListApps,
+    };
+    let QueryResult::Apps(apps) = gw.router.read(GroupId::META, query.clone()).await?;
+    if apps.is_empty() {
+        return Err(match query {
+            MetaQuery::GetApp { app_id } => ApiError::not_found(format!("app {app_id} not found")),
+            _ => ApiError::not_found("No app found"),
+        });
+    }
+    Ok(ok(200, apps.len(), json!({ "apps": apps })))
+}
+
+pub async fn activate(
+    State(gw): State<Gateway>,
+    Path(app_id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_active(gw, app_id, true).await
+}
+
+pub async fn deactivate(
+    State(gw): State<Gateway>,
+    Path(app_id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_active(gw, app_id, false).await
+}
+
+async fn set_active(gw: Gateway, app_id: String, active: bool) -> Result<Response, ApiError> {
+    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+    let result = gw
+        .router
+        .write(GroupId::META, Command::SetAppActive { app_id, active })
+        .await?;
+    let app = app_result(result)?;
+    Ok(ok(
+        201,
+        0,
+        json!({ "appId": app.app_id, "Active": app.active }),
+    ))
+}

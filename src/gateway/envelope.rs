@@ -1,0 +1,119 @@
+//! The response envelope of the original API, and the one place errors become HTTP.
+//!
+//! Success: HTTP 200 with `{"status":{statusCode,statusMessage:"Success",statusType:"Success",
+//! totalCount},"data":...}` (statusCode 201 for creations, as the wiki shows).
+//! Failure: `{"status":{statusCode,statusMessage,statusType:"Fail"}}` with the HTTP status
+//! of the code (4001–4003 and 5001 are 400s).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::router::RouteError;
+
+/// A successful reply: `code` is the body's statusCode (200 or 201), `count` its totalCount.
+pub fn ok<T: Serialize>(code: u16, count: usize, data: T) -> Response {
+    let body = json!({
+        "status": {
+            "statusCode": code,
+            "statusMessage": "Success",
+            "statusType": "Success",
+            "totalCount": count,
+        },
+        "data": data,
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// A failed request, rendered in the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The body's statusCode: an HTTP code or one of the API's own (4001, 4002, 4003, 5001).
+    pub code: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(400, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(404, message)
+    }
+
+    /// A body that is not JSON of the expected shape.
+    pub fn unparsable(e: impl std::fmt::Display) -> Self {
+        ApiError::new(5001, format!("invalid request body: {e}"))
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        match self.code {
+            4001..=4003 | 5001 => StatusCode::BAD_REQUEST,
+            c => StatusCode::from_u16(c).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "status": {
+                "statusCode": self.code,
+                "statusMessage": self.message,
+                "statusType": "Fail",
+            }
+        });
+        (self.http_status(), Json(body)).into_response()
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NotLeader { .. } | RouteError::Unavailable(_) => {
+                ApiError::new(503, format!("cluster unavailable, retry later: {e}"))
+            }
+            RouteError::Indeterminate(m) => ApiError::new(503, m),
+            RouteError::Internal(m) => ApiError::new(500, format!("internal error: {m}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_codes_map_to_http_statuses() {
+        assert_eq!(
+            ApiError::new(4001, "x").http_status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::unparsable("x").http_status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::not_found("x").http_status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::new(503, "x").http_status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::new(9999, "x").http_status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

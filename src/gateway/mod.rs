@@ -1,0 +1,59 @@
+//! The REST gateway every node serves: the original GoScheduler API under `/goscheduler`.
+//! Handlers parse and validate, then hand typed commands and queries to the [`Router`],
+//! which runs them on the owning group's leader.
+
+pub mod apps;
+pub mod envelope;
+pub mod health;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+
+use crate::config::Config;
+use crate::router::Router;
+use envelope::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct Gateway {
+    pub router: Router,
+    pub config: Arc<Config>,
+}
+
+pub fn routes(gw: Gateway) -> axum::Router {
+    axum::Router::new()
+        .route("/goscheduler/healthcheck", any(health::healthcheck))
+        .route("/goscheduler/apps", post(apps::register).get(apps::list))
+        .route("/goscheduler/apps/{app_id}/activate", post(apps::activate))
+        .route(
+            "/goscheduler/apps/{app_id}/deactivate",
+            post(apps::deactivate),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(gw)
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::not_found(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        405,
+        format!(
+            "method {} not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response()
+}

@@ -1,0 +1,20 @@
+//! goscheduler: a Raft-replicated distributed scheduler with the API of Myntra's GoScheduler.
+//!
+//! The data path, top to bottom:
+//! `gateway` (axum REST API on every node) → `router` (find the owning group's leader,
+//! run locally or forward over gRPC) → `raft` (one openraft group per shard plus the meta
+//! group, RocksDB log, gRPC transport) → state machine apply (`meta::apply`, pure and
+//! deterministic) → `store` (one RocksDB per node). `admin` operates the cluster;
+//! `node` wires it all together; `config` says how.
+
+pub mod admin;
+pub mod command;
+pub mod config;
+pub mod gateway;
+pub mod meta;
+pub mod node;
+pub mod proto;
+pub mod raft;
+pub mod router;
+pub mod shard;
+pub mod store;

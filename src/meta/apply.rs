@@ -1,0 +1,165 @@
+//! Applying meta commands and answering meta queries. Pure functions of the committed
+//! state and the command: no clock, no randomness, no I/O beyond the state machine.
+
+use std::io;
+
+use super::app::App;
+use crate::command::{Command, CommandResult, Query, QueryResult, RejectReason, Rejection};
+use crate::store::txn::{SmReader, SmTxn};
+
+const APP_PREFIX: &[u8] = b"app/";
+
+fn app_key(app_id: &str) -> Vec<u8> {
+    [APP_PREFIX, app_id.as_bytes()].concat()
+}
+
+/// Most apps a listing returns.
+pub const MAX_APPS_LISTED: usize = 10_000;
+
+pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
+    match cmd {
+        Command::RegisterApp { app } => register(txn, app),
+        Command::SetAppActive { app_id, active } => set_active(txn, app_id, *active),
+    }
+}
+
+fn register(txn: &mut SmTxn, app: &App) -> io::Result<CommandResult> {
+    let key = app_key(&app.app_id);
+    if let Some(existing) = txn.get::<App>(&key)? {
+        if existing.partitions != app.partitions {
+            return Ok(CommandResult::Rejected(Rejection::new(
+                RejectReason::Conflict,
+                format!(
+                    "app {} already has {} partitions: changing them to {} would orphan its schedules",
+                    app.app_id, existing.partitions, app.partitions
+                ),
+            )));
+        }
+    }
+    txn.put(&key, app)?;
+    Ok(CommandResult::App(app.clone()))
+}
+
+fn set_active(txn: &mut SmTxn, app_id: &str, active: bool) -> io::Result<CommandResult> {
+    let key = app_key(app_id);
+    let Some(mut app) = txn.get::<App>(&key)? else {
+        return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
+    };
+    if app.active == active {
+        return Ok(if active {
+            reject(RejectReason::AlreadyActivated, "app is already activated")
+        } else {
+            reject(
+                RejectReason::AlreadyDeactivated,
+                "app is already deactivated",
+            )
+        });
+    }
+    app.active = active;
+    txn.put(&key, &app)?;
+    Ok(CommandResult::App(app))
+}
+
+fn reject(reason: RejectReason, message: &str) -> CommandResult {
+    CommandResult::Rejected(Rejection::new(reason, message))
+}
+
+pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
+    match q {
+        Query::GetApp { app_id } => Ok(QueryResult::Apps(
+            reader.get::<App>(&app_key(app_id))?.into_iter().collect(),
+        )),
+        Query::ListApps => Ok(QueryResult::Apps(
+            reader.scan_prefix(APP_PREFIX, MAX_APPS_LISTED)?,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::types::GroupId;
+    use crate::store;
+
+    fn app(id: &str, partitions: u32, active: bool) -> App {
+        App {
+            app_id: id.into(),
+            partitions,
+            active,
+        }
+    }
+
+    fn commit(db: &rocksdb::DB, cmds: &[Command]) -> Vec<CommandResult> {
+        let mut txn = SmTxn::new(db, GroupId::META);
+        let out = cmds.iter().map(|c| apply(&mut txn, c).unwrap()).collect();
+        let mut batch = rocksdb::WriteBatch::default();
+        txn.write_into(&mut batch);
+        db.write(batch).unwrap();
+        out
+    }
+
+    #[test]
+    fn register_activate_deactivate_follow_the_wiki() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store::open(dir.path()).unwrap();
+        let results = commit(
+            &db,
+            &[
+                Command::RegisterApp {
+                    app: app("revamp", 2, true),
+                },
+                // Same body again: idempotent.
+                Command::RegisterApp {
+                    app: app("revamp", 2, true),
+                },
+                // Partition change: refused, nothing changes.
+                Command::RegisterApp {
+                    app: app("revamp", 3, true),
+                },
+                Command::SetAppActive {
+                    app_id: "revamp".into(),
+                    active: true,
+                },
+                Command::SetAppActive {
+                    app_id: "revamp".into(),
+                    active: false,
+                },
+                Command::SetAppActive {
+                    app_id: "revamp".into(),
+                    active: false,
+                },
+                Command::SetAppActive {
+                    app_id: "ghost".into(),
+                    active: true,
+                },
+            ],
+        );
+        assert_eq!(results[0], CommandResult::App(app("revamp", 2, true)));
+        assert_eq!(results[1], CommandResult::App(app("revamp", 2, true)));
+        let reason = |r: &CommandResult| match r {
+            CommandResult::Rejected(r) => Some(r.reason),
+            _ => None,
+        };
+        assert_eq!(reason(&results[2]), Some(RejectReason::Conflict));
+        assert_eq!(reason(&results[3]), Some(RejectReason::AlreadyActivated));
+        assert_eq!(results[4], CommandResult::App(app("revamp", 2, false)));
+        assert_eq!(reason(&results[5]), Some(RejectReason::AlreadyDeactivated));
+        assert_eq!(reason(&results[6]), Some(RejectReason::UnregisteredApp));
+
+        let reader = SmReader::new(&db, GroupId::META);
+        assert_eq!(
+            query(&reader, &Query::ListApps).unwrap(),
+            QueryResult::Apps(vec![app("revamp", 2, false)])
+        );
+        assert_eq!(
+            query(
+                &reader,
+                &Query::GetApp {
+                    app_id: "ghost".into()
+                }
+            )
+            .unwrap(),
+            QueryResult::Apps(vec![])
+        );
+    }
+}

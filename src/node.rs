@@ -1,0 +1,179 @@
+//! The composition root: opens the store, starts every Raft group, the gRPC transport and
+//! admin server, the REST gateway and the leader balancer, bootstraps a new cluster, and
+//! shuts all of it down in order on one signal.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::admin::service::AdminService;
+use crate::config::Config;
+use crate::proto::admin::admin_client::AdminClient;
+use crate::proto::admin::admin_server::AdminServer;
+use crate::proto::admin::StatusRequest;
+use crate::proto::raft::raft_transport_server::RaftTransportServer;
+use crate::raft::group::Groups;
+use crate::raft::peers::{Peers, MAX_MESSAGE_BYTES};
+use crate::raft::service::TransportService;
+use crate::raft::types::{NodeId, NodeInfo};
+use crate::router::Router;
+use crate::{admin, gateway, store};
+
+/// Runs a node until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = store::open(&config.data_dir.join("db"))?;
+    let peers = Arc::new(Peers::new(config.cluster_id.clone()));
+    let raft_config = Arc::new(config.openraft_config()?);
+    let groups = Arc::new(
+        Groups::open(
+            config.node_id,
+            config.shards,
+            raft_config,
+            db.clone(),
+            &config.data_dir.join("snapshots"),
+            peers.clone(),
+        )
+        .await?,
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let grpc_listener = TcpListener::bind(&config.grpc_addr).await?;
+    let http_listener = TcpListener::bind(&config.http_addr).await?;
+    tracing::info!(
+        node = config.node_id,
+        grpc = %config.grpc_addr,
+        http = %config.http_addr,
+        shards = config.shards,
+        "node started"
+    );
+
+    let grpc = tokio::spawn(serve_grpc(
+        config.clone(),
+        groups.clone(),
+        grpc_listener,
+        stop_rx.clone(),
+    ));
+    let router = Router::new(config.node_id, groups.clone(), peers.clone());
+    let app = gateway::routes(gateway::Gateway {
+        router,
+        config: config.clone(),
+    });
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await
+    });
+
+    if config.bootstrap {
+        bootstrap(&config, &groups).await?;
+    }
+    let balancer = config.balance_leaders.then(|| {
+        tokio::spawn(admin::balance::run(
+            config.node_id,
+            groups.clone(),
+            config.heartbeat() * 4,
+            stop_rx.clone(),
+        ))
+    });
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    if let Some(b) = balancer {
+        let _ = b.await;
+    }
+    let _ = http.await;
+    groups.shutdown().await;
+    let _ = grpc.await;
+    db.flush_wal(true)?;
+    Ok(())
+}
+
+async fn serve_grpc(
+    config: Arc<Config>,
+    groups: Arc<Groups>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let transport = TransportService::new(
+        config.node_id,
+        config.cluster_id.clone(),
+        groups.clone(),
+        config.data_dir.join("snapshots").join("incoming"),
+    );
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(
+            RaftTransportServer::new(transport)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(AdminServer::new(AdminService::new(config, groups)))
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stop.changed().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Initialises every group with the configured members, unless this node's groups are
+/// initialised already (a restart) or a peer reports an existing cluster (this node lost
+/// its data: it must be re-added, not start a second cluster under the same ids).
+async fn bootstrap(config: &Config, groups: &Groups) -> anyhow::Result<()> {
+    if groups.meta().raft.is_initialized().await? {
+        tracing::info!("cluster already initialised: rejoining");
+        return Ok(());
+    }
+    for peer in config
+        .initial_members()
+        .iter()
+        .filter(|p| p.id != config.node_id)
+    {
+        if peer_has_cluster(&peer.grpc_addr).await {
+            tracing::warn!(
+                peer = peer.id,
+                "a peer already belongs to an initialised cluster: not bootstrapping; add this node with goschedctl add-node"
+            );
+            return Ok(());
+        }
+    }
+    let members: BTreeMap<NodeId, NodeInfo> = config
+        .initial_members()
+        .iter()
+        .map(|p| (p.id, p.info()))
+        .collect();
+    for g in groups.iter() {
+        if !g.raft.is_initialized().await? {
+            g.raft.initialize(members.clone()).await?;
+        }
+    }
+    tracing::info!(members = ?members.keys().collect::<Vec<_>>(), "cluster initialised");
+    Ok(())
+}
+
+/// Whether the node at `addr` answers with an initialised meta group.
+async fn peer_has_cluster(addr: &str) -> bool {
+    let attempt = async {
+        let mut client = AdminClient::connect(format!("http://{addr}")).await.ok()?;
+        let status = client.status(StatusRequest {}).await.ok()?.into_inner();
+        Some(status.groups.first().is_some_and(|g| !g.voters.is_empty()))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}

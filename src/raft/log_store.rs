@@ -1,0 +1,190 @@
+//! One group's Raft log, vote and committed id in the node's shared RocksDB.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader};
+use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+
+use super::types::{Entry, GroupId, LogId, TypeConfig, Vote};
+use super::wal_sync::{Waiter, WalSync};
+use crate::store::{decode, encode, io_err, keys, CF_LOG, CF_RAFT};
+
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const PURGED: &str = "purged";
+
+/// The log store of one group. Cheap to clone: all clones share the DB and WAL syncer.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    group: GroupId,
+    wal: WalSync,
+}
+
+impl LogStore {
+    pub fn new(db: Arc<DB>, group: GroupId, wal: WalSync) -> Self {
+        LogStore { db, group, wal }
+    }
+
+    fn cf_log(&self) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(CF_LOG).expect("log column family")
+    }
+
+    fn cf_raft(&self) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(CF_RAFT).expect("raft column family")
+    }
+
+    fn get_state<T: serde::de::DeserializeOwned>(&self, name: &str) -> io::Result<Option<T>> {
+        let raw = self
+            .db
+            .get_cf(self.cf_raft(), keys::named_key(self.group, name))
+            .map_err(io_err)?;
+        raw.map(|b| decode(&b)).transpose()
+    }
+
+    fn put_state<T: serde::Serialize>(&self, name: &str, value: &T) -> io::Result<()> {
+        self.db
+            .put_cf(
+                self.cf_raft(),
+                keys::named_key(self.group, name),
+                encode(value)?,
+            )
+            .map_err(io_err)
+    }
+
+    /// The last entry of this group's log, if any.
+    fn last_entry(&self) -> io::Result<Option<Entry>> {
+        let end = keys::log_key(self.group, u64::MAX);
+        let mut iter = self
+            .db
+            .iterator_cf(self.cf_log(), IteratorMode::From(&end, Direction::Reverse));
+        match iter.next() {
+            Some(item) => {
+                let (k, v) = item.map_err(io_err)?;
+                if k.starts_with(&self.group.prefix()) {
+                    Ok(Some(decode(&v)?))
+                } else {
+                    Ok(None)
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes log entries with index in `[from, to)`.
+    fn delete_logs(&self, from: u64, to: u64) -> io::Result<()> {
+        self.db
+            .delete_range_cf(
+                self.cf_log(),
+                keys::log_key(self.group, from),
+                keys::log_key(self.group, to),
+            )
+            .map_err(io_err)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let start = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => *x + 1,
+            Bound::Unbounded => 0,
+        };
+        let start_key = keys::log_key(self.group, start);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf_log(),
+            IteratorMode::From(&start_key, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(io_err)?;
+            if !k.starts_with(&self.group.prefix()) || !range.contains(&keys::log_index(&k)) {
+                break;
+            }
+            out.push(decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.get_state(VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id: Option<LogId> = self.get_state(PURGED)?;
+        let last_log_id = match self.last_entry()? {
+            Some(e) => Some(e.log_id()),
+            None => last_purged_log_id,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.put_state(VOTE, vote)?;
+        self.wal.sync().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // Not synced: a lost committed id only means re-applying from the last applied one.
+        self.put_state(COMMITTED, &committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.get_state::<Option<LogId>>(COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            batch.put_cf(
+                self.cf_log(),
+                keys::log_key(self.group, entry.index()),
+                encode(&entry)?,
+            );
+        }
+        // Written now (readable on return), durable when the syncer calls back.
+        self.db.write(batch).map_err(io_err)?;
+        self.wal.after_sync(Waiter::Append(callback));
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        self.delete_logs(from, u64::MAX)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        // The state machine's writes are not synced one by one; before the log that could
+        // rebuild them is gone, make everything written so far durable.
+        self.wal.sync().await?;
+        self.put_state(PURGED, &log_id)?;
+        self.delete_logs(0, log_id.index() + 1)
+    }
+}

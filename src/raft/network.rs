@@ -1,0 +1,217 @@
+//! The Raft network of one group: openraft's RPCs sent over the node's shared gRPC
+//! channels, with the group id and target node on every message.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use tokio::io::AsyncReadExt;
+use tonic::transport::Channel;
+
+use super::peers::Peers;
+use super::snapshot::SnapshotFile;
+use super::types::{GroupId, NodeId, NodeInfo, TypeConfig, Vote};
+use crate::proto::raft::raft_transport_client::RaftTransportClient;
+use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
+use crate::store::{decode, encode};
+
+/// Bytes per snapshot chunk.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Builds the clients of one group.
+pub struct NetworkFactory {
+    group: GroupId,
+    peers: Arc<Peers>,
+}
+
+impl NetworkFactory {
+    pub fn new(group: GroupId, peers: Arc<Peers>) -> Self {
+        NetworkFactory { group, peers }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
+        PeerClient {
+            group: self.group,
+            target,
+            addr: node.grpc_addr.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+/// One group's connection to one peer.
+pub struct PeerClient {
+    group: GroupId,
+    target: NodeId,
+    addr: String,
+    peers: Arc<Peers>,
+}
+
+type RpcResult<T> = Result<T, RPCError<TypeConfig>>;
+
+fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+    Unreachable::from_string(e.to_string())
+}
+
+impl PeerClient {
+    fn client(&self) -> Result<RaftTransportClient<Channel>, Unreachable<TypeConfig>> {
+        self.peers.client(&self.addr).map_err(unreachable)
+    }
+
+    fn envelope<T: serde::Serialize>(&self, msg: &T) -> RpcResult<Envelope> {
+        let payload =
+            encode(msg).map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
+        Ok(self.peers.envelope(self.group, self.target, payload))
+    }
+
+    /// Sends one unary RPC and decodes its reply, within the RPC's time budget.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        req: &Req,
+        option: &RPCOption,
+        rpc: F,
+    ) -> RpcResult<Resp>
+    where
+        Req: serde::Serialize,
+        Resp: serde::de::DeserializeOwned,
+        F: FnOnce(RaftTransportClient<Channel>, Envelope) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Reply>, tonic::Status>>,
+    {
+        let envelope = self.envelope(req)?;
+        let client = self.client()?;
+        let reply = tokio::time::timeout(option.hard_ttl(), rpc(client, envelope))
+            .await
+            .map_err(|_| {
+                unreachable(format!(
+                    "{} rpc to node {} timed out",
+                    self.group, self.target
+                ))
+            })?
+            .map_err(|s| status_error(&s))?;
+        decode(&reply.into_inner().payload)
+            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
+    }
+}
+
+fn status_error(s: &tonic::Status) -> RPCError<TypeConfig> {
+    match s.code() {
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
+            RPCError::Network(NetworkError::from_string(s.message().to_string()))
+        }
+        _ => RPCError::Unreachable(unreachable(format!("{}: {}", s.code(), s.message()))),
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<TypeConfig>> {
+        self.call(&rpc, &option, |mut c, e| async move {
+            c.append_entries(e).await
+        })
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<TypeConfig>> {
+        self.call(&rpc, &option, |mut c, e| async move { c.vote(e).await })
+            .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<TypeConfig>> {
+        self.call(&rpc, &option, |mut c, e| async move { c.pre_vote(e).await })
+            .await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<TransferLeaderResponse<TypeConfig>> {
+        self.call(&req, &option, |mut c, e| async move {
+            c.transfer_leader(e).await
+        })
+        .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let header = self
+            .envelope(&vote)
+            .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?;
+        let mut client = self.client()?;
+        let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
+            .await
+            .map_err(|e| StreamingError::Unreachable(unreachable(format!("open snapshot: {e}"))))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
+        // Feed the stream from the file while the call runs; the first chunk carries the header.
+        let feeder = tokio::spawn(async move {
+            let mut header = Some(header);
+            loop {
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                let n = match file.read(&mut buf).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!("reading snapshot to send: {e}");
+                        return;
+                    }
+                };
+                if n == 0 && header.is_none() {
+                    return;
+                }
+                buf.truncate(n);
+                let chunk = SnapshotChunk {
+                    header: header.take(),
+                    data: buf,
+                };
+                if tx.send(chunk).await.is_err() || n == 0 {
+                    return;
+                }
+            }
+        });
+        let call = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let reply = tokio::select! {
+            r = call => r,
+            closed = cancel => {
+                feeder.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+        };
+        feeder.abort();
+        let reply = reply.map_err(|s| StreamingError::Unreachable(unreachable(s)))?;
+        decode(&reply.into_inner().payload)
+            .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))
+    }
+
+    fn backoff(&self) -> Option<openraft::network::Backoff> {
+        Some(openraft::network::Backoff::new(std::iter::repeat(
+            Duration::from_millis(200),
+        )))
+    }
+}

@@ -1,0 +1,70 @@
+//! One HTTP/2 channel per peer address, shared by every group and by request forwarding.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::proto::raft::raft_transport_client::RaftTransportClient;
+use crate::proto::raft::Envelope;
+
+use super::types::{GroupId, NodeId};
+
+/// Connect timeout: a node that is down fails fast instead of stalling its callers.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Largest gRPC message (snapshots are streamed in smaller chunks).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// The node's connections to its peers, keyed by gRPC address.
+pub struct Peers {
+    cluster_id: String,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Peers {
+    pub fn new(cluster_id: String) -> Self {
+        Peers {
+            cluster_id,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// A client on the shared channel to `addr` (connected lazily, reconnected on demand).
+    pub fn client(
+        &self,
+        addr: &str,
+    ) -> Result<RaftTransportClient<Channel>, tonic::transport::Error> {
+        let mut channels = self.channels.lock().expect("peers lock");
+        let channel = match channels.get(addr) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Endpoint::from_shared(format!("http://{addr}"))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(5))
+                    .keep_alive_timeout(Duration::from_secs(5))
+                    .connect_lazy();
+                channels.insert(addr.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(RaftTransportClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// An envelope addressed to `target` in `group`.
+    pub fn envelope(&self, group: GroupId, target: NodeId, payload: Vec<u8>) -> Envelope {
+        Envelope {
+            cluster_id: self.cluster_id.clone(),
+            group_id: group.0,
+            target_node: target,
+            payload,
+        }
+    }
+}

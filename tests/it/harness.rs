@@ -1,0 +1,275 @@
+//! Starts real `goscheduler` node processes on free loopback ports, kills and restarts
+//! them, and talks to them over HTTP and through `goschedctl`. Waits poll real state
+//! (health, Raft status) with deadlines instead of sleeping fixed times.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_goscheduler");
+pub const CTL: &str = env!("CARGO_BIN_EXE_goschedctl");
+pub const SHARDS: u32 = 8;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct NodeProc {
+    pub id: u64,
+    pub http: String,
+    pub grpc: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    /// Configs, data and logs of every node; removed when the cluster is dropped.
+    _dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+    pub http: reqwest::Client,
+}
+
+/// Extra TOML for every node's config.
+#[derive(Default)]
+pub struct Options {
+    /// Top-level keys.
+    pub top: &'static str,
+    /// Keys of the `[raft]` table.
+    pub raft: &'static str,
+}
+
+impl Cluster {
+    /// Starts `n` nodes (node 1 bootstraps) and waits until every node is healthy.
+    pub async fn start(n: u64, opts: Options) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let addrs: Vec<(String, String)> = (0..n)
+            .map(|_| {
+                (
+                    format!("127.0.0.1:{}", free_port()),
+                    format!("127.0.0.1:{}", free_port()),
+                )
+            })
+            .collect();
+        let peers: String = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, (http, grpc))| {
+                format!(
+                    "[[peers]]\nid = {}\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let mut nodes = vec![];
+        for (i, (http, grpc)) in addrs.iter().enumerate() {
+            let id = i as u64 + 1;
+            let config = dir.path().join(format!("node{id}.toml"));
+            let text = format!(
+                "node_id = {id}\ncluster_id = \"it\"\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n\
+                 data_dir = \"{}\"\nshards = {SHARDS}\nbootstrap = {}\n{}\n\
+                 [raft]\nheartbeat_ms = 100\nelection_min_ms = 800\nelection_max_ms = 1600\n{}\n\n{peers}",
+                dir.path().join(format!("data{id}")).display(),
+                id == 1,
+                opts.top,
+                opts.raft,
+            );
+            fs::write(&config, text).unwrap();
+            nodes.push(NodeProc {
+                id,
+                http: http.clone(),
+                grpc: grpc.clone(),
+                config,
+                log: dir.path().join(format!("node{id}.log")),
+                child: None,
+            });
+        }
+        let mut cluster = Cluster {
+            _dir: dir,
+            nodes,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        };
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        for id in 1..=n {
+            cluster.wait_healthy(id, Duration::from_secs(60)).await;
+        }
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &NodeProc {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&node.config)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn goscheduler");
+        node.child = Some(child);
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        if let Some(mut c) = node.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub async fn restart(&mut self, id: u64) {
+        self.spawn(id);
+        self.wait_healthy(id, Duration::from_secs(60)).await;
+    }
+
+    pub fn url(&self, id: u64, path: &str) -> String {
+        format!("http://{}{}", self.node(id).http, path)
+    }
+
+    pub async fn wait_healthy(&self, id: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = self
+                .http
+                .get(self.url(id, "/goscheduler/healthcheck"))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} not healthy in {within:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends a request and returns (HTTP status, JSON body).
+    pub async fn call(
+        &self,
+        id: u64,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(id, path))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                (status, json)
+            }
+            Err(e) => (0, Value::String(e.to_string())),
+        }
+    }
+
+    /// `goschedctl --addr <node> <args>`: its stdout, or a panic with its stderr.
+    pub fn ctl(&self, id: u64, args: &[&str]) -> String {
+        let out = Command::new(CTL)
+            .arg("--addr")
+            .arg(&self.node(id).grpc)
+            .args(args)
+            .output()
+            .expect("run goschedctl");
+        assert!(
+            out.status.success(),
+            "goschedctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `goschedctl status --json` through node `id`.
+    pub fn status(&self, id: u64) -> Value {
+        serde_json::from_str(&self.ctl(id, &["status", "--json"])).unwrap()
+    }
+
+    /// The leader of `group` as node `via` reports it.
+    pub fn leader_of(&self, via: u64, group: u64) -> Option<u64> {
+        let s = self.status(via);
+        let node = s["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["node_id"] == via)?
+            .clone();
+        let g = node["groups"]
+            .as_array()?
+            .iter()
+            .find(|g| g["group_id"] == group)?
+            .clone();
+        g["leader"].as_u64().filter(|l| *l != 0)
+    }
+
+    /// Polls `check` every 200 ms until it returns true or `within` passes.
+    pub async fn eventually(&self, what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The tail of every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let text = fs::read_to_string(&n.log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- node {} ---\n{}", n.id, tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

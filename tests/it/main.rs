@@ -1,0 +1,7 @@
+//! Integration tests: real node processes, real RocksDB, real gRPC and HTTP.
+
+mod apps_cluster;
+mod bad_input;
+mod harness;
+mod status;
+mod storage_suite;

@@ -1,0 +1,85 @@
+//! `goschedctl status --json` on a fresh 3-node cluster: 1 + shards groups, 3 voters and one
+//! agreed leader each, shard leaders spread over all 3 nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Cluster, Options, SHARDS};
+
+/// One group as all nodes report it.
+#[derive(Default)]
+struct GroupView {
+    /// The leader each node names.
+    reported: BTreeSet<u64>,
+    /// The nodes whose role is Leader.
+    self_leaders: BTreeSet<u64>,
+    /// The voters each node lists.
+    voters: Vec<Vec<u64>>,
+}
+
+fn summarize(status: &Value) -> BTreeMap<u64, GroupView> {
+    let mut out: BTreeMap<u64, GroupView> = BTreeMap::new();
+    for node in status["nodes"].as_array().unwrap() {
+        let id = node["node_id"].as_u64().unwrap();
+        for g in node["groups"].as_array().unwrap() {
+            let e = out.entry(g["group_id"].as_u64().unwrap()).or_default();
+            e.reported.insert(g["leader"].as_u64().unwrap());
+            if g["role"] == "Leader" {
+                e.self_leaders.insert(id);
+            }
+            let voters = g["voters"].as_array().unwrap();
+            e.voters
+                .push(voters.iter().map(|v| v.as_u64().unwrap()).collect());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_every_group_replicated_with_leaders_spread() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let mut last = Value::Null;
+    let spread = |status: &Value| {
+        let groups = summarize(status);
+        let leaders: BTreeSet<u64> = groups
+            .iter()
+            .filter(|(g, _)| **g != 0)
+            .flat_map(|(_, v)| v.self_leaders.iter().copied())
+            .collect();
+        groups.len() == 1 + SHARDS as usize
+            && groups.values().all(|v| {
+                v.reported.len() == 1
+                    && !v.reported.contains(&0)
+                    && v.self_leaders.len() == 1
+                    && v.voters.len() == 3
+                    && v.voters.iter().all(|v| v == &vec![1, 2, 3])
+            })
+            && leaders == BTreeSet::from([1, 2, 3])
+    };
+    cluster
+        .eventually(
+            "leaders agreed and spread over 3 nodes",
+            Duration::from_secs(40),
+            || {
+                last = cluster.status(2);
+                spread(&last)
+            },
+        )
+        .await;
+    assert_eq!(last["nodes"].as_array().unwrap().len(), 3);
+    assert!(last["unreachable"].as_array().unwrap().is_empty());
+
+    // The table form names every group on every node.
+    let table = cluster.ctl(1, &["status"]);
+    assert!(
+        table.contains("meta") && table.contains("shard-7"),
+        "{table}"
+    );
+    assert_eq!(
+        table.lines().count(),
+        1 + 3 * (1 + SHARDS as usize),
+        "{table}"
+    );
+}
