@@ -144,14 +144,38 @@ impl Router {
             .client(&node.grpc_addr)
             .map_err(|e| RouteError::Unavailable(e.to_string()))?;
         let envelope = self.peers.envelope(group, target, payload);
+        // A write that may have reached the leader must not be retried blindly: it could
+        // apply twice. Only failures that prove it was never delivered are retryable.
+        let maybe_delivered = |what: String| match req {
+            Forwarded::Write(_) => RouteError::Indeterminate(format!(
+                "{what}; the write may or may not have been applied"
+            )),
+            Forwarded::Read(_) => RouteError::Unavailable(what),
+        };
         let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(envelope))
             .await
-            .map_err(|_| RouteError::Unavailable(format!("forward to node {target} timed out")))?
+            .map_err(|_| maybe_delivered(format!("forward to node {target} timed out")))?
             .map_err(|s| {
-                RouteError::Unavailable(format!("forward to node {target}: {}", s.message()))
+                let what = format!("forward to node {target}: {}", s.message());
+                if never_delivered(&s) {
+                    RouteError::Unavailable(what)
+                } else {
+                    maybe_delivered(what)
+                }
             })?;
         let result: Result<ForwardedReply, RouteError> =
             decode(&reply.into_inner().payload).map_err(|e| RouteError::Internal(e.to_string()))?;
         result
+    }
+}
+
+/// Whether a failed forward certainly never ran on the target: it could not connect, or
+/// the target refused the envelope before looking at the request.
+fn never_delivered(s: &tonic::Status) -> bool {
+    use tonic::Code;
+    match s.code() {
+        Code::FailedPrecondition | Code::NotFound | Code::InvalidArgument => true,
+        Code::Unavailable => s.message().contains("connect"),
+        _ => false,
     }
 }

@@ -33,8 +33,9 @@ pub struct NodeProc {
 
 pub struct Cluster {
     /// Configs, data and logs of every node; removed when the cluster is dropped.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub nodes: Vec<NodeProc>,
+    opts: Options,
     pub http: reqwest::Client,
 }
 
@@ -47,59 +48,34 @@ pub struct Options {
     pub raft: &'static str,
 }
 
+fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+fn peer_toml(id: u64, http: &str, grpc: &str) -> String {
+    format!("[[peers]]\nid = {id}\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n")
+}
+
 impl Cluster {
     /// Starts `n` nodes (node 1 bootstraps) and waits until every node is healthy.
     pub async fn start(n: u64, opts: Options) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let addrs: Vec<(String, String)> = (0..n)
-            .map(|_| {
-                (
-                    format!("127.0.0.1:{}", free_port()),
-                    format!("127.0.0.1:{}", free_port()),
-                )
-            })
-            .collect();
-        let peers: String = addrs
-            .iter()
-            .enumerate()
-            .map(|(i, (http, grpc))| {
-                format!(
-                    "[[peers]]\nid = {}\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n",
-                    i + 1
-                )
-            })
-            .collect();
-        let mut nodes = vec![];
-        for (i, (http, grpc)) in addrs.iter().enumerate() {
-            let id = i as u64 + 1;
-            let config = dir.path().join(format!("node{id}.toml"));
-            let text = format!(
-                "node_id = {id}\ncluster_id = \"it\"\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n\
-                 data_dir = \"{}\"\nshards = {SHARDS}\nbootstrap = {}\n{}\n\
-                 [raft]\nheartbeat_ms = 100\nelection_min_ms = 800\nelection_max_ms = 1600\n{}\n\n{peers}",
-                dir.path().join(format!("data{id}")).display(),
-                id == 1,
-                opts.top,
-                opts.raft,
-            );
-            fs::write(&config, text).unwrap();
-            nodes.push(NodeProc {
-                id,
-                http: http.clone(),
-                grpc: grpc.clone(),
-                config,
-                log: dir.path().join(format!("node{id}.log")),
-                child: None,
-            });
-        }
         let mut cluster = Cluster {
-            _dir: dir,
-            nodes,
+            dir: tempfile::tempdir().unwrap(),
+            nodes: vec![],
+            opts,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
         };
+        let addrs: Vec<(String, String)> = (0..n).map(|_| (free_addr(), free_addr())).collect();
+        let peers: String = (1..=n)
+            .zip(&addrs)
+            .map(|(id, (http, grpc))| peer_toml(id, http, grpc))
+            .collect();
+        for (id, (http, grpc)) in (1..=n).zip(addrs) {
+            cluster.add_node_config(id, http, grpc, id == 1, &peers);
+        }
         for id in 1..=n {
             cluster.spawn(id);
         }
@@ -107,6 +83,46 @@ impl Cluster {
             cluster.wait_healthy(id, Duration::from_secs(60)).await;
         }
         cluster
+    }
+
+    /// Writes the config of node `id` and registers it (not started).
+    fn add_node_config(
+        &mut self,
+        id: u64,
+        http: String,
+        grpc: String,
+        bootstrap: bool,
+        peers: &str,
+    ) {
+        let dir = self.dir.path();
+        let config = dir.join(format!("node{id}.toml"));
+        let text = format!(
+            "node_id = {id}\ncluster_id = \"it\"\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n\
+             data_dir = \"{}\"\nshards = {SHARDS}\nbootstrap = {bootstrap}\n{}\n\
+             [raft]\nheartbeat_ms = 100\nelection_min_ms = 800\nelection_max_ms = 1600\n{}\n\n{peers}",
+            dir.join(format!("data{id}")).display(),
+            self.opts.top,
+            self.opts.raft,
+        );
+        fs::write(&config, text).unwrap();
+        self.nodes.push(NodeProc {
+            id,
+            http,
+            grpc,
+            config,
+            log: dir.join(format!("node{id}.log")),
+            child: None,
+        });
+    }
+
+    /// Starts a new node that does not bootstrap: it serves once `goschedctl add-node` adds it.
+    pub fn spawn_joiner(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let (http, grpc) = (free_addr(), free_addr());
+        let peers = peer_toml(id, &http, &grpc);
+        self.add_node_config(id, http, grpc, false, &peers);
+        self.spawn(id);
+        id
     }
 
     pub fn node(&self, id: u64) -> &NodeProc {

@@ -3,5 +3,6 @@
 mod apps_cluster;
 mod bad_input;
 mod harness;
+mod membership;
 mod status;
 mod storage_suite;
