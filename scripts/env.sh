@@ -6,7 +6,7 @@ export ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BIN_DIR="$CARGO_TARGET_DIR/release"
 
 ensure_system_packages() {
-    if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    if ! dpkg -s libclang-dev >/dev/null 2>&1 || ! dpkg -s clang >/dev/null 2>&1; then
         echo "installing clang and libclang-dev (needed to build RocksDB's bindings)" >&2
         local sudo=""
         [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -1,6 +1,7 @@
 //! App endpoints: register, list, activate, deactivate.
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -43,8 +44,11 @@ fn app_result(result: CommandResult) -> Result<App, ApiError> {
     }
 }
 
-pub async fn register(State(gw): State<Gateway>, body: Bytes) -> Result<Response, ApiError> {
-    let req: RegisterApp = parse_body(&body)?;
+pub async fn register(
+    State(gw): State<Gateway>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: RegisterApp = parse_body(&body?)?;
     let app_id = req.app_id.unwrap_or_default();
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let partitions = match req.partitions.unwrap_or(0) {
@@ -75,8 +79,9 @@ pub struct ListParams {
 
 pub async fn list(
     State(gw): State<Gateway>,
-    Query(params): Query<ListParams>,
+    params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(params) = params?;
     let query = match params.app_id.filter(|s| !s.is_empty()) {
         Some(app_id) => {
             validate_app_id(&app_id).map_err(ApiError::bad_request)?;

@@ -77,6 +77,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A body the framework refused to read (too large, broken stream) keeps its status.
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        ApiError::new(
+            r.status().as_u16(),
+            format!("invalid request body: {}", r.body_text()),
+        )
+    }
+}
+
+/// A query string that does not parse into the endpoint's parameters.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request(format!("invalid query parameters: {}", r.body_text()))
+    }
+}
+
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         match e {
