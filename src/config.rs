@@ -29,6 +29,13 @@ impl Peer {
     }
 }
 
+/// Dial a peer at another address than the one it advertises (a port map, a proxy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dial {
+    pub id: NodeId,
+    pub grpc_addr: String,
+}
+
 /// Raft timing and log compaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -78,6 +85,8 @@ pub struct Config {
     pub peers: Vec<Peer>,
     /// Keep shard leaders spread over the voters (leader transfer on start and on return).
     pub balance_leaders: bool,
+    /// Per-peer dial addresses overriding what peers advertise (this node only).
+    pub dial: Vec<Dial>,
     pub raft: RaftSettings,
 }
 
@@ -94,6 +103,7 @@ impl Default for Config {
             bootstrap: true,
             peers: vec![],
             balance_leaders: true,
+            dial: vec![],
             raft: RaftSettings::default(),
         }
     }
@@ -173,6 +183,14 @@ impl Config {
             ..Default::default()
         };
         Ok(c.validate()?)
+    }
+
+    /// The dial overrides by node id.
+    pub fn dial_map(&self) -> std::collections::HashMap<NodeId, String> {
+        self.dial
+            .iter()
+            .map(|d| (d.id, d.grpc_addr.clone()))
+            .collect()
     }
 
     pub fn heartbeat(&self) -> Duration {

@@ -29,7 +29,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)?;
     let db = store::open(&config.data_dir.join("db"))?;
-    let peers = Arc::new(Peers::new(config.cluster_id.clone()));
+    let peers = Arc::new(Peers::new(config.cluster_id.clone(), config.dial_map()));
     let raft_config = Arc::new(config.openraft_config()?);
     let groups = Arc::new(
         Groups::open(
@@ -57,6 +57,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let grpc = tokio::spawn(serve_grpc(
         config.clone(),
         groups.clone(),
+        peers.clone(),
         grpc_listener,
         stop_rx.clone(),
     ));
@@ -102,6 +103,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 async fn serve_grpc(
     config: Arc<Config>,
     groups: Arc<Groups>,
+    peers: Arc<Peers>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -120,7 +122,7 @@ async fn serve_grpc(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(AdminServer::new(AdminService::new(config, groups)))
+        .add_service(AdminServer::new(AdminService::new(config, groups, peers)))
         .add_service(reflection)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = stop.changed().await;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use super::{membership, status};
@@ -16,6 +15,7 @@ use crate::proto::admin::{
     TransferLeaderRequest,
 };
 use crate::raft::group::{Group, Groups};
+use crate::raft::peers::Peers;
 use crate::raft::types::{GroupId, NodeId, NodeInfo};
 use crate::router::local::known_leader;
 
@@ -25,11 +25,29 @@ const TRANSFER_WAIT: Duration = Duration::from_secs(10);
 pub struct AdminService {
     config: Arc<Config>,
     groups: Arc<Groups>,
+    peers: Arc<Peers>,
 }
 
 impl AdminService {
-    pub fn new(config: Arc<Config>, groups: Arc<Groups>) -> Self {
-        AdminService { config, groups }
+    pub fn new(config: Arc<Config>, groups: Arc<Groups>, peers: Arc<Peers>) -> Self {
+        AdminService {
+            config,
+            groups,
+            peers,
+        }
+    }
+
+    /// An admin client on the shared channel to the leader `id`.
+    fn admin_client(
+        &self,
+        id: NodeId,
+        node: &NodeInfo,
+    ) -> Result<AdminClient<tonic::transport::Channel>, Status> {
+        let channel = self
+            .peers
+            .channel(id, &node.grpc_addr)
+            .map_err(|e| Status::unavailable(format!("node {id} unreachable: {e}")))?;
+        Ok(AdminClient::new(channel))
     }
 
     /// The groups a request names: one by id, or all of them.
@@ -51,19 +69,6 @@ impl AdminService {
             None => Err(Status::unavailable(format!("{} has no leader", group.id))),
         }
     }
-}
-
-async fn admin_client(node: &NodeInfo) -> Result<AdminClient<tonic::transport::Channel>, Status> {
-    let channel = Endpoint::from_shared(format!("http://{}", node.grpc_addr))
-        .map_err(|e| Status::internal(e.to_string()))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(60))
-        .connect()
-        .await
-        .map_err(|e| {
-            Status::unavailable(format!("leader at {} unreachable: {e}", node.grpc_addr))
-        })?;
-    Ok(AdminClient::new(channel))
 }
 
 fn action(lines: Vec<String>) -> Response<ActionReply> {
@@ -102,7 +107,10 @@ impl Admin for AdminService {
                     all_groups: false,
                     to_node: req.to_node,
                 };
-                let reply = admin_client(&node).await?.transfer_leader(one).await?;
+                let reply = self
+                    .admin_client(leader, &node)?
+                    .transfer_leader(one)
+                    .await?;
                 lines.push(format!(
                     "(via leader {leader}) {}",
                     reply.into_inner().message
@@ -157,14 +165,13 @@ impl Admin for AdminService {
         let mut lines = Vec::new();
         for g in self.select(req.group_id, req.all_groups)? {
             let line = match self.remote_leader(g)? {
-                Some((_, node)) => {
+                Some((leader, node)) => {
                     let one = AddNodeRequest {
                         group_id: g.id.0,
                         all_groups: false,
                         ..req.clone()
                     };
-                    admin_client(&node)
-                        .await?
+                    self.admin_client(leader, &node)?
                         .add_node(one)
                         .await?
                         .into_inner()
@@ -187,14 +194,13 @@ impl Admin for AdminService {
         let mut lines = Vec::new();
         for g in self.select(req.group_id, req.all_groups)? {
             let line = match self.remote_leader(g)? {
-                Some((_, node)) => {
+                Some((leader, node)) => {
                     let one = RemoveNodeRequest {
                         node_id: req.node_id,
                         group_id: g.id.0,
                         all_groups: false,
                     };
-                    admin_client(&node)
-                        .await?
+                    self.admin_client(leader, &node)?
                         .remove_node(one)
                         .await?
                         .into_inner()

@@ -65,7 +65,9 @@ fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
 
 impl PeerClient {
     fn client(&self) -> Result<RaftTransportClient<Channel>, Unreachable<TypeConfig>> {
-        self.peers.client(&self.addr).map_err(unreachable)
+        self.peers
+            .client(self.target, &self.addr)
+            .map_err(unreachable)
     }
 
     fn envelope<T: serde::Serialize>(&self, msg: &T) -> RpcResult<Envelope> {

@@ -19,13 +19,16 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// The node's connections to its peers, keyed by gRPC address.
 pub struct Peers {
     cluster_id: String,
+    /// Addresses to dial instead of what a peer advertises (port maps, proxies).
+    dial: HashMap<NodeId, String>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Peers {
-    pub fn new(cluster_id: String) -> Self {
+    pub fn new(cluster_id: String, dial: HashMap<NodeId, String>) -> Self {
         Peers {
             cluster_id,
+            dial,
             channels: Mutex::new(HashMap::new()),
         }
     }
@@ -34,11 +37,21 @@ impl Peers {
         &self.cluster_id
     }
 
-    /// A client on the shared channel to `addr` (connected lazily, reconnected on demand).
+    /// A transport client on the shared channel to node `target`, advertised at `addr`.
     pub fn client(
         &self,
+        target: NodeId,
         addr: &str,
     ) -> Result<RaftTransportClient<Channel>, tonic::transport::Error> {
+        Ok(RaftTransportClient::new(self.channel(target, addr)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// The shared channel to node `target`, advertised at `addr` (connected lazily,
+    /// reconnected on demand).
+    pub fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let addr = self.dial.get(&target).map(String::as_str).unwrap_or(addr);
         let mut channels = self.channels.lock().expect("peers lock");
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
@@ -53,9 +66,7 @@ impl Peers {
                 c
             }
         };
-        Ok(RaftTransportClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        Ok(channel)
     }
 
     /// An envelope addressed to `target` in `group`.

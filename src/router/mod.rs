@@ -141,7 +141,7 @@ impl Router {
         let payload = encode(req).map_err(|e| RouteError::Internal(e.to_string()))?;
         let mut client = self
             .peers
-            .client(&node.grpc_addr)
+            .client(target, &node.grpc_addr)
             .map_err(|e| RouteError::Unavailable(e.to_string()))?;
         let envelope = self.peers.envelope(group, target, payload);
         // A write that may have reached the leader must not be retried blindly: it could

@@ -60,6 +60,7 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
         Options {
             top: "balance_leaders = false",
             raft: "keep_after_snapshot = 0\nsnapshot_every = 100000",
+            ..Options::default()
         },
     )
     .await;

@@ -153,8 +153,17 @@ async fn bad_app_requests_get_4xx_in_the_envelope_and_harm_nothing() {
     }
 
     let huge = format!(r#"{{"appId":"big","pad":"{}"}}"#, "x".repeat(3 << 20));
-    let (status, reply) = cluster.call(2, Method::POST, "/goscheduler/apps", Some(&huge)).await;
-    assert_fail("3 MiB body", status, &reply, 413, 413, "invalid request body");
+    let (status, reply) = cluster
+        .call(2, Method::POST, "/goscheduler/apps", Some(&huge))
+        .await;
+    assert_fail(
+        "3 MiB body",
+        status,
+        &reply,
+        413,
+        413,
+        "invalid request body",
+    );
 
     let calls: Vec<(&str, Method, &str, u16, u64, &str)> = vec![
         (

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::proxy::Proxy;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_goscheduler");
 pub const CTL: &str = env!("CARGO_BIN_EXE_goschedctl");
 pub const SHARDS: u32 = 8;
@@ -36,6 +38,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     pub nodes: Vec<NodeProc>,
     opts: Options,
+    /// Proxies of the node-to-node links, by (from, to), when `proxied`.
+    links: std::collections::HashMap<(u64, u64), Proxy>,
     pub http: reqwest::Client,
 }
 
@@ -46,6 +50,8 @@ pub struct Options {
     pub top: &'static str,
     /// Keys of the `[raft]` table.
     pub raft: &'static str,
+    /// Route every node-to-node link through a test-owned proxy (see [`Cluster::isolate`]).
+    pub proxied: bool,
 }
 
 fn free_addr() -> String {
@@ -63,6 +69,7 @@ impl Cluster {
             dir: tempfile::tempdir().unwrap(),
             nodes: vec![],
             opts,
+            links: Default::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
@@ -73,8 +80,18 @@ impl Cluster {
             .zip(&addrs)
             .map(|(id, (http, grpc))| peer_toml(id, http, grpc))
             .collect();
+        for (from, to) in (1..=n).flat_map(|a| (1..=n).map(move |b| (a, b))) {
+            if cluster.opts.proxied && from != to {
+                let proxy = Proxy::start(addrs[(to - 1) as usize].1.clone()).await;
+                cluster.links.insert((from, to), proxy);
+            }
+        }
         for (id, (http, grpc)) in (1..=n).zip(addrs) {
-            cluster.add_node_config(id, http, grpc, id == 1, &peers);
+            let dial: String = (1..=n)
+                .filter_map(|to| cluster.links.get(&(id, to)).map(|p| (to, p)))
+                .map(|(to, p)| format!("[[dial]]\nid = {to}\ngrpc_addr = \"{}\"\n", p.addr))
+                .collect();
+            cluster.add_node_config(id, http, grpc, id == 1, &format!("{peers}\n{dial}"));
         }
         for id in 1..=n {
             cluster.spawn(id);
@@ -123,6 +140,20 @@ impl Cluster {
         self.add_node_config(id, http, grpc, false, &peers);
         self.spawn(id);
         id
+    }
+
+    /// Cuts every link between node `id` and the others, both ways.
+    pub fn isolate(&self, id: u64) {
+        for ((from, to), p) in &self.links {
+            if *from == id || *to == id {
+                p.cut();
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal_all(&self) {
+        self.links.values().for_each(Proxy::heal);
     }
 
     pub fn node(&self, id: u64) -> &NodeProc {

@@ -4,5 +4,7 @@ mod apps_cluster;
 mod bad_input;
 mod harness;
 mod membership;
+mod partition;
+mod proxy;
 mod status;
 mod storage_suite;
