@@ -29,7 +29,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)?;
     let db = store::open(&config.data_dir.join("db"))?;
-    let peers = Arc::new(Peers::new(config.cluster_id.clone(), config.dial_map()));
+    let peers = Arc::new(Peers::new(
+        config.cluster_id.clone(),
+        config.shards,
+        config.dial_map(),
+    ));
     let raft_config = Arc::new(config.openraft_config()?);
     let groups = Arc::new(
         Groups::open(
@@ -107,12 +111,7 @@ async fn serve_grpc(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let transport = TransportService::new(
-        config.node_id,
-        config.cluster_id.clone(),
-        groups.clone(),
-        config.data_dir.join("snapshots").join("incoming"),
-    );
+    let transport = TransportService::new(&config, groups.clone());
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;

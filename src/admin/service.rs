@@ -22,6 +22,12 @@ use crate::router::local::known_leader;
 /// How long a leader transfer may take before it is reported as not done.
 const TRANSFER_WAIT: Duration = Duration::from_secs(10);
 
+/// A membership change, run on a group's leader.
+enum MembershipOp {
+    Add(NodeId, NodeInfo),
+    Remove(NodeId),
+}
+
 pub struct AdminService {
     config: Arc<Config>,
     groups: Arc<Groups>,
@@ -59,6 +65,51 @@ impl AdminService {
             .get(GroupId(group_id))
             .map(|g| vec![g])
             .ok_or_else(|| Status::not_found(format!("no group {group_id}")))
+    }
+
+    /// Runs `op` on each selected group's leader: here, or forwarded as a one-group request.
+    async fn on_leaders(
+        &self,
+        group_id: u64,
+        all: bool,
+        op: &MembershipOp,
+    ) -> Result<Vec<String>, Status> {
+        let mut lines = Vec::new();
+        for g in self.select(group_id, all)? {
+            let line = match self.remote_leader(g)? {
+                Some((leader, node)) => {
+                    let mut client = self.admin_client(leader, &node)?;
+                    let reply = match op {
+                        MembershipOp::Add(id, info) => {
+                            let one = AddNodeRequest {
+                                node_id: *id,
+                                grpc_addr: info.grpc_addr.clone(),
+                                http_addr: info.http_addr.clone(),
+                                group_id: g.id.0,
+                                all_groups: false,
+                            };
+                            client.add_node(one).await?
+                        }
+                        MembershipOp::Remove(id) => {
+                            let one = RemoveNodeRequest {
+                                node_id: *id,
+                                group_id: g.id.0,
+                                all_groups: false,
+                            };
+                            client.remove_node(one).await?
+                        }
+                    };
+                    reply.into_inner().message
+                }
+                None => match op {
+                    MembershipOp::Add(id, info) => membership::add_node(g, *id, info.clone()).await,
+                    MembershipOp::Remove(id) => membership::remove_node(g, *id).await,
+                }
+                .map_err(Status::failed_precondition)?,
+            };
+            lines.push(line);
+        }
+        Ok(lines)
     }
 
     /// The leader of `group` if it is another node, or `None` if it is this one.
@@ -159,31 +210,13 @@ impl Admin for AdminService {
             ));
         }
         let info = NodeInfo {
-            grpc_addr: req.grpc_addr.clone(),
-            http_addr: req.http_addr.clone(),
+            grpc_addr: req.grpc_addr,
+            http_addr: req.http_addr,
         };
-        let mut lines = Vec::new();
-        for g in self.select(req.group_id, req.all_groups)? {
-            let line = match self.remote_leader(g)? {
-                Some((leader, node)) => {
-                    let one = AddNodeRequest {
-                        group_id: g.id.0,
-                        all_groups: false,
-                        ..req.clone()
-                    };
-                    self.admin_client(leader, &node)?
-                        .add_node(one)
-                        .await?
-                        .into_inner()
-                        .message
-                }
-                None => membership::add_node(g, req.node_id, info.clone())
-                    .await
-                    .map_err(Status::failed_precondition)?,
-            };
-            lines.push(line);
-        }
-        Ok(action(lines))
+        let op = MembershipOp::Add(req.node_id, info);
+        Ok(action(
+            self.on_leaders(req.group_id, req.all_groups, &op).await?,
+        ))
     }
 
     async fn remove_node(
@@ -191,28 +224,10 @@ impl Admin for AdminService {
         req: Request<RemoveNodeRequest>,
     ) -> Result<Response<ActionReply>, Status> {
         let req = req.into_inner();
-        let mut lines = Vec::new();
-        for g in self.select(req.group_id, req.all_groups)? {
-            let line = match self.remote_leader(g)? {
-                Some((leader, node)) => {
-                    let one = RemoveNodeRequest {
-                        node_id: req.node_id,
-                        group_id: g.id.0,
-                        all_groups: false,
-                    };
-                    self.admin_client(leader, &node)?
-                        .remove_node(one)
-                        .await?
-                        .into_inner()
-                        .message
-                }
-                None => membership::remove_node(g, req.node_id)
-                    .await
-                    .map_err(Status::failed_precondition)?,
-            };
-            lines.push(line);
-        }
-        Ok(action(lines))
+        let op = MembershipOp::Remove(req.node_id);
+        Ok(action(
+            self.on_leaders(req.group_id, req.all_groups, &op).await?,
+        ))
     }
 
     async fn snapshot(

@@ -19,15 +19,17 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// The node's connections to its peers, keyed by gRPC address.
 pub struct Peers {
     cluster_id: String,
+    shards: u32,
     /// Addresses to dial instead of what a peer advertises (port maps, proxies).
     dial: HashMap<NodeId, String>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Peers {
-    pub fn new(cluster_id: String, dial: HashMap<NodeId, String>) -> Self {
+    pub fn new(cluster_id: String, shards: u32, dial: HashMap<NodeId, String>) -> Self {
         Peers {
             cluster_id,
+            shards,
             dial,
             channels: Mutex::new(HashMap::new()),
         }
@@ -73,6 +75,7 @@ impl Peers {
     pub fn envelope(&self, group: GroupId, target: NodeId, payload: Vec<u8>) -> Envelope {
         Envelope {
             cluster_id: self.cluster_id.clone(),
+            shards: self.shards,
             group_id: group.0,
             target_node: target,
             payload,

@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::group::{Group, Groups};
 use super::snapshot::{self, SnapshotFile};
-use super::types::{GroupId, NodeId, TypeConfig, Vote};
+use super::types::{GroupId, NodeId, Raft, TypeConfig, Vote};
+use crate::config::Config;
 use crate::proto::raft::raft_transport_server::RaftTransport;
 use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
 use crate::router::{local, Forwarded, RouteError};
@@ -19,24 +20,39 @@ use crate::store::{decode, encode};
 pub struct TransportService {
     node_id: NodeId,
     cluster_id: String,
+    shards: u32,
     groups: Arc<Groups>,
     /// Where incoming snapshot streams are written before they are installed.
     incoming_dir: PathBuf,
 }
 
 impl TransportService {
-    pub fn new(
-        node_id: NodeId,
-        cluster_id: String,
-        groups: Arc<Groups>,
-        incoming_dir: PathBuf,
-    ) -> Self {
+    pub fn new(config: &Config, groups: Arc<Groups>) -> Self {
         TransportService {
-            node_id,
-            cluster_id,
+            node_id: config.node_id,
+            cluster_id: config.cluster_id.clone(),
+            shards: config.shards,
             groups,
-            incoming_dir,
+            incoming_dir: config.data_dir.join("snapshots").join("incoming"),
         }
+    }
+
+    /// Decodes a Raft RPC, hands it to its group's Raft and encodes the answer.
+    async fn serve<Req, Resp, E, Fut>(
+        &self,
+        req: Request<Envelope>,
+        call: impl FnOnce(Raft, Req) -> Fut,
+    ) -> Result<Response<Reply>, Status>
+    where
+        Req: serde::de::DeserializeOwned,
+        Resp: serde::Serialize,
+        E: std::fmt::Display,
+        Fut: std::future::Future<Output = Result<Resp, E>>,
+    {
+        let e = req.into_inner();
+        let raft = self.group(&e)?.raft.clone();
+        let rpc = decode(&e.payload).map_err(bad_payload)?;
+        reply(&call(raft, rpc).await.map_err(fatal)?)
     }
 
     /// The group an envelope is for, after checking it is meant for this node.
@@ -45,6 +61,12 @@ impl TransportService {
             return Err(Status::failed_precondition(format!(
                 "message for cluster {:?} reached cluster {:?}",
                 e.cluster_id, self.cluster_id
+            )));
+        }
+        if e.shards != self.shards {
+            return Err(Status::failed_precondition(format!(
+                "sender has {} shards, node {} has {}: fix the `shards` setting",
+                e.shards, self.node_id, self.shards
             )));
         }
         if e.target_node != self.node_id {
@@ -76,31 +98,28 @@ fn fatal(e: impl std::fmt::Display) -> Status {
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
     async fn append_entries(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
-        let e = req.into_inner();
-        let g = self.group(&e)?;
-        let rpc = decode(&e.payload).map_err(bad_payload)?;
-        reply(&g.raft.append_entries(rpc).await.map_err(fatal)?)
+        self.serve(
+            req,
+            |raft, rpc| async move { raft.append_entries(rpc).await },
+        )
+        .await
     }
 
     async fn vote(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
-        let e = req.into_inner();
-        let g = self.group(&e)?;
-        let rpc = decode(&e.payload).map_err(bad_payload)?;
-        reply(&g.raft.vote(rpc).await.map_err(fatal)?)
+        self.serve(req, |raft, rpc| async move { raft.vote(rpc).await })
+            .await
     }
 
     async fn pre_vote(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
-        let e = req.into_inner();
-        let g = self.group(&e)?;
-        let rpc = decode(&e.payload).map_err(bad_payload)?;
-        reply(&g.raft.pre_vote(rpc).await.map_err(fatal)?)
+        self.serve(req, |raft, rpc| async move { raft.pre_vote(rpc).await })
+            .await
     }
 
     async fn transfer_leader(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
-        let e = req.into_inner();
-        let g = self.group(&e)?;
-        let rpc = decode(&e.payload).map_err(bad_payload)?;
-        reply(&g.raft.handle_transfer_leader(rpc).await.map_err(fatal)?)
+        self.serve(req, |raft, rpc| async move {
+            raft.handle_transfer_leader(rpc).await
+        })
+        .await
     }
 
     async fn install_snapshot(

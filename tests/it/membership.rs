@@ -49,18 +49,20 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
         cluster.node(new).grpc.clone(),
         cluster.node(new).http.clone(),
     );
-    let out = cluster.ctl(
-        2,
-        &[
+    let add = |via: u64| {
+        let id = new.to_string();
+        let args = [
             "add-node",
             "--id",
-            &new.to_string(),
+            &id,
             "--grpc-addr",
             &grpc,
             "--http-addr",
             &http,
-        ],
-    );
+        ];
+        cluster.ctl(via, &args)
+    };
+    let out = add(2);
     assert_eq!(out.lines().count(), 1 + SHARDS as usize, "{out}");
     assert!(
         out.lines()
@@ -71,18 +73,7 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
         .iter()
         .all(|v| v == &vec![1, 2, 3, new]));
     // Adding it again changes nothing.
-    let again = cluster.ctl(
-        3,
-        &[
-            "add-node",
-            "--id",
-            &new.to_string(),
-            "--grpc-addr",
-            &grpc,
-            "--http-addr",
-            &http,
-        ],
-    );
+    let again = add(3);
     assert!(
         again.lines().all(|l| l.contains("already a voter")),
         "{again}"
