@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::meta::app::App;
+use crate::schedule::Schedule;
 
 /// A state change, proposed to one group's log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +18,10 @@ pub enum Command {
     RegisterApp { app: App },
     /// Activate (`active = true`) or deactivate an app.
     SetAppActive { app_id: String, active: bool },
+    /// Store new schedules in a shard (ids, partitions and times stamped by the proposer).
+    CreateSchedules { schedules: Vec<Schedule> },
+    /// Delete a one-time schedule.
+    DeleteSchedule { id: Uuid },
 }
 
 impl std::fmt::Display for Command {
@@ -24,6 +31,10 @@ impl std::fmt::Display for Command {
             Command::SetAppActive { app_id, active } => {
                 write!(f, "SetAppActive({app_id}, {active})")
             }
+            Command::CreateSchedules { schedules } => {
+                write!(f, "CreateSchedules({} schedules)", schedules.len())
+            }
+            Command::DeleteSchedule { id } => write!(f, "DeleteSchedule({id})"),
         }
     }
 }
@@ -34,6 +45,7 @@ pub enum CommandResult {
     /// Nothing to report (blank and membership entries).
     None,
     App(App),
+    Schedules(Vec<Schedule>),
     /// The command was valid to propose but the state it met refused it.
     Rejected(Rejection),
 }
@@ -55,6 +67,8 @@ pub enum RejectReason {
     AlreadyActivated,
     /// The request conflicts with what is stored (API code 400).
     Conflict,
+    /// What the command names does not exist (API code 404).
+    NotFound,
 }
 
 impl Rejection {
@@ -73,9 +87,12 @@ pub enum Query {
     GetApp { app_id: String },
     /// Every app, ordered by id.
     ListApps,
+    /// One schedule by id.
+    GetSchedule { id: Uuid },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum QueryResult {
     Apps(Vec<App>),
+    Schedules(Vec<Schedule>),
 }

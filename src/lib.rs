@@ -16,5 +16,6 @@ pub mod node;
 pub mod proto;
 pub mod raft;
 pub mod router;
+pub mod schedule;
 pub mod shard;
 pub mod store;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::envelope::{ok, ApiError};
 use super::Gateway;
-use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult, RejectReason};
+use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
 use crate::meta::app::{validate_app_id, App, MAX_PARTITIONS};
 use crate::raft::types::GroupId;
 
@@ -34,13 +34,11 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Api
 fn app_result(result: CommandResult) -> Result<App, ApiError> {
     match result {
         CommandResult::App(app) => Ok(app),
-        CommandResult::Rejected(r) => Err(match r.reason {
-            RejectReason::UnregisteredApp => ApiError::new(4001, r.message),
-            RejectReason::AlreadyDeactivated => ApiError::new(4002, r.message),
-            RejectReason::AlreadyActivated => ApiError::new(4003, r.message),
-            RejectReason::Conflict => ApiError::bad_request(r.message),
-        }),
-        CommandResult::None => Err(ApiError::new(500, "internal error: empty apply result")),
+        CommandResult::Rejected(r) => Err(r.into()),
+        CommandResult::None | CommandResult::Schedules(_) => Err(ApiError::new(
+            500,
+            "internal error: unexpected apply result",
+        )),
     }
 }
 
@@ -89,7 +87,12 @@ pub async fn list(
         }
         None => MetaQuery::ListApps,
     };
-    let QueryResult::Apps(apps) = gw.router.read(GroupId::META, query.clone()).await?;
+    let QueryResult::Apps(apps) = gw.router.read(GroupId::META, query.clone()).await? else {
+        return Err(ApiError::new(
+            500,
+            "internal error: unexpected query result",
+        ));
+    };
     if apps.is_empty() {
         return Err(match query {
             MetaQuery::GetApp { app_id } => ApiError::not_found(format!("app {app_id} not found")),

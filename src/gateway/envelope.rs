@@ -11,6 +11,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::command::{RejectReason, Rejection};
 use crate::router::RouteError;
 
 /// A successful reply: `code` is the body's statusCode (200 or 201), `count` its totalCount.
@@ -74,6 +75,20 @@ impl IntoResponse for ApiError {
             }
         });
         (self.http_status(), Json(body)).into_response()
+    }
+}
+
+/// A command apply refused, with the API code of its reason.
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        let code = match r.reason {
+            RejectReason::UnregisteredApp => 4001,
+            RejectReason::AlreadyDeactivated => 4002,
+            RejectReason::AlreadyActivated => 4003,
+            RejectReason::Conflict => 400,
+            RejectReason::NotFound => 404,
+        };
+        ApiError::new(code, r.message)
     }
 }
 

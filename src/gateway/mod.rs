@@ -5,12 +5,13 @@
 pub mod apps;
 pub mod envelope;
 pub mod health;
+pub mod schedules;
 
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 
 use crate::config::Config;
 use crate::router::Router;
@@ -31,6 +32,11 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .route(
             "/goscheduler/apps/{app_id}/deactivate",
             post(apps::deactivate),
+        )
+        .route("/goscheduler/schedules", post(schedules::create))
+        .route(
+            "/goscheduler/schedules/{id}",
+            get(schedules::get).delete(schedules::delete),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

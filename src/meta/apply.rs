@@ -20,6 +20,10 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
     match cmd {
         Command::RegisterApp { app } => register(txn, app),
         Command::SetAppActive { app_id, active } => set_active(txn, app_id, *active),
+        other => Ok(reject(
+            RejectReason::Conflict,
+            &format!("command {other} is not for the meta group"),
+        )),
     }
 }
 
@@ -72,6 +76,9 @@ pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
         Query::ListApps => Ok(QueryResult::Apps(
             reader.scan_prefix(APP_PREFIX, MAX_APPS_LISTED)?,
         )),
+        other => Err(io::Error::other(format!(
+            "query {other:?} is not for the meta group"
+        ))),
     }
 }
 

@@ -15,7 +15,7 @@ use rocksdb::{WriteBatch, DB};
 use super::snapshot::{self, SnapshotFile, LAST_APPLIED, MEMBERSHIP};
 use super::types::{GroupId, GroupKind, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 use super::wal_sync::WalSync;
-use crate::command::{Command, CommandResult, Query, QueryResult, RejectReason, Rejection};
+use crate::command::{Command, CommandResult, Query, QueryResult};
 use crate::store::txn::{SmReader, SmTxn};
 use crate::store::{decode, encode, io_err, keys, CF_SM, CF_SM_META};
 
@@ -76,20 +76,14 @@ impl GroupStateMachine {
         let reader = SmReader::new(&self.db, self.group);
         match self.group.kind() {
             GroupKind::Meta => crate::meta::apply::query(&reader, q),
-            GroupKind::Shard(_) => Err(io::Error::other(format!(
-                "query {q:?} is not served by {}",
-                self.group
-            ))),
+            GroupKind::Shard(_) => crate::shard::apply::query(&reader, q),
         }
     }
 
     fn apply_command(&self, txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
         match self.group.kind() {
             GroupKind::Meta => crate::meta::apply::apply(txn, cmd),
-            GroupKind::Shard(_) => Ok(CommandResult::Rejected(Rejection::new(
-                RejectReason::Conflict,
-                format!("command {cmd} is not accepted by {}", self.group),
-            ))),
+            GroupKind::Shard(_) => crate::shard::apply::apply(txn, cmd),
         }
     }
 

@@ -1,6 +1,9 @@
 //! Shards: the data groups that hold schedules. An app's partition maps onto a shard
 //! deterministically, so every node agrees where a partition's schedules live.
 
+pub mod apply;
+pub mod keys;
+
 use crate::raft::types::GroupId;
 
 /// The shard group holding partition `partition` of app `app_id` in a cluster of `shards`.

@@ -6,5 +6,6 @@ mod harness;
 mod membership;
 mod partition;
 mod proxy;
+mod schedules;
 mod status;
 mod storage_suite;

@@ -1,0 +1,226 @@
+//! Schedule endpoints: create (one-time), get, delete. Each goes to the shard that holds
+//! the schedule: on create the gateway picks the partition (and so the shard) and stamps
+//! the id, time and partition into the command; afterwards the id alone names the shard.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::apps::parse_body;
+use super::envelope::{ok, ApiError};
+use super::Gateway;
+use crate::command::{Command, CommandResult, Query, QueryResult};
+use crate::meta::app::{validate_app_id, App};
+use crate::raft::types::GroupId;
+use crate::schedule::{id, validate, HttpCallback, Schedule, Status};
+use crate::shard::shard_of;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateSchedule {
+    app_id: Option<String>,
+    payload: Option<String>,
+    schedule_time: Option<i64>,
+    cron_expression: Option<String>,
+    callback: Option<CallbackRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackRequest {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    details: Option<CallbackDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackDetails {
+    url: Option<String>,
+    method: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+fn now() -> (i64, u64) {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
+    (d.as_secs() as i64, d.as_millis() as u64)
+}
+
+/// The app as this node's replica of the meta group knows it (a local read: fast, and
+/// an app's registration racing a create is inherently unordered anyway).
+fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
+    let q = Query::GetApp {
+        app_id: app_id.to_string(),
+    };
+    match gw.router.groups().meta().sm.query(&q) {
+        Ok(QueryResult::Apps(mut apps)) if !apps.is_empty() => Ok(apps.remove(0)),
+        Ok(_) => Err(ApiError::new(4001, "unregistered App")),
+        Err(e) => Err(ApiError::new(500, format!("internal error: {e}"))),
+    }
+}
+
+/// The callback of a request, or every problem with it.
+fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Option<HttpCallback> {
+    let Some(cb) = cb else {
+        errors.push("callback is required".into());
+        return None;
+    };
+    errors.extend(validate::callback_type(
+        cb.kind.as_deref().unwrap_or_default(),
+    ));
+    let Some(details) = cb.details else {
+        errors.push("callback details are required".into());
+        return None;
+    };
+    let url = details.url.unwrap_or_default();
+    let method = details.method.unwrap_or_default();
+    errors.extend(validate::url(&url));
+    errors.extend(validate::method(&method));
+    Some(HttpCallback {
+        url,
+        method,
+        headers: details.headers,
+    })
+}
+
+pub async fn create(
+    State(gw): State<Gateway>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CreateSchedule = parse_body(&body?)?;
+    let app_id = req.app_id.unwrap_or_default();
+    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+    let app = registered_app(&gw, &app_id)?;
+    if !app.active {
+        return Err(ApiError::new(
+            4002,
+            format!("app Id {app_id} is deactivated"),
+        ));
+    }
+    if req.cron_expression.is_some() {
+        return Err(ApiError::bad_request(
+            "cronExpression: cron schedules are not available yet in this version",
+        ));
+    }
+    let (now_secs, now_ms) = now();
+    let mut errors = Vec::new();
+    errors.extend(validate::payload(
+        req.payload.as_deref(),
+        validate::DEFAULT_PAYLOAD_LIMIT,
+    ));
+    let callback = check_callback(req.callback, &mut errors);
+    match req.schedule_time {
+        None => errors.push("scheduleTime is required".into()),
+        Some(t) => errors.extend(validate::schedule_time(t, now_secs, &app_id)),
+    }
+    let (Some(callback), Some(schedule_time), true) =
+        (callback, req.schedule_time, errors.is_empty())
+    else {
+        return Err(ApiError::bad_request(errors.join(",")));
+    };
+
+    let partition = (Uuid::new_v4().as_u128() % app.partitions as u128) as u32;
+    let shard = shard_of(&app_id, partition, gw.config.shards);
+    let schedule = Schedule {
+        id: id::new_id(shard, now_ms),
+        app_id,
+        partition,
+        payload: req.payload.unwrap_or_default(),
+        schedule_time,
+        callback,
+        status: Status::Scheduled,
+        error_message: None,
+        created_at_ms: now_ms,
+    };
+    let cmd = Command::CreateSchedules {
+        schedules: vec![schedule],
+    };
+    let created = one_schedule(gw.router.write(shard, cmd).await?)?;
+    Ok(ok(201, 1, json!({ "schedule": created_view(&created) })))
+}
+
+pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
+    let (id, shard) = locate(&gw, &raw)?.ok_or_else(not_found)?;
+    match gw.router.read(shard, Query::GetSchedule { id }).await? {
+        QueryResult::Schedules(found) => {
+            let s = found.into_iter().next().ok_or_else(not_found)?;
+            Ok(ok(200, 1, json!({ "schedule": stored_view(&s) })))
+        }
+        _ => Err(ApiError::new(
+            500,
+            "internal error: unexpected query result",
+        )),
+    }
+}
+
+pub async fn delete(
+    State(gw): State<Gateway>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, shard) = locate(&gw, &raw)?.ok_or_else(|| ApiError::not_found("not found"))?;
+    let deleted = one_schedule(
+        gw.router
+            .write(shard, Command::DeleteSchedule { id })
+            .await?,
+    )?;
+    Ok(ok(200, 1, json!({ "schedule": created_view(&deleted) })))
+}
+
+/// Parses a schedule id and finds its shard; `None` for a well-formed id no shard holds.
+fn locate(gw: &Gateway, raw: &str) -> Result<Option<(Uuid, GroupId)>, ApiError> {
+    let id = Uuid::parse_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid schedule id {raw:?}: {e}")))?;
+    Ok(id::shard_of_id(&id, gw.config.shards).map(|shard| (id, shard)))
+}
+
+fn one_schedule(result: CommandResult) -> Result<Schedule, ApiError> {
+    match result {
+        CommandResult::Schedules(mut s) if s.len() == 1 => Ok(s.remove(0)),
+        CommandResult::Rejected(r) => Err(r.into()),
+        _ => Err(ApiError::new(
+            500,
+            "internal error: unexpected apply result",
+        )),
+    }
+}
+
+/// A schedule as create and delete show it (the wiki's `httpCallback` shape).
+fn created_view(s: &Schedule) -> Value {
+    json!({
+        "scheduleId": s.id,
+        "payload": s.payload,
+        "appId": s.app_id,
+        "scheduleTime": s.schedule_time,
+        "Ttl": 0,
+        "partitionId": s.partition,
+        "scheduleGroup": s.schedule_group(),
+        "httpCallback": s.callback,
+    })
+}
+
+/// A schedule as get shows it (the wiki's `callback` shape, with status).
+fn stored_view(s: &Schedule) -> Value {
+    let mut v = json!({
+        "scheduleId": s.id,
+        "payload": s.payload,
+        "appId": s.app_id,
+        "scheduleTime": s.schedule_time,
+        "partitionId": s.partition,
+        "scheduleGroup": s.schedule_group(),
+        "callback": { "type": "http", "details": s.callback },
+        "status": s.status,
+    });
+    if let Some(e) = &s.error_message {
+        v["errorMessage"] = json!(e);
+    }
+    v
+}

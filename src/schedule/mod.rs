@@ -1,0 +1,54 @@
+//! Schedules: what a client asked to be called back, and when.
+
+pub mod id;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where and how a run calls back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCallback {
+    pub url: String,
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The life of a schedule (or run), as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Scheduled,
+    Deleted,
+    Success,
+    Failure,
+    Miss,
+}
+
+/// A one-time schedule as stored in its shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub id: Uuid,
+    pub app_id: String,
+    pub partition: u32,
+    pub payload: String,
+    /// When to fire, epoch seconds.
+    pub schedule_time: i64,
+    pub callback: HttpCallback,
+    pub status: Status,
+    /// Why a run failed or was missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// The proposer's clock when it was created, epoch milliseconds.
+    pub created_at_ms: u64,
+}
+
+impl Schedule {
+    /// `floor(scheduleTime / 60) * 60`, as the original API reports it.
+    pub fn schedule_group(&self) -> i64 {
+        self.schedule_time.div_euclid(60) * 60
+    }
+}

@@ -1,0 +1,96 @@
+//! The checks a new schedule must pass. Each returns the problem in the words the
+//! original API used where it had them, so clients matching on messages keep working.
+
+/// Payload limit of an app that configured none (bytes).
+pub const DEFAULT_PAYLOAD_LIMIT: usize = 1024;
+
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// The payload: present and within the app's limit.
+pub fn payload(payload: Option<&str>, limit: usize) -> Option<String> {
+    match payload {
+        None => Some("payload is required".into()),
+        Some(p) if p.len() > limit => Some(format!(
+            "payload of {} bytes exceeds the app's limit of {limit} bytes",
+            p.len()
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The callback type (only `http`).
+pub fn callback_type(kind: &str) -> Option<String> {
+    (kind != "http").then(|| format!("Invalid callback type {kind:?}: only \"http\" is supported"))
+}
+
+/// The callback URL: absolute http(s) with a host.
+pub fn url(url: &str) -> Option<String> {
+    match reqwest::Url::parse(url) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            None
+        }
+        _ => Some(format!("parse {url:?}: invalid URI for request")),
+    }
+}
+
+/// The callback method: an uppercase HTTP method.
+pub fn method(method: &str) -> Option<String> {
+    (!METHODS.contains(&method)).then(|| "Invalid http callback method ".to_string())
+}
+
+/// The schedule time: not before the current second.
+pub fn schedule_time(time: i64, now_secs: i64, app_id: &str) -> Option<String> {
+    (time < now_secs).then(|| {
+        format!(
+            "schedule time : {time} is less than current time: {now_secs} for app: {app_id}. Time cannot be in past."
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_must_exist_and_fit() {
+        assert_eq!(payload(None, 10).unwrap(), "payload is required");
+        assert!(payload(Some("{}"), 10).is_none());
+        assert!(payload(Some(&"x".repeat(11)), 10)
+            .unwrap()
+            .contains("11 bytes exceeds"));
+        assert!(
+            payload(Some(""), 10).is_none(),
+            "an empty payload is a payload"
+        );
+    }
+
+    #[test]
+    fn callbacks_are_checked_like_the_original() {
+        assert!(url("http://127.0.0.1:8080/goscheduler/healthcheck").is_none());
+        assert!(url("https://example.com").is_none());
+        assert_eq!(
+            url("www.myntra.com").unwrap(),
+            "parse \"www.myntra.com\": invalid URI for request"
+        );
+        assert!(url("ftp://example.com").is_some());
+        assert!(url("").is_some());
+        assert!(method("POST").is_none());
+        assert_eq!(method("post").unwrap(), "Invalid http callback method ");
+        assert!(method("FETCH").is_some());
+        assert!(callback_type("http").is_none());
+        assert!(callback_type("kafka").is_some());
+    }
+
+    #[test]
+    fn the_current_second_is_not_the_past() {
+        assert!(schedule_time(100, 100, "a").is_none());
+        assert!(schedule_time(101, 100, "a").is_none());
+        assert_eq!(
+            schedule_time(99, 100, "revamp").unwrap(),
+            "schedule time : 99 is less than current time: 100 for app: revamp. Time cannot be in past."
+        );
+    }
+}

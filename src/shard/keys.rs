@@ -1,0 +1,52 @@
+//! Key layout of a shard's state machine (after the group prefix).
+//!
+//! - `s` ‖ id → the schedule
+//! - `t` ‖ time ‖ id → nothing: the time index of pending runs (the firing engine's queue)
+//! - `a` ‖ app ‖ 0 ‖ time ‖ id → nothing: the (app, time) index for app queries
+//!
+//! Times are epoch seconds, encoded so that byte order is numeric order (sign bit flipped).
+
+use uuid::Uuid;
+
+pub const SCHEDULE: u8 = b's';
+pub const TIME: u8 = b't';
+pub const APP: u8 = b'a';
+
+fn time_bytes(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn schedule(id: &Uuid) -> Vec<u8> {
+    [&[SCHEDULE][..], id.as_bytes()].concat()
+}
+
+pub fn due(time: i64, id: &Uuid) -> Vec<u8> {
+    [&[TIME][..], &time_bytes(time), id.as_bytes()].concat()
+}
+
+pub fn app_time(app_id: &str, time: i64, id: &Uuid) -> Vec<u8> {
+    [
+        &[APP][..],
+        app_id.as_bytes(),
+        &[0],
+        &time_bytes(time),
+        id.as_bytes(),
+    ]
+    .concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_numerically_even_before_1970() {
+        let id = Uuid::nil();
+        assert!(due(-5, &id) < due(0, &id));
+        assert!(due(0, &id) < due(1, &id));
+        assert!(due(255, &id) < due(256, &id));
+        assert!(app_time("a", 10, &id) < app_time("a", 11, &id));
+        // One app's keys never interleave with another's whose id extends it.
+        assert!(app_time("a", i64::MAX, &id) < app_time("a-b", i64::MIN, &id));
+    }
+}

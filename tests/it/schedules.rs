@@ -1,0 +1,253 @@
+//! One-time schedules through every node: create (the wiki's body), get, delete, and the
+//! validation the original did, with its messages.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::{Cluster, Options};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn wiki_body(app: &str, time: i64) -> String {
+    json!({
+        "appId": app,
+        "payload": "{}",
+        "scheduleTime": time,
+        "callback": {
+            "type": "http",
+            "details": {
+                "url": "http://127.0.0.1:8080/goscheduler/healthcheck",
+                "method": "GET",
+                "headers": {"Content-Type": "application/json", "Accept": "application/json"}
+            }
+        }
+    })
+    .to_string()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_schedules_through_every_node() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    for (app, active) in [("revamp", true), ("sleepy", false)] {
+        let body = json!({"appId": app, "partitions": 2, "active": active}).to_string();
+        let (status, _) = cluster
+            .call(1, Method::POST, "/goscheduler/apps", Some(&body))
+            .await;
+        assert_eq!(status, 200);
+    }
+
+    let time = now() + 3600;
+    let mut ids = vec![];
+    for node in 1..=3 {
+        let (status, body) = cluster
+            .call(
+                node,
+                Method::POST,
+                "/goscheduler/schedules",
+                Some(&wiki_body("revamp", time)),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"]["statusCode"], 201);
+        let s = &body["data"]["schedule"];
+        assert_eq!(
+            keys(s),
+            [
+                "scheduleId",
+                "payload",
+                "appId",
+                "scheduleTime",
+                "Ttl",
+                "partitionId",
+                "scheduleGroup",
+                "httpCallback"
+            ]
+        );
+        assert_eq!(s["scheduleTime"], time);
+        assert_eq!(s["scheduleGroup"], time / 60 * 60);
+        assert!(s["partitionId"].as_u64().unwrap() < 2);
+        assert_eq!(s["httpCallback"]["method"], "GET");
+        assert_eq!(
+            keys(&s["httpCallback"]["headers"]),
+            ["Accept", "Content-Type"]
+        );
+        ids.push(s["scheduleId"].as_str().unwrap().to_string());
+    }
+
+    // Every node reads every schedule.
+    for id in &ids {
+        for node in 1..=3 {
+            let (status, body) = cluster
+                .call(
+                    node,
+                    Method::GET,
+                    &format!("/goscheduler/schedules/{id}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let s = &body["data"]["schedule"];
+            assert_eq!(s["scheduleId"], id.as_str());
+            assert_eq!(s["status"], "SCHEDULED");
+            assert_eq!(s["callback"]["type"], "http");
+            assert_eq!(
+                s["callback"]["details"]["url"],
+                "http://127.0.0.1:8080/goscheduler/healthcheck"
+            );
+        }
+    }
+
+    // Delete is hard: the second one is 404, and the schedule is gone everywhere.
+    let path = format!("/goscheduler/schedules/{}", ids[0]);
+    let (status, body) = cluster.call(2, Method::DELETE, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["schedule"]["scheduleId"], ids[0].as_str());
+    let (status, body) = cluster.call(3, Method::DELETE, &path, None).await;
+    assert_eq!(
+        (status, &body["status"]["statusMessage"]),
+        (404, &json!("not found"))
+    );
+    let (status, body) = cluster.call(1, Method::GET, &path, None).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["status"]["statusMessage"],
+        format!("Schedule with id: {} not found", ids[0])
+    );
+
+    // Validation, as the wiki's error example: every problem of the request, joined.
+    let bad = json!({
+        "appId": "revamp", "payload": "{}", "scheduleTime": 1629772970,
+        "callback": {"type": "http", "details": {"url": "www.myntra.com", "method": "get"}}
+    })
+    .to_string();
+    let (status, body) = cluster
+        .call(1, Method::POST, "/goscheduler/schedules", Some(&bad))
+        .await;
+    assert_eq!(status, 400);
+    let msg = body["status"]["statusMessage"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "parse \"www.myntra.com\": invalid URI for request,Invalid http callback method ,schedule time : 1629772970 is less than current time: "
+        ) && msg.ends_with(" for app: revamp. Time cannot be in past."),
+        "{msg}"
+    );
+
+    let cases: Vec<(&str, String, u16, u64, &str)> = vec![
+        (
+            "unknown app",
+            wiki_body("ghost", time),
+            400,
+            4001,
+            "unregistered App",
+        ),
+        (
+            "deactivated app",
+            wiki_body("sleepy", time),
+            400,
+            4002,
+            "app Id sleepy is deactivated",
+        ),
+        (
+            "bad app id",
+            wiki_body("a.b", time),
+            400,
+            400,
+            "invalid character",
+        ),
+        (
+            "no callback",
+            json!({"appId":"revamp","payload":"{}","scheduleTime":time}).to_string(),
+            400,
+            400,
+            "callback is required",
+        ),
+        (
+            "no payload",
+            wiki_body("revamp", time).replace(r#""payload":"{}","#, ""),
+            400,
+            400,
+            "payload is required",
+        ),
+        (
+            "no time",
+            wiki_body("revamp", time).replace(&format!(r#""scheduleTime":{time},"#), ""),
+            400,
+            400,
+            "scheduleTime is required",
+        ),
+        (
+            "time a string",
+            wiki_body("revamp", time).replace(&time.to_string(), "\"soon\""),
+            400,
+            5001,
+            "invalid type",
+        ),
+        (
+            "payload too big",
+            wiki_body("revamp", time).replace(
+                r#""payload":"{}""#,
+                &format!(r#""payload":"{}""#, "x".repeat(1025)),
+            ),
+            400,
+            400,
+            "exceeds the app's limit of 1024 bytes",
+        ),
+        (
+            "not kafka",
+            wiki_body("revamp", time).replace(r#""type":"http""#, r#""type":"kafka""#),
+            400,
+            400,
+            "Invalid callback type",
+        ),
+    ];
+    for (case, body, http, code, needle) in cases {
+        let (status, reply) = cluster
+            .call(2, Method::POST, "/goscheduler/schedules", Some(&body))
+            .await;
+        assert_eq!(status, http, "{case}: {reply}");
+        assert_eq!(reply["status"]["statusCode"], code, "{case}: {reply}");
+        let msg = reply["status"]["statusMessage"].as_str().unwrap();
+        assert!(msg.contains(needle), "{case}: {msg}");
+    }
+    let (status, body) = cluster
+        .call(3, Method::GET, "/goscheduler/schedules/not-a-uuid", None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let foreign = uuid::Uuid::new_v4();
+    let (status, _) = cluster
+        .call(
+            3,
+            Method::GET,
+            &format!("/goscheduler/schedules/{foreign}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // What was stored before the bad requests is untouched.
+    for id in &ids[1..] {
+        let (status, body) = cluster
+            .call(
+                3,
+                Method::GET,
+                &format!("/goscheduler/schedules/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, &body["data"]["schedule"]["status"]),
+            (200, &json!("SCHEDULED"))
+        );
+    }
+}
