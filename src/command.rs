@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::meta::app::App;
-use crate::schedule::Schedule;
+use crate::schedule::page::Cursor;
+use crate::schedule::{Schedule, Status};
 
 /// A state change, proposed to one group's log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +90,16 @@ pub enum Query {
     ListApps,
     /// One schedule by id.
     GetSchedule { id: Uuid },
+    /// Up to `limit` schedules of an app in one shard with time in `[start, end]` and the
+    /// given status, ordered by (time, id), strictly after `after`.
+    AppSchedules {
+        app_id: String,
+        start: i64,
+        end: i64,
+        after: Option<Cursor>,
+        status: Option<Status>,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -87,6 +87,8 @@ pub struct Config {
     pub balance_leaders: bool,
     /// Per-peer dial addresses overriding what peers advertise (this node only).
     pub dial: Vec<Dial>,
+    /// IANA zone of `YYYY-MM-DD HH:MM:SS` times in queries (RFC 3339 times carry their own).
+    pub time_zone: String,
     pub raft: RaftSettings,
 }
 
@@ -104,6 +106,7 @@ impl Default for Config {
             peers: vec![],
             balance_leaders: true,
             dial: vec![],
+            time_zone: "UTC".into(),
             raft: RaftSettings::default(),
         }
     }
@@ -134,6 +137,7 @@ impl Config {
             "default_partitions must be positive"
         );
         anyhow::ensure!(!self.cluster_id.is_empty(), "cluster_id must not be empty");
+        self.zone()?;
         let r = &self.raft;
         anyhow::ensure!(
             r.heartbeat_ms > 0
@@ -183,6 +187,13 @@ impl Config {
             ..Default::default()
         };
         Ok(c.validate()?)
+    }
+
+    /// The zone of `time_zone`.
+    pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.time_zone
+            .parse()
+            .map_err(|_| anyhow::anyhow!("time_zone {:?} is not an IANA zone", self.time_zone))
     }
 
     /// The dial overrides by node id.

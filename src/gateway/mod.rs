@@ -2,6 +2,7 @@
 //! Handlers parse and validate, then hand typed commands and queries to the [`Router`],
 //! which runs them on the owning group's leader.
 
+pub mod app_schedules;
 pub mod apps;
 pub mod envelope;
 pub mod health;
@@ -33,7 +34,15 @@ pub fn routes(gw: Gateway) -> axum::Router {
             "/goscheduler/apps/{app_id}/deactivate",
             post(apps::deactivate),
         )
+        .route(
+            "/goscheduler/apps/{app_id}/schedules",
+            get(app_schedules::list),
+        )
         .route("/goscheduler/schedules", post(schedules::create))
+        .route(
+            "/goscheduler/schedules/batch",
+            post(schedules::create_batch),
+        )
         .route(
             "/goscheduler/schedules/{id}",
             get(schedules::get).delete(schedules::delete),

@@ -56,7 +56,7 @@ fn now() -> (i64, u64) {
 
 /// The app as this node's replica of the meta group knows it (a local read: fast, and
 /// an app's registration racing a create is inherently unordered anyway).
-fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
+pub fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
     let q = Query::GetApp {
         app_id: app_id.to_string(),
     };
@@ -91,14 +91,16 @@ fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Opti
     })
 }
 
-pub async fn create(
-    State(gw): State<Gateway>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let req: CreateSchedule = parse_body(&body?)?;
+/// Turns a create request into the schedule to store and its shard, or the error to answer.
+fn build_schedule(
+    gw: &Gateway,
+    req: CreateSchedule,
+    now: (i64, u64),
+) -> Result<(GroupId, Schedule), ApiError> {
+    let (now_secs, now_ms) = now;
     let app_id = req.app_id.unwrap_or_default();
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let app = registered_app(&gw, &app_id)?;
+    let app = registered_app(gw, &app_id)?;
     if !app.active {
         return Err(ApiError::new(
             4002,
@@ -110,7 +112,6 @@ pub async fn create(
             "cronExpression: cron schedules are not available yet in this version",
         ));
     }
-    let (now_secs, now_ms) = now();
     let mut errors = Vec::new();
     errors.extend(validate::payload(
         req.payload.as_deref(),
@@ -126,7 +127,6 @@ pub async fn create(
     else {
         return Err(ApiError::bad_request(errors.join(",")));
     };
-
     let partition = (Uuid::new_v4().as_u128() % app.partitions as u128) as u32;
     let shard = shard_of(&app_id, partition, gw.config.shards);
     let schedule = Schedule {
@@ -140,11 +140,94 @@ pub async fn create(
         error_message: None,
         created_at_ms: now_ms,
     };
+    Ok((shard, schedule))
+}
+
+pub async fn create(
+    State(gw): State<Gateway>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CreateSchedule = parse_body(&body?)?;
+    let (shard, schedule) = build_schedule(&gw, req, now())?;
     let cmd = Command::CreateSchedules {
         schedules: vec![schedule],
     };
     let created = one_schedule(gw.router.write(shard, cmd).await?)?;
     Ok(ok(201, 1, json!({ "schedule": created_view(&created) })))
+}
+
+/// Most schedules one batch may create.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+struct CreateBatch {
+    schedules: Vec<serde_json::Value>,
+}
+
+/// `POST /goscheduler/schedules/batch`: up to [`MAX_BATCH`] creates in one request, one
+/// result per item in order (`statusCode` 201 with the schedule, or the item's error).
+/// Valid items are proposed as one command per shard, in parallel.
+pub async fn create_batch(
+    State(gw): State<Gateway>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let batch: CreateBatch = parse_body(&body?)?;
+    if batch.schedules.is_empty() || batch.schedules.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "a batch holds 1 to {MAX_BATCH} schedules, not {}",
+            batch.schedules.len()
+        )));
+    }
+    let now = now();
+    let mut results: Vec<Value> = Vec::with_capacity(batch.schedules.len());
+    let mut per_shard: BTreeMap<GroupId, Vec<(usize, Schedule)>> = BTreeMap::new();
+    for (i, item) in batch.schedules.into_iter().enumerate() {
+        let built = serde_json::from_value::<CreateSchedule>(item)
+            .map_err(ApiError::unparsable)
+            .and_then(|req| build_schedule(&gw, req, now));
+        match built {
+            Ok((shard, s)) => {
+                per_shard.entry(shard).or_default().push((i, s));
+                results.push(Value::Null);
+            }
+            Err(e) => results.push(error_item(&e)),
+        }
+    }
+    let writes = per_shard.into_iter().map(|(shard, items)| {
+        let gw = gw.clone();
+        async move {
+            let (slots, schedules): (Vec<usize>, Vec<Schedule>) = items.into_iter().unzip();
+            let outcome = gw
+                .router
+                .write(shard, Command::CreateSchedules { schedules })
+                .await;
+            (slots, outcome)
+        }
+    });
+    for (slots, outcome) in futures::future::join_all(writes).await {
+        match outcome.map_err(ApiError::from) {
+            Ok(CommandResult::Schedules(created)) if created.len() == slots.len() => {
+                for (slot, s) in slots.into_iter().zip(created) {
+                    results[slot] = json!({"statusCode": 201, "schedule": created_view(&s)});
+                }
+            }
+            Ok(_) => {
+                let e = ApiError::new(500, "internal error: unexpected apply result");
+                slots
+                    .into_iter()
+                    .for_each(|slot| results[slot] = error_item(&e));
+            }
+            Err(e) => slots
+                .into_iter()
+                .for_each(|slot| results[slot] = error_item(&e)),
+        }
+    }
+    let created = results.iter().filter(|r| r["statusCode"] == 201).count();
+    Ok(ok(200, created, json!({ "results": results })))
+}
+
+fn error_item(e: &ApiError) -> Value {
+    json!({"statusCode": e.code, "statusMessage": e.message})
 }
 
 pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<Response, ApiError> {
@@ -208,7 +291,7 @@ fn created_view(s: &Schedule) -> Value {
 }
 
 /// A schedule as get shows it (the wiki's `callback` shape, with status).
-fn stored_view(s: &Schedule) -> Value {
+pub fn stored_view(s: &Schedule) -> Value {
     let mut v = json!({
         "scheduleId": s.id,
         "payload": s.payload,

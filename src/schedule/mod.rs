@@ -1,6 +1,8 @@
 //! Schedules: what a client asked to be called back, and when.
 
 pub mod id;
+pub mod page;
+pub mod time;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -65,6 +65,40 @@ pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
                 .into_iter()
                 .collect(),
         )),
+        Query::AppSchedules {
+            app_id,
+            start,
+            end,
+            after,
+            status,
+            limit,
+        } => {
+            let prefix = keys::app_prefix(app_id);
+            let from = match after {
+                // Strictly after the cursor: the smallest key greater than its own.
+                Some(c) if c.time >= *start => {
+                    [keys::app_time(app_id, c.time, &c.id), vec![0]].concat()
+                }
+                _ => keys::app_time(app_id, *start, &Uuid::nil()),
+            };
+            let mut out = Vec::new();
+            reader.scan_from(&from, |k, _| {
+                if !k.starts_with(&prefix) || out.len() >= *limit {
+                    return Ok(false);
+                }
+                let (time, id) = keys::time_and_id(k);
+                if time > *end {
+                    return Ok(false);
+                }
+                if let Some(s) = reader.get::<Schedule>(&keys::schedule(&id))? {
+                    if status.is_none_or(|st| st == s.status) {
+                        out.push(s);
+                    }
+                }
+                Ok(true)
+            })?;
+            Ok(QueryResult::Schedules(out))
+        }
         other => Err(io::Error::other(format!(
             "query {other:?} is not for a shard"
         ))),

@@ -25,14 +25,25 @@ pub fn due(time: i64, id: &Uuid) -> Vec<u8> {
 }
 
 pub fn app_time(app_id: &str, time: i64, id: &Uuid) -> Vec<u8> {
-    [
-        &[APP][..],
-        app_id.as_bytes(),
-        &[0],
-        &time_bytes(time),
-        id.as_bytes(),
-    ]
-    .concat()
+    [&app_prefix(app_id)[..], &time_bytes(time), id.as_bytes()].concat()
+}
+
+/// `a` ‖ app ‖ 0: the start of every (app, time) key of `app_id`.
+pub fn app_prefix(app_id: &str) -> Vec<u8> {
+    [&[APP][..], app_id.as_bytes(), &[0]].concat()
+}
+
+/// The (time, id) at the end of a time-ordered key (`due` or `app_time`).
+pub fn time_and_id(key: &[u8]) -> (i64, Uuid) {
+    let n = key.len();
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&key[n - 24..n - 16]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&key[n - 16..]);
+    (
+        (u64::from_be_bytes(t) ^ (1 << 63)) as i64,
+        Uuid::from_bytes(id),
+    )
 }
 
 #[cfg(test)]
@@ -48,5 +59,8 @@ mod tests {
         assert!(app_time("a", 10, &id) < app_time("a", 11, &id));
         // One app's keys never interleave with another's whose id extends it.
         assert!(app_time("a", i64::MAX, &id) < app_time("a-b", i64::MIN, &id));
+        let id = Uuid::from_u128(7);
+        assert_eq!(time_and_id(&app_time("app", -3, &id)), (-3, id));
+        assert_eq!(time_and_id(&due(1_700_000_000, &id)), (1_700_000_000, id));
     }
 }

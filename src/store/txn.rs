@@ -81,26 +81,43 @@ impl<'a> SmReader<'a> {
         raw.map(|b| decode(&b)).transpose()
     }
 
+    /// Calls `each(key, value)` for this group's keys from `start` on, in key order (keys
+    /// without the group prefix), until it returns `false` or the group's range ends.
+    pub fn scan_from(
+        &self,
+        start: &[u8],
+        mut each: impl FnMut(&[u8], &[u8]) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
+        let cf = self.db.cf_handle(CF_SM).expect("sm column family");
+        let from = keys::sm_key(self.group, start);
+        let prefix = self.group.prefix();
+        let iter = self.db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(super::io_err)?;
+            if !k.starts_with(&prefix) || !each(&k[8..], &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `limit` values whose keys start with `prefix`, in key order.
     pub fn scan_prefix<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &[u8],
         limit: usize,
     ) -> std::io::Result<Vec<T>> {
-        let cf = self.db.cf_handle(CF_SM).expect("sm column family");
-        let start = keys::sm_key(self.group, prefix);
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            cf,
-            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(super::io_err)?;
-            if !k.starts_with(&start) || out.len() >= limit {
-                break;
+        self.scan_from(prefix, |k, v| {
+            if !k.starts_with(prefix) || out.len() >= limit {
+                return Ok(false);
             }
-            out.push(decode(&v)?);
-        }
+            out.push(decode(v)?);
+            Ok(true)
+        })?;
         Ok(out)
     }
 }

@@ -4,6 +4,7 @@ mod apps_cluster;
 mod bad_input;
 mod harness;
 mod membership;
+mod paging;
 mod partition;
 mod proxy;
 mod schedules;

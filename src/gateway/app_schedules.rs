@@ -1,0 +1,249 @@
+//! `GET /goscheduler/apps/{appId}/schedules`: an app's schedules in a time range, paged.
+//!
+//! The app's partitions live on a known set of shards; each is asked (in parallel, each
+//! linearizably) for its next `size + 1` schedules after the cursor in (time, id) order,
+//! and the merged first `size` form the page. More exist exactly when more than `size`
+//! came back, so the token is empty only on the last page.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures::future::join_all;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::envelope::{ok, ApiError};
+use super::schedules::{registered_app, stored_view};
+use super::Gateway;
+use crate::command::{Query as ShardQuery, QueryResult};
+use crate::meta::app::validate_app_id;
+use crate::raft::types::GroupId;
+use crate::schedule::page::Cursor;
+use crate::schedule::{time, Status};
+use crate::shard::shard_of;
+
+pub const DEFAULT_SIZE: i64 = 15;
+pub const MAX_SIZE: i64 = 1000;
+/// Longest time range a query may cover.
+pub const MAX_RANGE_SECS: i64 = 30 * 24 * 3600;
+const HOUR: i64 = 3600;
+
+/// Query parameters; the wiki spells the continuation ones in camelCase, the original
+/// code in snake_case: both are accepted.
+#[derive(Debug, Default, Deserialize)]
+pub struct RangeParams {
+    pub size: Option<String>,
+    pub status: Option<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub continuation_token: Option<String>,
+    #[serde(rename = "continuationToken")]
+    pub continuation_token_camel: Option<String>,
+    pub continuation_start_time: Option<String>,
+    #[serde(rename = "continuationStartTime")]
+    pub continuation_start_time_camel: Option<String>,
+}
+
+/// A validated time range, status filter and page position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Range {
+    pub start: i64,
+    pub end: i64,
+    pub status: Option<Status>,
+    pub size: usize,
+    pub after: Option<Cursor>,
+}
+
+pub fn parse_status(s: &str) -> Result<Status, ApiError> {
+    serde_json::from_value(json!(s.to_ascii_uppercase())).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid status {s:?}: use SCHEDULED, DELETED, SUCCESS, FAILURE or MISS"
+        ))
+    })
+}
+
+/// Checks the parameters. Defaults: only a start → one hour from it; only an end → the
+/// hour before it; neither → from an hour ago to a day ahead.
+pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Range, ApiError> {
+    let size = match p.size.as_deref().filter(|s| !s.is_empty()) {
+        None => DEFAULT_SIZE,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("Size provided({s}) is not a number")))?,
+    };
+    if size < 0 {
+        return Err(ApiError::bad_request(format!(
+            "Size provided({size}) should not be less than 0"
+        )));
+    }
+    if size > MAX_SIZE {
+        return Err(ApiError::bad_request(format!(
+            "Size provided({size}) should not be more than {MAX_SIZE}"
+        )));
+    }
+    let size = if size == 0 { DEFAULT_SIZE } else { size } as usize;
+    let status = p
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(parse_status)
+        .transpose()?;
+    let parse_time = |s: &Option<String>| {
+        s.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| time::parse(s, zone).map_err(ApiError::bad_request))
+            .transpose()
+    };
+    let (start, end) = match (parse_time(&p.start_time)?, parse_time(&p.end_time)?) {
+        (Some(s), Some(e)) => (s, e),
+        (Some(s), None) => (s, s + HOUR),
+        (None, Some(e)) => (e - HOUR, e),
+        (None, None) => (now - HOUR, now + 24 * HOUR),
+    };
+    if end < start {
+        return Err(ApiError::bad_request(
+            "end_time cannot be before start_time",
+        ));
+    }
+    if end - start > MAX_RANGE_SECS {
+        return Err(ApiError::bad_request(
+            "Time range of more than 30 days is not allowed",
+        ));
+    }
+    let token = p
+        .continuation_token
+        .as_deref()
+        .or(p.continuation_token_camel.as_deref())
+        .filter(|t| !t.is_empty());
+    let after = token
+        .map(|t| Cursor::from_token(t).map_err(ApiError::bad_request))
+        .transpose()?;
+    Ok(Range {
+        start,
+        end,
+        status,
+        size,
+        after,
+    })
+}
+
+/// The shards holding an app's partitions.
+pub fn app_shards(app_id: &str, partitions: u32, shards: u32) -> Vec<GroupId> {
+    let mut out: Vec<GroupId> = (0..partitions)
+        .map(|p| shard_of(app_id, p, shards))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+pub async fn list(
+    State(gw): State<Gateway>,
+    Path(app_id): Path<String>,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params?;
+    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+    let app = registered_app(&gw, &app_id)?;
+    let zone = gw
+        .config
+        .zone()
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    let now = chrono::Utc::now().timestamp();
+    let range = parse_range(&params, zone, now)?;
+
+    let shards = app_shards(&app_id, app.partitions, gw.config.shards);
+    let reads = shards.iter().map(|shard| {
+        let q = ShardQuery::AppSchedules {
+            app_id: app_id.clone(),
+            start: range.start,
+            end: range.end,
+            after: range.after,
+            status: range.status,
+            limit: range.size + 1,
+        };
+        gw.router.read(*shard, q)
+    });
+    let mut all = vec![];
+    for result in join_all(reads).await {
+        match result? {
+            QueryResult::Schedules(s) => all.extend(s),
+            _ => {
+                return Err(ApiError::new(
+                    500,
+                    "internal error: unexpected query result",
+                ))
+            }
+        }
+    }
+    all.sort_by_key(|s| (s.schedule_time, s.id));
+    let more = all.len() > range.size;
+    all.truncate(range.size);
+    let next = all.last().filter(|_| more).map(|s| Cursor {
+        time: s.schedule_time,
+        id: s.id,
+    });
+    let schedules: Vec<_> = all.iter().map(stored_view).collect();
+    let mut data = json!({
+        "schedules": schedules,
+        "continuationToken": next.map(|c| c.token()).unwrap_or_default(),
+    });
+    if let Some(c) = next {
+        data["continuationStartTime"] = json!(c.time);
+    }
+    Ok(ok(200, schedules.len(), data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> RangeParams {
+        let q: String = pairs.iter().map(|(k, v)| format!("{k}={v}&")).collect();
+        serde_urlencoded::from_str(&q).unwrap()
+    }
+
+    #[test]
+    fn ranges_follow_the_original_rules() {
+        let utc = chrono_tz::Tz::UTC;
+        let r = parse_range(&params(&[]), utc, 10_000).unwrap();
+        assert_eq!(
+            (r.start, r.end, r.size, r.status, r.after),
+            (6_400, 96_400, 15, None, None)
+        );
+        let r = parse_range(&params(&[("start_time", "2023-06-28 10:00:00")]), utc, 0).unwrap();
+        assert_eq!(r.end - r.start, 3600);
+        let r = parse_range(&params(&[("size", "0"), ("status", "success")]), utc, 0).unwrap();
+        assert_eq!((r.size, r.status), (15, Some(Status::Success)));
+
+        let err = |pairs: &[(&str, &str)]| parse_range(&params(pairs), utc, 0).unwrap_err().message;
+        assert_eq!(
+            err(&[("size", "-1")]),
+            "Size provided(-1) should not be less than 0"
+        );
+        assert!(err(&[("size", "x")]).contains("not a number"));
+        assert!(err(&[("size", "1001")]).contains("not be more than 1000"));
+        assert!(err(&[("status", "ERROR")]).contains("invalid status"));
+        assert_eq!(
+            err(&[
+                ("start_time", "2023-06-28 10:00:00"),
+                ("end_time", "2023-08-28 10:00:00")
+            ]),
+            "Time range of more than 30 days is not allowed"
+        );
+        assert!(err(&[
+            ("start_time", "2023-06-28 10:00:00"),
+            ("end_time", "2023-06-27 10:00:00")
+        ])
+        .contains("cannot be before"));
+        assert!(err(&[("end_time", "yesterday")]).contains("invalid time"));
+        assert!(err(&[("continuationToken", "abc")]).contains("invalid continuation token"));
+    }
+
+    #[test]
+    fn an_app_uses_the_shards_of_its_partitions() {
+        assert_eq!(app_shards("revamp", 1, 8).len(), 1);
+        assert_eq!(app_shards("revamp", 8, 8).len(), 8);
+        assert_eq!(app_shards("revamp", 100, 8).len(), 8);
+    }
+}
