@@ -8,5 +8,6 @@ mod paging;
 mod partition;
 mod proxy;
 mod schedules;
+mod schedules_failover;
 mod status;
 mod storage_suite;
