@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod command;
 pub mod config;
+pub mod cron;
 pub mod gateway;
 pub mod meta;
 pub mod node;
