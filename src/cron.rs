@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, LocalResult, TimeZone};
+use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
@@ -61,6 +61,16 @@ impl CronSpec {
 impl CronRule {
     /// The first fire time strictly after `after` (epoch seconds), if any.
     pub fn next_after(&self, after: i64) -> Option<i64> {
+        let next = self.next_real(after)?;
+        // A wall-clock time skipped by a spring-forward before `next` fires at the gap's end.
+        match self.first_gap(after, next) {
+            Some(gap_end) if self.matches_inside_gap(gap_end) => Some(gap_end),
+            _ => Some(next),
+        }
+    }
+
+    /// The first real (not skipped, not repeated) wall-clock match after `after`.
+    fn next_real(&self, after: i64) -> Option<i64> {
         let mut from = self.zone.timestamp_opt(after, 0).single()?;
         // Each iteration skips one repeated instant; a fall-back repeats at most one hour.
         for _ in 0..4000 {
@@ -71,6 +81,51 @@ impl CronRule {
             from = next;
         }
         None
+    }
+
+    fn offset(&self, t: i64) -> i64 {
+        self.zone
+            .timestamp_opt(t, 0)
+            .single()
+            .map(|d| d.offset().fix().local_minus_utc() as i64)
+            .unwrap_or(0)
+    }
+
+    /// The first instant after a spring-forward gap within `(after, until]`, if any.
+    fn first_gap(&self, after: i64, until: i64) -> Option<i64> {
+        const STEP: i64 = 3600;
+        let mut lo = after;
+        while lo < until {
+            let hi = (lo + STEP).min(until);
+            if self.offset(hi) > self.offset(lo) {
+                // The offset rises once in (lo, hi]: find the exact second.
+                let (mut a, mut b) = (lo, hi);
+                while b - a > 1 {
+                    let m = a + (b - a) / 2;
+                    if self.offset(m) > self.offset(a) {
+                        b = m;
+                    } else {
+                        a = m;
+                    }
+                }
+                return Some(b);
+            }
+            lo = hi;
+        }
+        None
+    }
+
+    /// Whether the rule matches a wall-clock time skipped by the gap ending at `gap_end`.
+    fn matches_inside_gap(&self, gap_end: i64) -> bool {
+        let before = self.zone.timestamp_opt(gap_end - 1, 0).single();
+        let after = self.zone.timestamp_opt(gap_end, 0).single();
+        let (Some(before), Some(after)) = (before, after) else {
+            return false;
+        };
+        let (before, after) = (before.naive_local(), after.naive_local());
+        self.cron
+            .find_next_occurrence(&before, false)
+            .is_ok_and(|m: chrono::NaiveDateTime| m < after)
     }
 
     /// Up to `max` fire times in `(after, until]`.
@@ -198,6 +253,9 @@ mod tests {
             vec![gap - 1800, gap, gap + 1800, gap + 3600],
             "01:30, (02:xx skipped) 03:00, 03:30, 04:00"
         );
+        // Hourly at :15: 02:15 is skipped, so it fires at 03:00, then 03:15 as usual.
+        let quarter = rule("15 * * * *", ny).upcoming(gap - 3600, gap + 1800, 10);
+        assert_eq!(quarter, vec![gap - 2700, gap, gap + 900]);
         // 2024-11-03: 02:00 EDT falls back to 01:00 EST; 01:30 EDT = 05:30 UTC = 1730611800.
         let first = 1_730_611_800;
         assert_eq!(

@@ -2,6 +2,7 @@
 
 mod apps_cluster;
 mod bad_input;
+mod cron_reference;
 mod harness;
 mod membership;
 mod paging;
