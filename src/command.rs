@@ -21,8 +21,10 @@ pub enum Command {
     SetAppActive { app_id: String, active: bool },
     /// Store new schedules in a shard (ids, partitions and times stamped by the proposer).
     CreateSchedules { schedules: Vec<Schedule> },
-    /// Delete a one-time schedule.
-    DeleteSchedule { id: Uuid },
+    /// Delete a schedule (`at_ms`: the proposer's clock; a cron's runs after it go).
+    DeleteSchedule { id: Uuid, at_ms: u64 },
+    /// Materialise more runs of up to `limit` crons whose runs end soon after `now`.
+    RefillCrons { now: i64, limit: usize },
 }
 
 impl std::fmt::Display for Command {
@@ -35,7 +37,8 @@ impl std::fmt::Display for Command {
             Command::CreateSchedules { schedules } => {
                 write!(f, "CreateSchedules({} schedules)", schedules.len())
             }
-            Command::DeleteSchedule { id } => write!(f, "DeleteSchedule({id})"),
+            Command::DeleteSchedule { id, .. } => write!(f, "DeleteSchedule({id})"),
+            Command::RefillCrons { now, .. } => write!(f, "RefillCrons({now})"),
         }
     }
 }
@@ -100,6 +103,28 @@ pub enum Query {
         status: Option<Status>,
         limit: usize,
     },
+    /// Up to `limit` runs of a schedule, newest first, strictly before `before`.
+    ScheduleRuns {
+        id: Uuid,
+        when: When,
+        now: i64,
+        before: Option<Cursor>,
+        limit: usize,
+    },
+    /// The crons of an app in one shard, with the given status.
+    AppCrons {
+        app_id: String,
+        status: Option<Status>,
+        limit: usize,
+    },
+}
+
+/// Which runs of a schedule: due before now, from now on, or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum When {
+    Past,
+    Future,
+    All,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,5 +18,6 @@ pub mod proto;
 pub mod raft;
 pub mod router;
 pub mod schedule;
+pub mod scheduler;
 pub mod shard;
 pub mod store;

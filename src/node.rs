@@ -91,12 +91,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         ))
     });
 
+    let refill = tokio::spawn(crate::scheduler::refill::run(
+        config.node_id,
+        groups.clone(),
+        stop_rx.clone(),
+    ));
+
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     if let Some(b) = balancer {
         let _ = b.await;
     }
+    let _ = refill.await;
     let _ = http.await;
     groups.shutdown().await;
     let _ = grpc.await;

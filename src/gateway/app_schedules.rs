@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::envelope::{ok, ApiError};
-use super::schedules::{registered_app, stored_view};
+use super::schedules::registered_app;
+use super::views::stored_view;
 use super::Gateway;
 use crate::command::{Query as ShardQuery, QueryResult};
 use crate::meta::app::validate_app_id;
@@ -62,10 +63,9 @@ pub fn parse_status(s: &str) -> Result<Status, ApiError> {
     })
 }
 
-/// Checks the parameters. Defaults: only a start → one hour from it; only an end → the
-/// hour before it; neither → from an hour ago to a day ahead.
-pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Range, ApiError> {
-    let size = match p.size.as_deref().filter(|s| !s.is_empty()) {
+/// A page size: 1 to [`MAX_SIZE`]; absent or 0 means [`DEFAULT_SIZE`].
+pub fn parse_size(size: Option<&str>) -> Result<usize, ApiError> {
+    let size = match size.filter(|s| !s.is_empty()) {
         None => DEFAULT_SIZE,
         Some(s) => s
             .parse::<i64>()
@@ -81,7 +81,13 @@ pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Ran
             "Size provided({size}) should not be more than {MAX_SIZE}"
         )));
     }
-    let size = if size == 0 { DEFAULT_SIZE } else { size } as usize;
+    Ok(if size == 0 { DEFAULT_SIZE } else { size } as usize)
+}
+
+/// Checks the parameters. Defaults: only a start → one hour from it; only an end → the
+/// hour before it; neither → from an hour ago to a day ahead.
+pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Range, ApiError> {
+    let size = parse_size(p.size.as_deref())?;
     let status = p
         .status
         .as_deref()

@@ -4,9 +4,11 @@
 
 pub mod app_schedules;
 pub mod apps;
+pub mod crons;
 pub mod envelope;
 pub mod health;
 pub mod schedules;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -38,6 +40,8 @@ pub fn routes(gw: Gateway) -> axum::Router {
             "/goscheduler/apps/{app_id}/schedules",
             get(app_schedules::list),
         )
+        .route("/goscheduler/crons/schedules", get(crons::list))
+        .route("/goscheduler/schedules/{id}/runs", get(crons::runs))
         .route("/goscheduler/schedules", post(schedules::create))
         .route(
             "/goscheduler/schedules/batch",

@@ -15,8 +15,10 @@ use uuid::Uuid;
 
 use super::apps::parse_body;
 use super::envelope::{ok, ApiError};
+use super::views::{created_view, stored_view};
 use super::Gateway;
 use crate::command::{Command, CommandResult, Query, QueryResult};
+use crate::cron::CronSpec;
 use crate::meta::app::{validate_app_id, App};
 use crate::raft::types::GroupId;
 use crate::schedule::{id, validate, HttpCallback, Schedule, Status};
@@ -29,6 +31,8 @@ struct CreateSchedule {
     payload: Option<String>,
     schedule_time: Option<i64>,
     cron_expression: Option<String>,
+    /// IANA zone of a cron's times (default UTC).
+    timezone: Option<String>,
     callback: Option<CallbackRequest>,
 }
 
@@ -107,26 +111,43 @@ fn build_schedule(
             format!("app Id {app_id} is deactivated"),
         ));
     }
-    if req.cron_expression.is_some() {
-        return Err(ApiError::bad_request(
-            "cronExpression: cron schedules are not available yet in this version",
-        ));
-    }
     let mut errors = Vec::new();
     errors.extend(validate::payload(
         req.payload.as_deref(),
         validate::DEFAULT_PAYLOAD_LIMIT,
     ));
     let callback = check_callback(req.callback, &mut errors);
-    match req.schedule_time {
-        None => errors.push("scheduleTime is required".into()),
-        Some(t) => errors.extend(validate::schedule_time(t, now_secs, &app_id)),
-    }
-    let (Some(callback), Some(schedule_time), true) =
-        (callback, req.schedule_time, errors.is_empty())
-    else {
+    let cron = match (req.schedule_time, req.cron_expression) {
+        (Some(_), Some(_)) => {
+            errors.push("give either scheduleTime or cronExpression, not both".into());
+            None
+        }
+        (None, None) => {
+            errors.push("scheduleTime or cronExpression is required".into());
+            None
+        }
+        (Some(t), None) => {
+            errors.extend(validate::schedule_time(t, now_secs, &app_id));
+            None
+        }
+        (None, Some(expression)) => {
+            let spec = CronSpec {
+                expression,
+                timezone: req.timezone.filter(|z| !z.is_empty()),
+            };
+            match spec.rule() {
+                Ok(_) => Some(spec),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            }
+        }
+    };
+    let (Some(callback), true) = (callback, errors.is_empty()) else {
         return Err(ApiError::bad_request(errors.join(",")));
     };
+    let schedule_time = req.schedule_time.unwrap_or(now_secs);
     let partition = (Uuid::new_v4().as_u128() % app.partitions as u128) as u32;
     let shard = shard_of(&app_id, partition, gw.config.shards);
     let schedule = Schedule {
@@ -135,6 +156,9 @@ fn build_schedule(
         partition,
         payload: req.payload.unwrap_or_default(),
         schedule_time,
+        cron,
+        parent: None,
+        runs_until: None,
         callback,
         status: Status::Scheduled,
         error_message: None,
@@ -252,14 +276,14 @@ pub async fn delete(
     let (id, shard) = locate(&gw, &raw)?.ok_or_else(|| ApiError::not_found("not found"))?;
     let deleted = one_schedule(
         gw.router
-            .write(shard, Command::DeleteSchedule { id })
+            .write(shard, Command::DeleteSchedule { id, at_ms: now().1 })
             .await?,
     )?;
     Ok(ok(200, 1, json!({ "schedule": created_view(&deleted) })))
 }
 
 /// Parses a schedule id and finds its shard; `None` for a well-formed id no shard holds.
-fn locate(gw: &Gateway, raw: &str) -> Result<Option<(Uuid, GroupId)>, ApiError> {
+pub fn locate(gw: &Gateway, raw: &str) -> Result<Option<(Uuid, GroupId)>, ApiError> {
     let id = Uuid::parse_str(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid schedule id {raw:?}: {e}")))?;
     Ok(id::shard_of_id(&id, gw.config.shards).map(|shard| (id, shard)))
@@ -274,36 +298,4 @@ fn one_schedule(result: CommandResult) -> Result<Schedule, ApiError> {
             "internal error: unexpected apply result",
         )),
     }
-}
-
-/// A schedule as create and delete show it (the wiki's `httpCallback` shape).
-fn created_view(s: &Schedule) -> Value {
-    json!({
-        "scheduleId": s.id,
-        "payload": s.payload,
-        "appId": s.app_id,
-        "scheduleTime": s.schedule_time,
-        "Ttl": 0,
-        "partitionId": s.partition,
-        "scheduleGroup": s.schedule_group(),
-        "httpCallback": s.callback,
-    })
-}
-
-/// A schedule as get shows it (the wiki's `callback` shape, with status).
-pub fn stored_view(s: &Schedule) -> Value {
-    let mut v = json!({
-        "scheduleId": s.id,
-        "payload": s.payload,
-        "appId": s.app_id,
-        "scheduleTime": s.schedule_time,
-        "partitionId": s.partition,
-        "scheduleGroup": s.schedule_group(),
-        "callback": { "type": "http", "details": s.callback },
-        "status": s.status,
-    });
-    if let Some(e) = &s.error_message {
-        v["errorMessage"] = json!(e);
-    }
-    v
 }

@@ -57,6 +57,14 @@ impl GroupStateMachine {
         Ok(sm)
     }
 
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
     fn cf_meta(&self) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(CF_SM_META)
@@ -76,7 +84,7 @@ impl GroupStateMachine {
         let reader = SmReader::new(&self.db, self.group);
         match self.group.kind() {
             GroupKind::Meta => crate::meta::apply::query(&reader, q),
-            GroupKind::Shard(_) => crate::shard::apply::query(&reader, q),
+            GroupKind::Shard(_) => crate::shard::query::query(&reader, q),
         }
     }
 

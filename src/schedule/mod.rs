@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cron::CronSpec;
+
 /// Where and how a run calls back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpCallback {
@@ -30,15 +32,24 @@ pub enum Status {
     Miss,
 }
 
-/// A one-time schedule as stored in its shard.
+/// A schedule as stored in its shard: a one-time schedule, a cron, or a run of a cron.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
     pub id: Uuid,
     pub app_id: String,
     pub partition: u32,
     pub payload: String,
-    /// When to fire, epoch seconds.
+    /// When to fire, epoch seconds (for a cron: when it was created).
     pub schedule_time: i64,
+    /// Set on a cron: its rule. Its runs are materialised ahead as child schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<CronSpec>,
+    /// Set on a run of a cron: the cron.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Uuid>,
+    /// On a cron: runs are materialised up to this time (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_until: Option<i64>,
     pub callback: HttpCallback,
     pub status: Status,
     /// Why a run failed or was missed.
@@ -49,6 +60,10 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    pub fn is_cron(&self) -> bool {
+        self.cron.is_some()
+    }
+
     /// `floor(scheduleTime / 60) * 60`, as the original API reports it.
     pub fn schedule_group(&self) -> i64 {
         self.schedule_time.div_euclid(60) * 60

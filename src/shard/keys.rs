@@ -3,6 +3,9 @@
 //! - `s` ‖ id → the schedule
 //! - `t` ‖ time ‖ id → nothing: the time index of pending runs (the firing engine's queue)
 //! - `a` ‖ app ‖ 0 ‖ time ‖ id → nothing: the (app, time) index for app queries
+//! - `p` ‖ cron id ‖ time ‖ run id → nothing: the runs of a cron
+//! - `c` ‖ app ‖ 0 ‖ cron id → nothing: the crons of an app
+//! - `h` ‖ time ‖ cron id → nothing: crons by how far their runs are materialised
 //!
 //! Times are epoch seconds, encoded so that byte order is numeric order (sign bit flipped).
 
@@ -11,6 +14,9 @@ use uuid::Uuid;
 pub const SCHEDULE: u8 = b's';
 pub const TIME: u8 = b't';
 pub const APP: u8 = b'a';
+pub const RUNS: u8 = b'p';
+pub const CRONS: u8 = b'c';
+pub const HORIZON: u8 = b'h';
 
 fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
@@ -26,6 +32,35 @@ pub fn due(time: i64, id: &Uuid) -> Vec<u8> {
 
 pub fn app_time(app_id: &str, time: i64, id: &Uuid) -> Vec<u8> {
     [&app_prefix(app_id)[..], &time_bytes(time), id.as_bytes()].concat()
+}
+
+pub fn run(parent: &Uuid, time: i64, run: &Uuid) -> Vec<u8> {
+    [&runs_prefix(parent)[..], &time_bytes(time), run.as_bytes()].concat()
+}
+
+/// `p` ‖ cron id: the start of every run key of a cron.
+pub fn runs_prefix(parent: &Uuid) -> Vec<u8> {
+    [&[RUNS][..], parent.as_bytes()].concat()
+}
+
+pub fn app_cron(app_id: &str, id: &Uuid) -> Vec<u8> {
+    [&app_crons_prefix(app_id)[..], id.as_bytes()].concat()
+}
+
+/// `c` ‖ app ‖ 0: the start of every cron key of an app.
+pub fn app_crons_prefix(app_id: &str) -> Vec<u8> {
+    [&[CRONS][..], app_id.as_bytes(), &[0]].concat()
+}
+
+pub fn horizon(until: i64, id: &Uuid) -> Vec<u8> {
+    [&[HORIZON][..], &time_bytes(until), id.as_bytes()].concat()
+}
+
+/// The id at the end of a key.
+pub fn trailing_id(key: &[u8]) -> Uuid {
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&key[key.len() - 16..]);
+    Uuid::from_bytes(id)
 }
 
 /// `a` ‖ app ‖ 0: the start of every (app, time) key of `app_id`.

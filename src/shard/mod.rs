@@ -2,7 +2,10 @@
 //! deterministically, so every node agrees where a partition's schedules live.
 
 pub mod apply;
+pub mod crons;
 pub mod keys;
+pub mod query;
+pub mod schedules;
 
 use crate::raft::types::GroupId;
 
@@ -45,3 +48,6 @@ mod tests {
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }
+
+#[cfg(test)]
+mod apply_tests;

@@ -48,6 +48,54 @@ impl<'a> SmTxn<'a> {
         self.overlay.insert(key.to_vec(), None);
     }
 
+    /// Calls `each(key, value)` for keys from `start` on, in key order, as this batch sees
+    /// them (committed state merged with the batch's own writes), until it returns `false`.
+    /// Replicas may batch entries differently, so apply must see earlier entries' writes.
+    pub fn scan_from(
+        &self,
+        start: &[u8],
+        mut each: impl FnMut(&[u8], &[u8]) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
+        use std::ops::Bound;
+        let mut pending = self
+            .overlay
+            .range::<[u8], _>((Bound::Included(start), Bound::Unbounded))
+            .peekable();
+        let mut stopped = false;
+        SmReader::new(self.db, self.group).scan_from(start, |k, v| {
+            // Batch writes that sort before this committed key come first.
+            while let Some((pk, pv)) = pending.next_if(|(pk, _)| pk.as_slice() < k) {
+                if let Some(pv) = pv {
+                    if !each(pk, pv)? {
+                        stopped = true;
+                        return Ok(false);
+                    }
+                }
+            }
+            let value = match pending.next_if(|(pk, _)| pk.as_slice() == k) {
+                Some((_, overridden)) => overridden.as_deref(),
+                None => Some(v),
+            };
+            match value {
+                Some(v) if !each(k, v)? => {
+                    stopped = true;
+                    Ok(false)
+                }
+                _ => Ok(true),
+            }
+        })?;
+        if !stopped {
+            for (pk, pv) in pending {
+                if let Some(pv) = pv {
+                    if !each(pk, pv)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Moves this batch's writes into `batch` (with group prefixes).
     pub fn write_into(self, batch: &mut WriteBatch) {
         let cf = self.db.cf_handle(CF_SM).expect("sm column family");
@@ -104,6 +152,28 @@ impl<'a> SmReader<'a> {
         Ok(())
     }
 
+    /// Like [`SmReader::scan_from`], backwards: from the last key at or before `start`.
+    pub fn scan_back_from(
+        &self,
+        start: &[u8],
+        mut each: impl FnMut(&[u8], &[u8]) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
+        let cf = self.db.cf_handle(CF_SM).expect("sm column family");
+        let from = keys::sm_key(self.group, start);
+        let prefix = self.group.prefix();
+        let iter = self.db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Reverse),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(super::io_err)?;
+            if !k.starts_with(&prefix) || !each(&k[8..], &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `limit` values whose keys start with `prefix`, in key order.
     pub fn scan_prefix<T: serde::de::DeserializeOwned>(
         &self,
@@ -119,5 +189,48 @@ impl<'a> SmReader<'a> {
             Ok(true)
         })?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_scan_sees_its_own_puts_and_deletes_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open(dir.path()).unwrap();
+        let g = GroupId(1);
+        let mut txn = SmTxn::new(&db, g);
+        for k in ["b", "d", "f"] {
+            txn.put(k.as_bytes(), &k).unwrap();
+        }
+        let mut batch = WriteBatch::default();
+        txn.write_into(&mut batch);
+        db.write(batch).unwrap();
+
+        let mut txn = SmTxn::new(&db, g);
+        txn.put(b"a", &"a").unwrap();
+        txn.put(b"d", &"D").unwrap();
+        txn.delete(b"f");
+        txn.put(b"g", &"g").unwrap();
+        let mut seen = vec![];
+        txn.scan_from(b"", |k, v| {
+            seen.push(format!(
+                "{}={}",
+                String::from_utf8_lossy(k),
+                decode::<String>(v)?
+            ));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen, ["a=a", "b=b", "d=D", "g=g"]);
+        let mut first_two = vec![];
+        txn.scan_from(b"b", |k, _| {
+            first_two.push(k.to_vec());
+            Ok(first_two.len() < 2)
+        })
+        .unwrap();
+        assert_eq!(first_two, [b"b".to_vec(), b"d".to_vec()]);
     }
 }

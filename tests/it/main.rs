@@ -3,6 +3,7 @@
 mod apps_cluster;
 mod bad_input;
 mod cron_reference;
+mod crons;
 mod harness;
 mod membership;
 mod paging;

@@ -184,7 +184,7 @@ async fn one_time_schedules_through_every_node() {
             wiki_body("revamp", time).replace(&format!(r#""scheduleTime":{time},"#), ""),
             400,
             400,
-            "scheduleTime is required",
+            "scheduleTime or cronExpression is required",
         ),
         (
             "time a string",

@@ -1,0 +1,3 @@
+//! Work a shard's leader does as time passes (the firing engine will live here too).
+
+pub mod refill;

@@ -1,0 +1,295 @@
+//! The shard state machine with hand-built commands: no Raft, no network.
+
+use uuid::Uuid;
+
+use super::{apply::apply, crons, keys, query::query};
+use crate::command::{Command, CommandResult, Query, QueryResult, RejectReason, When};
+use crate::cron::CronSpec;
+use crate::raft::types::GroupId;
+use crate::schedule::page::Cursor;
+use crate::schedule::{id, HttpCallback, Schedule, Status};
+use crate::store::txn::{SmReader, SmTxn};
+use crate::store::{self, CF_SM};
+
+const SHARD: GroupId = GroupId(1);
+/// 2024-01-01 00:00:00 UTC.
+const T0: i64 = 1_704_067_200;
+
+fn one_time(n: u128, time: i64) -> Schedule {
+    Schedule {
+        id: Uuid::from_u128(n),
+        app_id: "revamp".into(),
+        partition: 0,
+        payload: "{}".into(),
+        schedule_time: time,
+        cron: None,
+        parent: None,
+        runs_until: None,
+        callback: HttpCallback {
+            url: "http://127.0.0.1:1/cb".into(),
+            method: "POST".into(),
+            headers: Default::default(),
+        },
+        status: Status::Scheduled,
+        error_message: None,
+        created_at_ms: 1,
+    }
+}
+
+fn cron(expr: &str, created: i64) -> Schedule {
+    Schedule {
+        id: id::new_id(GroupId::shard(0), (created as u64) * 1000),
+        cron: Some(CronSpec {
+            expression: expr.into(),
+            timezone: None,
+        }),
+        schedule_time: created,
+        created_at_ms: (created as u64) * 1000,
+        ..one_time(0, created)
+    }
+}
+
+fn commit(db: &rocksdb::DB, cmds: &[Command]) -> Vec<CommandResult> {
+    let mut txn = SmTxn::new(db, SHARD);
+    let out = cmds.iter().map(|c| apply(&mut txn, c).unwrap()).collect();
+    let mut batch = rocksdb::WriteBatch::default();
+    txn.write_into(&mut batch);
+    db.write(batch).unwrap();
+    out
+}
+
+fn count(db: &rocksdb::DB, prefix: u8) -> usize {
+    let cf = db.cf_handle(CF_SM).unwrap();
+    db.prefix_iterator_cf(cf, store::keys::sm_key(SHARD, &[prefix]))
+        .take_while(|kv| {
+            kv.as_ref().unwrap().0[..8] == SHARD.prefix() && kv.as_ref().unwrap().0[8] == prefix
+        })
+        .count()
+}
+
+fn get(db: &rocksdb::DB, q: Query) -> Vec<Schedule> {
+    match query(&SmReader::new(db, SHARD), &q).unwrap() {
+        QueryResult::Schedules(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn runs(db: &rocksdb::DB, id: Uuid, when: When, now: i64, before: Option<Cursor>) -> Vec<i64> {
+    let q = Query::ScheduleRuns {
+        id,
+        when,
+        now,
+        before,
+        limit: 1000,
+    };
+    get(db, q).iter().map(|s| s.schedule_time).collect()
+}
+
+#[test]
+fn create_is_idempotent_and_delete_removes_every_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let (a, b) = (one_time(1, 100), one_time(2, 200));
+    let first = commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: vec![a.clone(), b.clone()],
+        }],
+    );
+    assert_eq!(
+        first[0],
+        CommandResult::Schedules(vec![a.clone(), b.clone()])
+    );
+    // The same id again (a retried request) returns what is stored and changes nothing.
+    let again = commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: vec![one_time(1, 999)],
+        }],
+    );
+    assert_eq!(again[0], CommandResult::Schedules(vec![a.clone()]));
+    assert_eq!(
+        (
+            count(&db, keys::SCHEDULE),
+            count(&db, keys::TIME),
+            count(&db, keys::APP)
+        ),
+        (2, 2, 2)
+    );
+    assert_eq!(get(&db, Query::GetSchedule { id: a.id }), vec![a.clone()]);
+
+    let del = |id| Command::DeleteSchedule { id, at_ms: 0 };
+    let deleted = commit(&db, &[del(a.id), del(a.id)]);
+    assert_eq!(deleted[0], CommandResult::Schedules(vec![a.clone()]));
+    assert!(
+        matches!(&deleted[1], CommandResult::Rejected(r) if r.reason == RejectReason::NotFound)
+    );
+    assert_eq!(
+        (
+            count(&db, keys::SCHEDULE),
+            count(&db, keys::TIME),
+            count(&db, keys::APP)
+        ),
+        (1, 1, 1)
+    );
+    assert!(get(&db, Query::GetSchedule { id: a.id }).is_empty());
+}
+
+#[test]
+fn app_queries_page_by_time_then_id_within_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let all: Vec<Schedule> = (1..=6).map(|n| one_time(n, 100 + (n as i64 % 3))).collect();
+    commit(&db, &[Command::CreateSchedules { schedules: all }]);
+    let page = |after: Option<Cursor>, limit| {
+        let q = Query::AppSchedules {
+            app_id: "revamp".into(),
+            start: 100,
+            end: 101,
+            after,
+            status: None,
+            limit,
+        };
+        get(&db, q)
+            .iter()
+            .map(|s| (s.schedule_time, s.id.as_u128()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(page(None, 10), vec![(100, 3), (100, 6), (101, 1), (101, 4)]);
+    let cursor = Cursor {
+        time: 100,
+        id: Uuid::from_u128(6),
+    };
+    assert_eq!(page(Some(cursor), 1), vec![(101, 1)]);
+}
+
+#[test]
+fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let c = cron("*/10 * * * *", T0);
+    let created = commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: vec![c.clone()],
+        }],
+    );
+    let CommandResult::Schedules(created) = &created[0] else {
+        panic!()
+    };
+    assert_eq!(created[0].runs_until, Some(T0 + crons::RUN_WINDOW_SECS));
+    // Runs every 10 minutes for the next hour: 6 of them, newest first, linked to the cron.
+    let future = runs(&db, c.id, When::Future, T0, None);
+    assert_eq!(
+        future,
+        (1..=6).rev().map(|i| T0 + i * 600).collect::<Vec<_>>()
+    );
+    let run = &get(
+        &db,
+        Query::GetSchedule {
+            id: id::run_id(c.id, T0 + 600),
+        },
+    )[0];
+    assert_eq!((run.parent, run.status), (Some(c.id), Status::Scheduled));
+    assert_eq!(count(&db, keys::TIME), 6);
+    assert_eq!(
+        get(
+            &db,
+            Query::AppCrons {
+                app_id: "revamp".into(),
+                status: None,
+                limit: 10
+            }
+        )
+        .len(),
+        1
+    );
+
+    // Not due for a refill until its runs end within REFILL_AHEAD of now.
+    let reader = SmReader::new(&db, SHARD);
+    assert!(!crons::refill_due(&reader, T0).unwrap());
+    let later = T0 + crons::RUN_WINDOW_SECS - crons::REFILL_AHEAD_SECS + 1;
+    assert!(crons::refill_due(&reader, later).unwrap());
+    commit(
+        &db,
+        &[Command::RefillCrons {
+            now: later,
+            limit: 10,
+        }],
+    );
+    assert_eq!(
+        runs(&db, c.id, When::All, later, None).len(),
+        6 + 5,
+        "up to later + 1 h"
+    );
+    assert!(!crons::refill_due(&SmReader::new(&db, SHARD), later).unwrap());
+
+    // Paging runs newest first with a cursor.
+    let all = runs(&db, c.id, When::All, later, None);
+    let cursor = Cursor {
+        time: all[2],
+        id: id::run_id(c.id, all[2]),
+    };
+    assert_eq!(
+        runs(&db, c.id, When::All, later, Some(cursor)),
+        all[3..].to_vec()
+    );
+    // Past and future split at now.
+    let now = T0 + 1800;
+    assert_eq!(
+        runs(&db, c.id, When::Past, now, None),
+        vec![T0 + 1200, T0 + 600]
+    );
+
+    // Delete at `now`: DELETED, runs after now removed, runs before kept; a second delete 404s.
+    let del = Command::DeleteSchedule {
+        id: c.id,
+        at_ms: (now as u64) * 1000,
+    };
+    let out = commit(&db, &[del.clone(), del]);
+    assert!(matches!(&out[0], CommandResult::Schedules(s) if s[0].status == Status::Deleted));
+    assert!(matches!(&out[1], CommandResult::Rejected(r) if r.reason == RejectReason::NotFound));
+    assert_eq!(
+        runs(&db, c.id, When::All, now, None),
+        vec![T0 + 1800, T0 + 1200, T0 + 600]
+    );
+    assert_eq!(count(&db, keys::TIME), 3);
+    assert_eq!(
+        count(&db, keys::HORIZON),
+        0,
+        "a deleted cron is never refilled"
+    );
+    let deleted = Query::AppCrons {
+        app_id: "revamp".into(),
+        status: Some(Status::Deleted),
+        limit: 10,
+    };
+    assert_eq!(get(&db, deleted).len(), 1);
+}
+
+#[test]
+fn a_dense_cron_is_refilled_in_bounded_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let c = cron("* * * * * *", T0);
+    commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: vec![c.clone()],
+        }],
+    );
+    assert_eq!(
+        runs(&db, c.id, When::All, T0, None).len(),
+        crons::MAX_RUNS_PER_REFILL
+    );
+    // Refills ahead of time until the runs reach REFILL_AHEAD past now, each bounded.
+    for _ in 0..10 {
+        commit(&db, &[Command::RefillCrons { now: T0, limit: 10 }]);
+    }
+    let n = runs(&db, c.id, When::All, T0, None).len() as i64;
+    assert!(
+        n >= crons::REFILL_AHEAD_SECS
+            && n <= crons::REFILL_AHEAD_SECS + 2 * crons::MAX_RUNS_PER_REFILL as i64,
+        "{n} runs"
+    );
+}

@@ -1,0 +1,119 @@
+//! Cron runs in a shard: a cron's runs are materialised ahead as child schedules (so the
+//! firing engine and `runs?when=future` see them), refilled as time passes, and removed
+//! when the cron is deleted. Every time used comes from the command, never the clock.
+
+use std::io;
+
+use uuid::Uuid;
+
+use super::keys;
+use super::schedules::{insert, remove};
+use crate::schedule::{id, Schedule, Status};
+use crate::store::txn::SmTxn;
+
+/// Runs are materialised at most this far ahead.
+pub const RUN_WINDOW_SECS: i64 = 3600;
+/// A cron is refilled once its runs reach less than this far ahead.
+pub const REFILL_AHEAD_SECS: i64 = 300;
+/// Most runs one refill of one cron adds.
+pub const MAX_RUNS_PER_REFILL: usize = 120;
+
+/// Materialises the runs of `cron` after its horizon (or `now` for a new cron), up to the
+/// window or the per-refill cap, and moves its horizon.
+pub fn materialise(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<usize> {
+    let Some(spec) = &cron.cron else { return Ok(0) };
+    let Ok(rule) = spec.rule() else { return Ok(0) };
+    let from = cron.runs_until.unwrap_or(now);
+    let window_end = now + RUN_WINDOW_SECS;
+    let times = rule.upcoming(from, window_end, MAX_RUNS_PER_REFILL);
+    for &t in &times {
+        let run = Schedule {
+            id: id::run_id(cron.id, t),
+            app_id: cron.app_id.clone(),
+            partition: cron.partition,
+            payload: cron.payload.clone(),
+            schedule_time: t,
+            cron: None,
+            parent: Some(cron.id),
+            runs_until: None,
+            callback: cron.callback.clone(),
+            status: Status::Scheduled,
+            error_message: None,
+            created_at_ms: (now as u64) * 1000,
+        };
+        insert(txn, &run)?;
+        txn.put(&keys::run(&cron.id, t, &run.id), &())?;
+    }
+    // A full batch ends at its last run; otherwise nothing is due before the window's end.
+    let until = match times.last() {
+        Some(&last) if times.len() == MAX_RUNS_PER_REFILL => last,
+        _ => window_end.max(from),
+    };
+    if let Some(old) = cron.runs_until {
+        txn.delete(&keys::horizon(old, &cron.id));
+    }
+    cron.runs_until = Some(until);
+    txn.put(&keys::horizon(until, &cron.id), &())?;
+    txn.put(&keys::schedule(&cron.id), &*cron)?;
+    Ok(times.len())
+}
+
+/// Refills up to `limit` crons whose runs reach less than [`REFILL_AHEAD_SECS`] past `now`.
+pub fn refill(txn: &mut SmTxn, now: i64, limit: usize) -> io::Result<usize> {
+    let mut due = Vec::new();
+    let stop = keys::horizon(now + REFILL_AHEAD_SECS, &Uuid::nil());
+    txn.scan_from(&[keys::HORIZON], |k, _| {
+        if k >= stop.as_slice() || due.len() >= limit {
+            return Ok(false);
+        }
+        due.push(keys::trailing_id(k));
+        Ok(true)
+    })?;
+    let mut runs = 0;
+    for cron_id in due {
+        if let Some(mut cron) = txn.get::<Schedule>(&keys::schedule(&cron_id))? {
+            runs += materialise(txn, &mut cron, now)?;
+        }
+    }
+    Ok(runs)
+}
+
+/// Whether some cron of this shard needs a refill at `now` (a cheap look at the first
+/// horizon entry, for the leader deciding whether to propose one).
+pub fn refill_due(reader: &crate::store::txn::SmReader, now: i64) -> io::Result<bool> {
+    let stop = keys::horizon(now + REFILL_AHEAD_SECS, &Uuid::nil());
+    let mut due = false;
+    reader.scan_from(&[keys::HORIZON], |k, _| {
+        due = k.first() == Some(&keys::HORIZON) && k < stop.as_slice();
+        Ok(false)
+    })?;
+    Ok(due)
+}
+
+/// Soft-deletes `cron` at `now`: status DELETED, no more refills, and its runs not yet due
+/// are removed (runs at or before `now` stay, with their outcomes).
+pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
+    let mut future = Vec::new();
+    let from = keys::run(&cron.id, now + 1, &Uuid::nil());
+    let prefix = keys::runs_prefix(&cron.id);
+    txn.scan_from(&from, |k, _| {
+        if !k.starts_with(&prefix) {
+            return Ok(false);
+        }
+        future.push(keys::time_and_id(k));
+        Ok(true)
+    })?;
+    for (time, run_id) in future {
+        if let Some(run) = txn.get::<Schedule>(&keys::schedule(&run_id))? {
+            if run.status == Status::Scheduled {
+                remove(txn, &run);
+                txn.delete(&keys::run(&cron.id, time, &run_id));
+            }
+        }
+    }
+    if let Some(until) = cron.runs_until.take() {
+        txn.delete(&keys::horizon(until, &cron.id));
+    }
+    cron.status = Status::Deleted;
+    txn.put(&keys::schedule(&cron.id), &*cron)
+}

@@ -1,0 +1,154 @@
+//! Answering shard queries from the applied state (the caller makes them linearizable).
+
+use std::io;
+
+use uuid::Uuid;
+
+use super::keys;
+use crate::command::{Query, QueryResult, When};
+use crate::schedule::page::Cursor;
+use crate::schedule::{Schedule, Status};
+use crate::store::txn::SmReader;
+
+pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
+    let found = match q {
+        Query::GetSchedule { id } => reader
+            .get::<Schedule>(&keys::schedule(id))?
+            .into_iter()
+            .collect(),
+        Query::AppSchedules {
+            app_id,
+            start,
+            end,
+            after,
+            status,
+            limit,
+        } => app_schedules(reader, app_id, *start, *end, *after, *status, *limit)?,
+        Query::ScheduleRuns {
+            id,
+            when,
+            now,
+            before,
+            limit,
+        } => runs(reader, id, *when, *now, *before, *limit)?,
+        Query::AppCrons {
+            app_id,
+            status,
+            limit,
+        } => app_crons(reader, app_id, *status, *limit)?,
+        other => {
+            return Err(io::Error::other(format!(
+                "query {other:?} is not for a shard"
+            )))
+        }
+    };
+    Ok(QueryResult::Schedules(found))
+}
+
+/// An app's schedules with time in `[start, end]`, by (time, id), strictly after `after`.
+fn app_schedules(
+    reader: &SmReader,
+    app_id: &str,
+    start: i64,
+    end: i64,
+    after: Option<Cursor>,
+    status: Option<Status>,
+    limit: usize,
+) -> io::Result<Vec<Schedule>> {
+    let prefix = keys::app_prefix(app_id);
+    let from = match after {
+        // Strictly after the cursor: the smallest key greater than its own.
+        Some(c) if c.time >= start => [keys::app_time(app_id, c.time, &c.id), vec![0]].concat(),
+        _ => keys::app_time(app_id, start, &Uuid::nil()),
+    };
+    let mut out = Vec::new();
+    reader.scan_from(&from, |k, _| {
+        if !k.starts_with(&prefix) || out.len() >= limit {
+            return Ok(false);
+        }
+        let (time, id) = keys::time_and_id(k);
+        if time > end {
+            return Ok(false);
+        }
+        if let Some(s) = reader.get::<Schedule>(&keys::schedule(&id))? {
+            if status.is_none_or(|st| st == s.status) {
+                out.push(s);
+            }
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// The runs of schedule `id`, newest first: a cron's materialised runs, or a one-time
+/// schedule itself.
+fn runs(
+    reader: &SmReader,
+    id: &Uuid,
+    when: When,
+    now: i64,
+    before: Option<Cursor>,
+    limit: usize,
+) -> io::Result<Vec<Schedule>> {
+    let in_range = |t: i64| match when {
+        When::Past => t < now,
+        When::Future => t >= now,
+        When::All => true,
+    };
+    let Some(s) = reader.get::<Schedule>(&keys::schedule(id))? else {
+        return Ok(vec![]);
+    };
+    if !s.is_cron() {
+        let after_cursor = before.is_none_or(|c| (s.schedule_time, s.id) < (c.time, c.id));
+        return Ok((in_range(s.schedule_time) && after_cursor)
+            .then_some(s)
+            .into_iter()
+            .collect());
+    }
+    let prefix = keys::runs_prefix(id);
+    let start = match before {
+        Some(c) => keys::run(id, c.time, &c.id),
+        None => keys::run(id, i64::MAX, &Uuid::max()),
+    };
+    let mut out = Vec::new();
+    reader.scan_back_from(&start, |k, _| {
+        if !k.starts_with(&prefix) || out.len() >= limit {
+            return Ok(false);
+        }
+        let (time, run_id) = keys::time_and_id(k);
+        if before.is_some_and(|c| (time, run_id) >= (c.time, c.id)) {
+            return Ok(true); // the cursor itself
+        }
+        if when == When::Future && time < now {
+            return Ok(false);
+        }
+        if in_range(time) {
+            out.extend(reader.get::<Schedule>(&keys::schedule(&run_id))?);
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// The crons of an app with the given status.
+fn app_crons(
+    reader: &SmReader,
+    app_id: &str,
+    status: Option<Status>,
+    limit: usize,
+) -> io::Result<Vec<Schedule>> {
+    let prefix = keys::app_crons_prefix(app_id);
+    let mut out = Vec::new();
+    reader.scan_from(&prefix, |k, _| {
+        if !k.starts_with(&prefix) || out.len() >= limit {
+            return Ok(false);
+        }
+        if let Some(s) = reader.get::<Schedule>(&keys::schedule(&keys::trailing_id(k)))? {
+            if status.is_none_or(|st| st == s.status) {
+                out.push(s);
+            }
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,31 @@
+//! A schedule's record and index entries in its shard, kept together in one place.
+
+use std::io;
+
+use super::keys;
+use crate::schedule::{Schedule, Status};
+use crate::store::txn::SmTxn;
+
+/// Stores `s` with its index entries: a cron in its app's cron index; a one-time schedule
+/// or run in the (app, time) index and, while pending, in the time index.
+pub fn insert(txn: &mut SmTxn, s: &Schedule) -> io::Result<()> {
+    txn.put(&keys::schedule(&s.id), s)?;
+    if s.is_cron() {
+        return txn.put(&keys::app_cron(&s.app_id, &s.id), &());
+    }
+    if s.status == Status::Scheduled {
+        txn.put(&keys::due(s.schedule_time, &s.id), &())?;
+    }
+    txn.put(&keys::app_time(&s.app_id, s.schedule_time, &s.id), &())
+}
+
+/// Removes `s` and its index entries.
+pub fn remove(txn: &mut SmTxn, s: &Schedule) {
+    txn.delete(&keys::schedule(&s.id));
+    if s.is_cron() {
+        txn.delete(&keys::app_cron(&s.app_id, &s.id));
+        return;
+    }
+    txn.delete(&keys::due(s.schedule_time, &s.id));
+    txn.delete(&keys::app_time(&s.app_id, s.schedule_time, &s.id));
+}
