@@ -10,7 +10,7 @@ use serde_json::json;
 use super::envelope::{ok, ApiError};
 use super::Gateway;
 use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
-use crate::meta::app::{validate_app_id, App, MAX_PARTITIONS};
+use crate::meta::app::{validate_app_id, App, AppConfiguration, MAX_PARTITIONS};
 use crate::raft::types::GroupId;
 
 /// Body of `POST /goscheduler/apps`.
@@ -20,6 +20,7 @@ struct RegisterApp {
     app_id: Option<String>,
     partitions: Option<u32>,
     active: Option<bool>,
+    configuration: Option<AppConfiguration>,
 }
 
 /// Parses a JSON body, naming what is wrong with it.
@@ -58,10 +59,16 @@ pub async fn register(
         }
         p => p,
     };
+    let configuration = req.configuration.unwrap_or_default();
+    let problems = configuration.problems();
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(problems.join(",")));
+    }
     let app = App {
         app_id,
         partitions,
         active: req.active.unwrap_or(false),
+        configuration,
     };
     let result = gw
         .router

@@ -112,9 +112,10 @@ fn build_schedule(
         ));
     }
     let mut errors = Vec::new();
+    let limits = app.configuration;
     errors.extend(validate::payload(
         req.payload.as_deref(),
-        validate::DEFAULT_PAYLOAD_LIMIT,
+        limits.payload_size as usize,
     ));
     let callback = check_callback(req.callback, &mut errors);
     let cron = match (req.schedule_time, req.cron_expression) {
@@ -128,6 +129,11 @@ fn build_schedule(
         }
         (Some(t), None) => {
             errors.extend(validate::schedule_time(t, now_secs, &app_id));
+            errors.extend(validate::horizon(
+                t,
+                now_secs,
+                limits.future_schedule_creation_period,
+            ));
             None
         }
         (None, Some(expression)) => {

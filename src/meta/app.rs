@@ -14,6 +14,70 @@ pub struct App {
     pub app_id: String,
     pub partitions: u32,
     pub active: bool,
+    /// Shown only when it differs from the defaults.
+    #[serde(default, skip_serializing_if = "AppConfiguration::is_default")]
+    pub configuration: AppConfiguration,
+}
+
+/// Per-app limits and callback policy (the original accepted these but never enforced
+/// them; here they are enforced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct AppConfiguration {
+    /// Largest payload, bytes.
+    pub payload_size: u32,
+    /// How far ahead a schedule may be created, days; 0 = no limit.
+    pub future_schedule_creation_period: u32,
+    /// How long finished runs are kept, days.
+    pub fired_schedule_retention_period: u32,
+    /// Retries of a failed callback.
+    pub http_retries: u32,
+    /// Callback timeout, milliseconds.
+    pub http_timeout: u32,
+}
+
+impl Default for AppConfiguration {
+    fn default() -> Self {
+        AppConfiguration {
+            payload_size: 1024,
+            future_schedule_creation_period: 0,
+            fired_schedule_retention_period: 30,
+            http_retries: 3,
+            http_timeout: 5000,
+        }
+    }
+}
+
+impl AppConfiguration {
+    pub fn is_default(&self) -> bool {
+        *self == AppConfiguration::default()
+    }
+
+    /// Every value out of its range, named.
+    pub fn problems(&self) -> Vec<String> {
+        let checks = [
+            ("payloadSize", self.payload_size, 1, 1 << 20),
+            (
+                "futureScheduleCreationPeriod",
+                self.future_schedule_creation_period,
+                0,
+                3650,
+            ),
+            (
+                "firedScheduleRetentionPeriod",
+                self.fired_schedule_retention_period,
+                1,
+                3650,
+            ),
+            ("httpRetries", self.http_retries, 0, 10),
+            ("httpTimeout", self.http_timeout, 100, 60_000),
+        ];
+        checks
+            .iter()
+            .filter(|(_, v, lo, hi)| v < lo || v > hi)
+            .map(|(name, v, lo, hi)| format!("configuration.{name} {v} is outside {lo}..={hi}"))
+            .collect()
+    }
 }
 
 /// Checks an app id: letters, digits, `-` and `_`, 1 to [`MAX_APP_ID_LEN`] characters.
@@ -53,15 +117,30 @@ mod tests {
 
     #[test]
     fn app_serializes_with_the_wiki_field_names() {
-        let app = App {
+        let mut app = App {
             app_id: "revamp".into(),
             partitions: 2,
             active: true,
+            configuration: AppConfiguration::default(),
         };
         let json = serde_json::to_value(&app).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"appId": "revamp", "partitions": 2, "active": true})
-        );
+        let wiki = serde_json::json!({"appId": "revamp", "partitions": 2, "active": true});
+        assert_eq!(json, wiki);
+        app.configuration.payload_size = 10;
+        let json = serde_json::to_value(&app).unwrap();
+        assert_eq!(json["configuration"]["payloadSize"], 10);
+        assert_eq!(json["configuration"]["httpRetries"], 3);
+    }
+
+    #[test]
+    fn configuration_ranges_are_checked() {
+        assert!(AppConfiguration::default().problems().is_empty());
+        let bad = AppConfiguration {
+            payload_size: 0,
+            http_timeout: 10,
+            ..AppConfiguration::default()
+        };
+        assert_eq!(bad.problems().len(), 2);
+        assert!(bad.problems()[0].contains("payloadSize 0"));
     }
 }

@@ -93,6 +93,7 @@ mod tests {
             app_id: id.into(),
             partitions,
             active,
+            configuration: Default::default(),
         }
     }
 

@@ -1,9 +1,6 @@
 //! The checks a new schedule must pass. Each returns the problem in the words the
 //! original API used where it had them, so clients matching on messages keep working.
 
-/// Payload limit of an app that configured none (bytes).
-pub const DEFAULT_PAYLOAD_LIMIT: usize = 1024;
-
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// The payload: present and within the app's limit.
@@ -50,6 +47,13 @@ pub fn schedule_time(time: i64, now_secs: i64, app_id: &str) -> Option<String> {
     })
 }
 
+/// The schedule time: within the app's creation horizon (`days`; 0 = no limit).
+pub fn horizon(time: i64, now_secs: i64, days: u32) -> Option<String> {
+    (days > 0 && time > now_secs + days as i64 * 86_400).then(|| {
+        format!("schedule time : {time} is beyond the app's creation horizon of {days} days")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +86,15 @@ mod tests {
         assert!(method("FETCH").is_some());
         assert!(callback_type("http").is_none());
         assert!(callback_type("kafka").is_some());
+    }
+
+    #[test]
+    fn the_horizon_is_the_apps() {
+        assert!(horizon(100 + 86_400, 100, 1).is_none());
+        assert!(horizon(101 + 86_400, 100, 1)
+            .unwrap()
+            .contains("horizon of 1 days"));
+        assert!(horizon(i64::MAX / 2, 100, 0).is_none(), "0 days: no limit");
     }
 
     #[test]

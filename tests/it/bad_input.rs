@@ -138,6 +138,20 @@ async fn bad_app_requests_get_4xx_in_the_envelope_and_harm_nothing() {
             "invalid type",
         ),
         (
+            "configuration out of range",
+            r#"{"appId":"x5","configuration":{"httpRetries":99}}"#,
+            400,
+            400,
+            "httpRetries 99 is outside",
+        ),
+        (
+            "configuration with an unknown key",
+            r#"{"appId":"x6","configuration":{"retries":1}}"#,
+            400,
+            5001,
+            "unknown field",
+        ),
+        (
             "partition change",
             r#"{"appId":"revamp","partitions":3,"active":true}"#,
             400,

@@ -46,6 +46,17 @@ async fn one_time_schedules_through_every_node() {
             .await;
         assert_eq!(status, 200);
     }
+    // An app with its own limits: 10-byte payloads, schedules at most a day ahead.
+    {
+        let config = json!({"payloadSize": 10, "futureScheduleCreationPeriod": 1});
+        let body =
+            json!({"appId": "tight", "partitions": 1, "active": true, "configuration": config})
+                .to_string();
+        let (status, _) = cluster
+            .call(1, Method::POST, "/goscheduler/apps", Some(&body))
+            .await;
+        assert_eq!(status, 200);
+    }
 
     let time = now() + 3600;
     let mut ids = vec![];
@@ -211,6 +222,26 @@ async fn one_time_schedules_through_every_node() {
             "Invalid callback type",
         ),
     ];
+    let tight = |payload: &str, time: i64| {
+        wiki_body("tight", time).replace(r#""payload":"{}""#, &format!(r#""payload":"{payload}""#))
+    };
+    let more: Vec<(&str, String, u16, u64, &str)> = vec![
+        (
+            "over the app's payload limit",
+            tight("0123456789a", time),
+            400,
+            400,
+            "exceeds the app's limit of 10 bytes",
+        ),
+        (
+            "beyond the app's horizon",
+            tight("{}", now() + 2 * 86_400),
+            400,
+            400,
+            "creation horizon of 1 days",
+        ),
+    ];
+    let cases: Vec<_> = cases.into_iter().chain(more).collect();
     for (case, body, http, code, needle) in cases {
         let (status, reply) = cluster
             .call(2, Method::POST, "/goscheduler/schedules", Some(&body))
