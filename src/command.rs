@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::meta::app::App;
+use crate::meta::bulk::BulkJob;
 use crate::schedule::page::Cursor;
 use crate::schedule::{Schedule, Status};
 
@@ -25,6 +26,20 @@ pub enum Command {
     DeleteSchedule { id: Uuid, at_ms: u64 },
     /// Materialise more runs of up to `limit` crons whose runs end soon after `now`.
     RefillCrons { now: i64, limit: usize },
+    /// Delete schedules of one shard (ids that are gone already are skipped).
+    DeleteSchedules { ids: Vec<Uuid>, at_ms: u64 },
+    /// Make finished runs of one shard due again at `at` (epoch seconds).
+    ReconcileSchedules { ids: Vec<Uuid>, at: i64 },
+    /// Record a new bulk job (meta group).
+    StartBulkJob { job: BulkJob },
+    /// Record a bulk job's progress (meta group): `processed` more, now after `cursor`.
+    AdvanceBulkJob {
+        job_id: Uuid,
+        cursor: Option<Cursor>,
+        processed: u64,
+        done: bool,
+        at_ms: u64,
+    },
 }
 
 impl std::fmt::Display for Command {
@@ -39,6 +54,12 @@ impl std::fmt::Display for Command {
             }
             Command::DeleteSchedule { id, .. } => write!(f, "DeleteSchedule({id})"),
             Command::RefillCrons { now, .. } => write!(f, "RefillCrons({now})"),
+            Command::DeleteSchedules { ids, .. } => write!(f, "DeleteSchedules({})", ids.len()),
+            Command::ReconcileSchedules { ids, .. } => {
+                write!(f, "ReconcileSchedules({})", ids.len())
+            }
+            Command::StartBulkJob { job } => write!(f, "StartBulkJob({})", job.job_id),
+            Command::AdvanceBulkJob { job_id, .. } => write!(f, "AdvanceBulkJob({job_id})"),
         }
     }
 }
@@ -50,6 +71,7 @@ pub enum CommandResult {
     None,
     App(App),
     Schedules(Vec<Schedule>),
+    BulkJob(BulkJob),
     /// The command was valid to propose but the state it met refused it.
     Rejected(Rejection),
 }
@@ -117,6 +139,10 @@ pub enum Query {
         status: Option<Status>,
         limit: usize,
     },
+    /// One bulk job (meta group).
+    GetBulkJob { job_id: Uuid },
+    /// Every bulk job still running (meta group).
+    RunningBulkJobs,
 }
 
 /// Which runs of a schedule: due before now, from now on, or all.
@@ -131,4 +157,5 @@ pub enum When {
 pub enum QueryResult {
     Apps(Vec<App>),
     Schedules(Vec<Schedule>),
+    BulkJobs(Vec<BulkJob>),
 }

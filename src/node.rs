@@ -66,6 +66,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
     let router = Router::new(config.node_id, groups.clone(), peers.clone());
+    let bulk = tokio::spawn(crate::scheduler::bulk::run(
+        config.node_id,
+        router.clone(),
+        config.shards,
+        stop_rx.clone(),
+    ));
     let app = gateway::routes(gateway::Gateway {
         router,
         config: config.clone(),
@@ -104,6 +110,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         let _ = b.await;
     }
     let _ = refill.await;
+    let _ = bulk.await;
     let _ = http.await;
     groups.shutdown().await;
     let _ = grpc.await;

@@ -18,10 +18,9 @@ use super::views::stored_view;
 use super::Gateway;
 use crate::command::{Query as ShardQuery, QueryResult};
 use crate::meta::app::validate_app_id;
-use crate::raft::types::GroupId;
 use crate::schedule::page::Cursor;
 use crate::schedule::{time, Status};
-use crate::shard::shard_of;
+use crate::shard::app_shards;
 
 pub const DEFAULT_SIZE: i64 = 15;
 pub const MAX_SIZE: i64 = 1000;
@@ -133,16 +132,6 @@ pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Ran
     })
 }
 
-/// The shards holding an app's partitions.
-pub fn app_shards(app_id: &str, partitions: u32, shards: u32) -> Vec<GroupId> {
-    let mut out: Vec<GroupId> = (0..partitions)
-        .map(|p| shard_of(app_id, p, shards))
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
 pub async fn list(
     State(gw): State<Gateway>,
     Path(app_id): Path<String>,
@@ -244,12 +233,5 @@ mod tests {
         .contains("cannot be before"));
         assert!(err(&[("end_time", "yesterday")]).contains("invalid time"));
         assert!(err(&[("continuationToken", "abc")]).contains("invalid continuation token"));
-    }
-
-    #[test]
-    fn an_app_uses_the_shards_of_its_partitions() {
-        assert_eq!(app_shards("revamp", 1, 8).len(), 1);
-        assert_eq!(app_shards("revamp", 8, 8).len(), 8);
-        assert_eq!(app_shards("revamp", 100, 8).len(), 8);
     }
 }

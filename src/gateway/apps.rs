@@ -36,7 +36,7 @@ fn app_result(result: CommandResult) -> Result<App, ApiError> {
     match result {
         CommandResult::App(app) => Ok(app),
         CommandResult::Rejected(r) => Err(r.into()),
-        CommandResult::None | CommandResult::Schedules(_) => Err(ApiError::new(
+        _ => Err(ApiError::new(
             500,
             "internal error: unexpected apply result",
         )),

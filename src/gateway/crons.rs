@@ -8,7 +8,7 @@ use futures::future::join_all;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::app_schedules::{app_shards, parse_size, parse_status};
+use super::app_schedules::{parse_size, parse_status};
 use super::envelope::{ok, ApiError};
 use super::schedules::{locate, registered_app};
 use super::views::stored_view;
@@ -17,6 +17,7 @@ use crate::command::{Query as ShardQuery, QueryResult, When};
 use crate::meta::app::validate_app_id;
 use crate::schedule::page::Cursor;
 use crate::schedule::Schedule;
+use crate::shard::app_shards;
 
 /// Most crons one listing returns per shard.
 const MAX_CRONS_PER_SHARD: usize = 10_000;

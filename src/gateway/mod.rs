@@ -4,6 +4,7 @@
 
 pub mod app_schedules;
 pub mod apps;
+pub mod bulk;
 pub mod crons;
 pub mod envelope;
 pub mod health;
@@ -39,6 +40,10 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .route(
             "/goscheduler/apps/{app_id}/schedules",
             get(app_schedules::list),
+        )
+        .route(
+            "/goscheduler/apps/{app_id}/bulk-action/{action}",
+            post(bulk::start).get(bulk::progress),
         )
         .route("/goscheduler/crons/schedules", get(crons::list))
         .route("/goscheduler/schedules/{id}/runs", get(crons::runs))

@@ -165,6 +165,7 @@ fn build_schedule(
         cron,
         parent: None,
         runs_until: None,
+        due_at: None,
         callback,
         status: Status::Scheduled,
         error_message: None,

@@ -3,14 +3,27 @@
 
 use std::io;
 
+use uuid::Uuid;
+
 use super::app::App;
+use super::bulk::{BulkJob, JobState};
 use crate::command::{Command, CommandResult, Query, QueryResult, RejectReason, Rejection};
 use crate::store::txn::{SmReader, SmTxn};
 
 const APP_PREFIX: &[u8] = b"app/";
+const JOB_PREFIX: &[u8] = b"job/";
+const RUNNING_PREFIX: &[u8] = b"running/";
 
 fn app_key(app_id: &str) -> Vec<u8> {
     [APP_PREFIX, app_id.as_bytes()].concat()
+}
+
+fn job_key(id: &Uuid) -> Vec<u8> {
+    [JOB_PREFIX, id.as_bytes()].concat()
+}
+
+fn running_key(id: &Uuid) -> Vec<u8> {
+    [RUNNING_PREFIX, id.as_bytes()].concat()
 }
 
 /// Most apps a listing returns.
@@ -20,6 +33,37 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
     match cmd {
         Command::RegisterApp { app } => register(txn, app),
         Command::SetAppActive { app_id, active } => set_active(txn, app_id, *active),
+        Command::StartBulkJob { job } => {
+            if let Some(existing) = txn.get::<BulkJob>(&job_key(&job.job_id))? {
+                return Ok(CommandResult::BulkJob(existing));
+            }
+            txn.put(&job_key(&job.job_id), job)?;
+            txn.put(&running_key(&job.job_id), &job.job_id)?;
+            Ok(CommandResult::BulkJob(job.clone()))
+        }
+        Command::AdvanceBulkJob {
+            job_id,
+            cursor,
+            processed,
+            done,
+            at_ms,
+        } => {
+            let Some(mut job) = txn.get::<BulkJob>(&job_key(job_id))? else {
+                return Ok(reject(RejectReason::NotFound, "no such bulk job"));
+            };
+            if job.state == JobState::Done {
+                return Ok(CommandResult::BulkJob(job));
+            }
+            job.cursor = *cursor;
+            job.processed += processed;
+            job.updated_at_ms = *at_ms;
+            if *done {
+                job.state = JobState::Done;
+                txn.delete(&running_key(job_id));
+            }
+            txn.put(&job_key(job_id), &job)?;
+            Ok(CommandResult::BulkJob(job))
+        }
         other => Ok(reject(
             RejectReason::Conflict,
             &format!("command {other} is not for the meta group"),
@@ -76,6 +120,20 @@ pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
         Query::ListApps => Ok(QueryResult::Apps(
             reader.scan_prefix(APP_PREFIX, MAX_APPS_LISTED)?,
         )),
+        Query::GetBulkJob { job_id } => Ok(QueryResult::BulkJobs(
+            reader
+                .get::<BulkJob>(&job_key(job_id))?
+                .into_iter()
+                .collect(),
+        )),
+        Query::RunningBulkJobs => {
+            let ids: Vec<Uuid> = reader.scan_prefix(RUNNING_PREFIX, MAX_APPS_LISTED)?;
+            let mut jobs = Vec::with_capacity(ids.len());
+            for id in ids {
+                jobs.extend(reader.get::<BulkJob>(&job_key(&id))?);
+            }
+            Ok(QueryResult::BulkJobs(jobs))
+        }
         other => Err(io::Error::other(format!(
             "query {other:?} is not for the meta group"
         ))),

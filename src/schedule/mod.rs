@@ -50,6 +50,9 @@ pub struct Schedule {
     /// On a cron: runs are materialised up to this time (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs_until: Option<i64>,
+    /// When it is due in the time index, if not at `schedule_time` (a reconciled run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
     pub callback: HttpCallback,
     pub status: Status,
     /// Why a run failed or was missed.
@@ -62,6 +65,11 @@ pub struct Schedule {
 impl Schedule {
     pub fn is_cron(&self) -> bool {
         self.cron.is_some()
+    }
+
+    /// Its position in the time index while pending.
+    pub fn due_time(&self) -> i64 {
+        self.due_at.unwrap_or(self.schedule_time)
     }
 
     /// `floor(scheduleTime / 60) * 60`, as the original API reports it.

@@ -5,7 +5,7 @@ use std::io;
 
 use uuid::Uuid;
 
-use super::schedules::{insert, remove};
+use super::schedules::{insert, rearm, remove};
 use super::{crons, keys};
 use crate::command::{Command, CommandResult, RejectReason, Rejection};
 use crate::schedule::{Schedule, Status};
@@ -21,6 +21,26 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
             Ok(CommandResult::Schedules(created))
         }
         Command::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
+        Command::DeleteSchedules { ids, at_ms } => {
+            let mut deleted = vec![];
+            for id in ids {
+                if let CommandResult::Schedules(s) = delete(txn, id, (*at_ms / 1000) as i64)? {
+                    deleted.extend(s);
+                }
+            }
+            Ok(CommandResult::Schedules(deleted))
+        }
+        Command::ReconcileSchedules { ids, at } => {
+            let mut rearmed = vec![];
+            for id in ids {
+                if let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? {
+                    if rearm(txn, &mut s, *at)? {
+                        rearmed.push(s);
+                    }
+                }
+            }
+            Ok(CommandResult::Schedules(rearmed))
+        }
         Command::RefillCrons { now, limit } => {
             crons::refill(txn, *now, *limit)?;
             Ok(CommandResult::None)

@@ -25,6 +25,7 @@ fn one_time(n: u128, time: i64) -> Schedule {
         cron: None,
         parent: None,
         runs_until: None,
+        due_at: None,
         callback: HttpCallback {
             url: "http://127.0.0.1:1/cb".into(),
             method: "POST".into(),

@@ -36,6 +36,7 @@ pub fn materialise(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result
             cron: None,
             parent: Some(cron.id),
             runs_until: None,
+            due_at: None,
             callback: cron.callback.clone(),
             status: Status::Scheduled,
             error_message: None,

@@ -18,6 +18,16 @@ pub fn shard_of(app_id: &str, partition: u32, shards: u32) -> GroupId {
     GroupId::shard(((offset + partition as u64) % shards as u64) as u32)
 }
 
+/// The shards holding an app's partitions, in order, each once.
+pub fn app_shards(app_id: &str, partitions: u32, shards: u32) -> Vec<GroupId> {
+    let mut out: Vec<GroupId> = (0..partitions)
+        .map(|p| shard_of(app_id, p, shards))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// FNV-1a, 64 bit: stable across versions and platforms (unlike std's hasher).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -43,6 +53,9 @@ mod tests {
         for p in 0..100 {
             assert!(matches!(shard_of("x", p, 3).kind(), GroupKind::Shard(s) if s < 3));
         }
+        assert_eq!(app_shards("revamp", 1, 8).len(), 1);
+        assert_eq!(app_shards("revamp", 8, 8).len(), 8);
+        assert_eq!(app_shards("revamp", 100, 8).len(), 8);
         // Pinned: a change here would move existing schedules (FNV-1a test vectors).
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);

@@ -14,7 +14,7 @@ pub fn insert(txn: &mut SmTxn, s: &Schedule) -> io::Result<()> {
         return txn.put(&keys::app_cron(&s.app_id, &s.id), &());
     }
     if s.status == Status::Scheduled {
-        txn.put(&keys::due(s.schedule_time, &s.id), &())?;
+        txn.put(&keys::due(s.due_time(), &s.id), &())?;
     }
     txn.put(&keys::app_time(&s.app_id, s.schedule_time, &s.id), &())
 }
@@ -26,6 +26,20 @@ pub fn remove(txn: &mut SmTxn, s: &Schedule) {
         txn.delete(&keys::app_cron(&s.app_id, &s.id));
         return;
     }
-    txn.delete(&keys::due(s.schedule_time, &s.id));
+    txn.delete(&keys::due(s.due_time(), &s.id));
     txn.delete(&keys::app_time(&s.app_id, s.schedule_time, &s.id));
+}
+
+/// Makes a finished one-time schedule or run due again at `at`; others are left alone.
+/// Returns whether it was re-armed.
+pub fn rearm(txn: &mut SmTxn, s: &mut Schedule, at: i64) -> io::Result<bool> {
+    if s.is_cron() || !matches!(s.status, Status::Success | Status::Failure | Status::Miss) {
+        return Ok(false);
+    }
+    s.status = Status::Scheduled;
+    s.error_message = None;
+    s.due_at = Some(at);
+    txn.put(&keys::schedule(&s.id), &*s)?;
+    txn.put(&keys::due(at, &s.id), &())?;
+    Ok(true)
 }

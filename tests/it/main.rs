@@ -2,6 +2,7 @@
 
 mod apps_cluster;
 mod bad_input;
+mod bulk;
 mod cron_reference;
 mod crons;
 mod harness;

@@ -1,0 +1,117 @@
+//! `POST /goscheduler/apps/{appId}/bulk-action/{reconcile|delete}` starts a bulk job on
+//! every matching schedule (not just a first page) and answers at once; `GET
+//! /goscheduler/apps/{appId}/bulk-action/{jobId}` shows its progress. The meta leader's
+//! bulk worker does the work (see `scheduler::bulk`).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::app_schedules::{parse_range, RangeParams};
+use super::envelope::{ok, ApiError};
+use super::schedules::registered_app;
+use super::Gateway;
+use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
+use crate::meta::app::validate_app_id;
+use crate::meta::bulk::{BulkAction, BulkJob, JobState};
+use crate::raft::types::GroupId;
+use crate::schedule::time;
+
+fn parse_action(s: &str) -> Result<BulkAction, ApiError> {
+    match s.to_ascii_lowercase().as_str() {
+        "reconcile" => Ok(BulkAction::Reconcile),
+        "delete" => Ok(BulkAction::Delete),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid action type {s:?}: use reconcile or delete"
+        ))),
+    }
+}
+
+pub async fn start(
+    State(gw): State<Gateway>,
+    Path((app_id, action)): Path<(String, String)>,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params?;
+    let action = parse_action(&action)?;
+    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+    registered_app(&gw, &app_id)?;
+    let zone = gw
+        .config
+        .zone()
+        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    let now = chrono::Utc::now();
+    let range = parse_range(&params, zone, now.timestamp())?;
+    let now_ms = now.timestamp_millis() as u64;
+    let job = BulkJob {
+        job_id: Uuid::now_v7(),
+        app_id: app_id.clone(),
+        action,
+        start_time: range.start,
+        end_time: range.end,
+        status: range.status,
+        state: JobState::Running,
+        processed: 0,
+        cursor: None,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+    };
+    let CommandResult::BulkJob(job) = gw
+        .router
+        .write(GroupId::META, Command::StartBulkJob { job })
+        .await?
+    else {
+        return Err(ApiError::new(
+            500,
+            "internal error: unexpected apply result",
+        ));
+    };
+    let name = match action {
+        BulkAction::Reconcile => "reconcile",
+        BulkAction::Delete => "delete",
+    };
+    let status = range
+        .status
+        .map(|s| json!(s).as_str().unwrap_or_default().to_string());
+    let remarks = format!(
+        "{name} initiated successfully for app: {app_id}, timeRange: {{StartTime:{} EndTime:{}}} ({zone}), \
+         status: {}; follow it at GET /goscheduler/apps/{app_id}/bulk-action/{}",
+        time::format(range.start, zone),
+        time::format(range.end, zone),
+        status.unwrap_or_else(|| "any".into()),
+        job.job_id
+    );
+    let body = json!({
+        "status": {"statusCode": 200, "statusMessage": "Success", "statusType": "Success", "totalCount": 0},
+        "remarks": remarks,
+        "data": job,
+    });
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+pub async fn progress(
+    State(gw): State<Gateway>,
+    Path((app_id, job)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no bulk job {job} for app {app_id}"));
+    let job_id = Uuid::parse_str(&job).map_err(|_| not_found())?;
+    let QueryResult::BulkJobs(jobs) = gw
+        .router
+        .read(GroupId::META, MetaQuery::GetBulkJob { job_id })
+        .await?
+    else {
+        return Err(ApiError::new(
+            500,
+            "internal error: unexpected query result",
+        ));
+    };
+    let job = jobs
+        .into_iter()
+        .find(|j| j.app_id == app_id)
+        .ok_or_else(not_found)?;
+    Ok(ok(200, 1, job))
+}

@@ -1,0 +1,164 @@
+//! The bulk worker: on the meta leader, runs every recorded bulk job page by page. Each
+//! page is read from the app's shards in (time, id) order after the job's cursor, acted
+//! on with one command per shard, and recorded (cursor, count) in the meta group before
+//! the next, so a new meta leader resumes where the old one stopped. Deleting or
+//! re-arming a schedule twice is harmless, so a page redone after a failover is too.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::command::{Command, Query, QueryResult};
+use crate::meta::bulk::{BulkAction, BulkJob};
+use crate::raft::types::{GroupId, NodeId};
+use crate::router::Router;
+use crate::schedule::page::Cursor;
+use crate::schedule::{id, Schedule};
+
+const PERIOD: Duration = Duration::from_secs(1);
+/// Schedules acted on per page.
+pub const PAGE: usize = 500;
+
+/// Runs until `stop` turns true.
+pub async fn run(node_id: NodeId, router: Router, shards: u32, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PERIOD) => {}
+            _ = stop.changed() => return,
+        }
+        let meta = router.groups().meta();
+        if meta.metrics().current_leader != Some(node_id) {
+            continue;
+        }
+        let jobs = match meta.sm.query(&Query::RunningBulkJobs) {
+            Ok(QueryResult::BulkJobs(jobs)) => jobs,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!("reading bulk jobs: {e}");
+                continue;
+            }
+        };
+        for job in jobs {
+            if let Err(e) = run_job(node_id, &router, shards, job, &stop).await {
+                tracing::warn!("bulk job: {e}");
+            }
+        }
+    }
+}
+
+async fn run_job(
+    node_id: NodeId,
+    router: &Router,
+    shards: u32,
+    mut job: BulkJob,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let app = match router.groups().meta().sm.query(&Query::GetApp {
+        app_id: job.app_id.clone(),
+    })? {
+        QueryResult::Apps(apps) => apps.into_iter().next(),
+        _ => None,
+    };
+    let partitions = app.map(|a| a.partitions).unwrap_or(0);
+    loop {
+        // Stop when told to, or when another node leads meta (it resumes the job).
+        let leading = router.groups().meta().metrics().current_leader == Some(node_id);
+        if *stop.borrow() || !leading {
+            return Ok(());
+        }
+        let page = next_page(router, shards, partitions, &job).await?;
+        let done = page.len() < PAGE;
+        let cursor = page
+            .last()
+            .map(|s| Cursor {
+                time: s.schedule_time,
+                id: s.id,
+            })
+            .or(job.cursor);
+        let processed = act(router, shards, &job, &page).await?;
+        let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+        let advance = Command::AdvanceBulkJob {
+            job_id: job.job_id,
+            cursor,
+            processed,
+            done,
+            at_ms: now_ms,
+        };
+        router.write(GroupId::META, advance).await?;
+        if done {
+            tracing::info!(job = %job.job_id, app = %job.app_id, processed = job.processed + processed, "bulk job done");
+            return Ok(());
+        }
+        job.cursor = cursor;
+        job.processed += processed;
+    }
+}
+
+/// The next [`PAGE`] matching schedules after the job's cursor, over all the app's shards.
+async fn next_page(
+    router: &Router,
+    shards: u32,
+    partitions: u32,
+    job: &BulkJob,
+) -> anyhow::Result<Vec<Schedule>> {
+    let groups = crate::shard::app_shards(&job.app_id, partitions, shards);
+    let reads = groups.into_iter().map(|g| {
+        let q = Query::AppSchedules {
+            app_id: job.app_id.clone(),
+            start: job.start_time,
+            end: job.end_time,
+            after: job.cursor,
+            status: job.status,
+            limit: PAGE,
+        };
+        router.read(g, q)
+    });
+    let mut all = vec![];
+    for r in join_all(reads).await {
+        if let QueryResult::Schedules(s) = r? {
+            all.extend(s);
+        }
+    }
+    all.sort_by_key(|s| (s.schedule_time, s.id));
+    all.truncate(PAGE);
+    Ok(all)
+}
+
+/// Deletes or re-arms `page`, one command per shard; returns how many it acted on.
+async fn act(
+    router: &Router,
+    shards: u32,
+    job: &BulkJob,
+    page: &[Schedule],
+) -> anyhow::Result<u64> {
+    let mut per_shard: BTreeMap<GroupId, Vec<Uuid>> = BTreeMap::new();
+    for s in page {
+        if let Some(g) = id::shard_of_id(&s.id, shards) {
+            per_shard.entry(g).or_default().push(s.id);
+        }
+    }
+    let now = chrono::Utc::now();
+    let writes = per_shard.into_iter().map(|(g, ids)| {
+        let cmd = match job.action {
+            BulkAction::Delete => Command::DeleteSchedules {
+                ids,
+                at_ms: now.timestamp_millis() as u64,
+            },
+            BulkAction::Reconcile => Command::ReconcileSchedules {
+                ids,
+                at: now.timestamp(),
+            },
+        };
+        router.write(g, cmd)
+    });
+    let mut acted = 0;
+    for r in join_all(writes).await {
+        if let crate::command::CommandResult::Schedules(s) = r? {
+            acted += s.len() as u64;
+        }
+    }
+    Ok(acted)
+}
