@@ -14,3 +14,4 @@ mod schedules;
 mod schedules_failover;
 mod status;
 mod storage_suite;
+mod wiki;
