@@ -139,7 +139,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let app = registered_app(&gw, &app_id)?;
+    let app = registered_app(&gw, &app_id).await?;
     let zone = gw
         .config
         .zone()

@@ -39,7 +39,7 @@ pub async fn start(
     let Query(params) = params?;
     let action = parse_action(&action)?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    registered_app(&gw, &app_id)?;
+    registered_app(&gw, &app_id).await?;
     let zone = gw
         .config
         .zone()

@@ -106,7 +106,7 @@ pub async fn list(
         .filter(|s| !s.is_empty())
         .map(parse_status)
         .transpose()?;
-    let app = registered_app(&gw, &app_id)?;
+    let app = registered_app(&gw, &app_id).await?;
     let reads = app_shards(&app_id, app.partitions, gw.config.shards)
         .into_iter()
         .map(|shard| {

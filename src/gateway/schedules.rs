@@ -2,7 +2,7 @@
 //! the schedule: on create the gateway picks the partition (and so the shard) and stamps
 //! the id, time and partition into the command; afterwards the id alone names the shard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -58,17 +58,44 @@ fn now() -> (i64, u64) {
     (d.as_secs() as i64, d.as_millis() as u64)
 }
 
-/// The app as this node's replica of the meta group knows it (a local read: fast, and
-/// an app's registration racing a create is inherently unordered anyway).
-pub fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
+/// The app: from this node's replica of the meta group when it has it active (fast),
+/// otherwise confirmed by a linearizable read, so an app registered or activated through
+/// another node a moment ago is found. (A deactivation racing a create may let that create
+/// through; the two are unordered anyway.)
+pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
     let q = Query::GetApp {
         app_id: app_id.to_string(),
     };
-    match gw.router.groups().meta().sm.query(&q) {
-        Ok(QueryResult::Apps(mut apps)) if !apps.is_empty() => Ok(apps.remove(0)),
-        Ok(_) => Err(ApiError::new(4001, "unregistered App")),
-        Err(e) => Err(ApiError::new(500, format!("internal error: {e}"))),
+    if let Ok(QueryResult::Apps(apps)) = gw.router.groups().meta().sm.query(&q) {
+        if let Some(app) = apps.into_iter().find(|a| a.active) {
+            return Ok(app);
+        }
     }
+    match gw.router.read(GroupId::META, q).await? {
+        QueryResult::Apps(mut apps) if !apps.is_empty() => Ok(apps.remove(0)),
+        QueryResult::Apps(_) => Err(ApiError::new(4001, "unregistered App")),
+        _ => Err(ApiError::new(
+            500,
+            "internal error: unexpected query result",
+        )),
+    }
+}
+
+/// The apps named by create requests, each looked up once.
+async fn resolve_apps(
+    gw: &Gateway,
+    ids: impl Iterator<Item = String>,
+) -> HashMap<String, Result<App, ApiError>> {
+    let distinct: std::collections::BTreeSet<String> = ids.collect();
+    let mut apps = HashMap::new();
+    for id in distinct {
+        let app = match validate_app_id(&id) {
+            Ok(()) => registered_app(gw, &id).await,
+            Err(e) => Err(ApiError::bad_request(e)),
+        };
+        apps.insert(id, app);
+    }
+    apps
 }
 
 /// The callback of a request, or every problem with it.
@@ -99,12 +126,15 @@ fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Opti
 fn build_schedule(
     gw: &Gateway,
     req: CreateSchedule,
+    apps: &HashMap<String, Result<App, ApiError>>,
     now: (i64, u64),
 ) -> Result<(GroupId, Schedule), ApiError> {
     let (now_secs, now_ms) = now;
-    let app_id = req.app_id.unwrap_or_default();
-    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let app = registered_app(gw, &app_id)?;
+    let app_id = req.app_id.clone().unwrap_or_default();
+    let app = match apps.get(&app_id) {
+        Some(app) => app.clone()?,
+        None => return Err(ApiError::new(500, "internal error: app not resolved")),
+    };
     if !app.active {
         return Err(ApiError::new(
             4002,
@@ -179,7 +209,8 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: CreateSchedule = parse_body(&body?)?;
-    let (shard, schedule) = build_schedule(&gw, req, now())?;
+    let apps = resolve_apps(&gw, std::iter::once(req.app_id.clone().unwrap_or_default())).await;
+    let (shard, schedule) = build_schedule(&gw, req, &apps, now())?;
     let cmd = Command::CreateSchedules {
         schedules: vec![schedule],
     };
@@ -212,10 +243,18 @@ pub async fn create_batch(
     let now = now();
     let mut results: Vec<Value> = Vec::with_capacity(batch.schedules.len());
     let mut per_shard: BTreeMap<GroupId, Vec<(usize, Schedule)>> = BTreeMap::new();
-    for (i, item) in batch.schedules.into_iter().enumerate() {
-        let built = serde_json::from_value::<CreateSchedule>(item)
-            .map_err(ApiError::unparsable)
-            .and_then(|req| build_schedule(&gw, req, now));
+    let parsed: Vec<Result<CreateSchedule, ApiError>> = batch
+        .schedules
+        .into_iter()
+        .map(|item| serde_json::from_value(item).map_err(ApiError::unparsable))
+        .collect();
+    let app_ids = parsed
+        .iter()
+        .flatten()
+        .map(|r| r.app_id.clone().unwrap_or_default());
+    let apps = resolve_apps(&gw, app_ids).await;
+    for (i, req) in parsed.into_iter().enumerate() {
+        let built = req.and_then(|req| build_schedule(&gw, req, &apps, now));
         match built {
             Ok((shard, s)) => {
                 per_shard.entry(shard).or_default().push((i, s));

@@ -43,7 +43,7 @@ impl Groups {
         snapshot_root: &Path,
         peers: Arc<Peers>,
     ) -> anyhow::Result<Groups> {
-        let wal = WalSync::start(db.clone());
+        let wal = WalSync::start(&db);
         let mut map = BTreeMap::new();
         for id in GroupId::all(shards) {
             let log = LogStore::new(db.clone(), id, wal.clone());

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use openraft::storage::IOFlushed;
 use rocksdb::DB;
@@ -40,9 +40,12 @@ pub struct WalSync {
 }
 
 impl WalSync {
-    /// Starts the syncer thread for `db`. It ends when every handle is dropped.
-    pub fn start(db: Arc<DB>) -> WalSync {
+    /// Starts the syncer thread for `db`. It ends when every handle is dropped. It holds
+    /// the DB only while syncing, so the DB closes where its last user drops it, not on
+    /// this thread at some later moment (RocksDB aborts if a DB outlives process exit).
+    pub fn start(db: &Arc<DB>) -> WalSync {
         let (tx, rx) = mpsc::channel::<Waiter>();
+        let db = Arc::downgrade(db);
         std::thread::Builder::new()
             .name("wal-sync".into())
             .spawn(move || run(db, rx))
@@ -66,11 +69,14 @@ impl WalSync {
     }
 }
 
-fn run(db: Arc<DB>, rx: mpsc::Receiver<Waiter>) {
+fn run(db: Weak<DB>, rx: mpsc::Receiver<Waiter>) {
     while let Ok(first) = rx.recv() {
         let mut waiters = vec![first];
         waiters.extend(rx.try_iter());
-        let res = db.flush_wal(true).map_err(|e| e.to_string());
+        let res = match db.upgrade() {
+            Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+            None => Err("the database is closed".to_string()),
+        };
         if let Err(e) = &res {
             tracing::error!("WAL sync failed: {e}");
         }

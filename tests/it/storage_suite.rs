@@ -25,7 +25,7 @@ impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, TempDir> for Builder 
     ) -> Result<(TempDir, LogStore, GroupStateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = store::open(&dir.path().join("db")).expect("open db");
-        let wal = WalSync::start(db.clone());
+        let wal = WalSync::start(&db);
         for neighbour in [GroupId(2), GroupId(4)] {
             let mut log = LogStore::new(db.clone(), neighbour, wal.clone());
             let vote = openraft::alias::VoteOf::<TypeConfig>::new(9, 9);
