@@ -2,13 +2,40 @@
 
 use std::collections::BTreeSet;
 
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 
 use crate::raft::group::Group;
-use crate::raft::types::{NodeId, NodeInfo};
+use crate::raft::types::{NodeId, NodeInfo, TypeConfig};
+
+/// Why a membership change did not happen.
+#[derive(Debug)]
+pub enum MembershipError {
+    /// This node stopped leading the group meanwhile: retry on the new leader.
+    LeaderMoved(String),
+    /// The change itself is refused (e.g. removing the last voter).
+    Refused(String),
+}
+
+type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
+
+fn failed(group: &Group, what: &str, e: WriteError) -> MembershipError {
+    let message = format!("{}: {what}: {e}", group.id);
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_))
+        | RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => {
+            MembershipError::LeaderMoved(message)
+        }
+        _ => MembershipError::Refused(message),
+    }
+}
 
 /// Adds `id` to `group`: first as a learner (waiting until it has caught up), then as a voter.
-pub async fn add_node(group: &Group, id: NodeId, info: NodeInfo) -> Result<String, String> {
+pub async fn add_node(
+    group: &Group,
+    id: NodeId,
+    info: NodeInfo,
+) -> Result<String, MembershipError> {
     let m = group.metrics();
     if m.membership_config
         .membership()
@@ -21,17 +48,17 @@ pub async fn add_node(group: &Group, id: NodeId, info: NodeInfo) -> Result<Strin
         .raft
         .add_learner(id, info, true)
         .await
-        .map_err(|e| format!("{}: adding node {id} as learner: {e}", group.id))?;
+        .map_err(|e| failed(group, &format!("adding node {id} as learner"), e))?;
     group
         .raft
         .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
         .await
-        .map_err(|e| format!("{}: promoting node {id} to voter: {e}", group.id))?;
+        .map_err(|e| failed(group, &format!("promoting node {id} to voter"), e))?;
     Ok(format!("{}: node {id} added as voter", group.id))
 }
 
 /// Removes `id` from `group`'s voters and nodes.
-pub async fn remove_node(group: &Group, id: NodeId) -> Result<String, String> {
+pub async fn remove_node(group: &Group, id: NodeId) -> Result<String, MembershipError> {
     let m = group.metrics();
     let membership = m.membership_config.membership();
     let is_voter = membership.voter_ids().any(|v| v == id);
@@ -39,22 +66,21 @@ pub async fn remove_node(group: &Group, id: NodeId) -> Result<String, String> {
     if !is_voter && !is_learner {
         return Ok(format!("{}: node {id} is not a member", group.id));
     }
-    if is_voter {
-        let voters = membership.voter_ids().count();
-        if voters <= 1 {
-            return Err(format!("{}: node {id} is the last voter", group.id));
+    let change = if is_voter {
+        if membership.voter_ids().count() <= 1 {
+            return Err(MembershipError::Refused(format!(
+                "{}: node {id} is the last voter",
+                group.id
+            )));
         }
-        group
-            .raft
-            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| format!("{}: removing voter {id}: {e}", group.id))?;
+        ChangeMembers::RemoveVoters(BTreeSet::from([id]))
     } else {
-        group
-            .raft
-            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| format!("{}: removing learner {id}: {e}", group.id))?;
-    }
+        ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+    };
+    group
+        .raft
+        .change_membership(change, false)
+        .await
+        .map_err(|e| failed(group, &format!("removing node {id}"), e))?;
     Ok(format!("{}: node {id} removed", group.id))
 }

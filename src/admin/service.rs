@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
-use super::{membership, status};
+use super::membership::{self, MembershipError};
+use super::status;
 use crate::config::Config;
 use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::admin_server::Admin;
@@ -19,6 +20,8 @@ use crate::raft::peers::Peers;
 use crate::raft::types::{GroupId, NodeId, NodeInfo};
 use crate::router::local::known_leader;
 
+/// How long a membership change keeps retrying a group that is between leaders.
+const OP_RETRY: Duration = Duration::from_secs(15);
 /// How long a leader transfer may take before it is reported as not done.
 const TRANSFER_WAIT: Duration = Duration::from_secs(10);
 
@@ -76,40 +79,58 @@ impl AdminService {
     ) -> Result<Vec<String>, Status> {
         let mut lines = Vec::new();
         for g in self.select(group_id, all)? {
-            let line = match self.remote_leader(g)? {
-                Some((leader, node)) => {
-                    let mut client = self.admin_client(leader, &node)?;
-                    let reply = match op {
-                        MembershipOp::Add(id, info) => {
-                            let one = AddNodeRequest {
-                                node_id: *id,
-                                grpc_addr: info.grpc_addr.clone(),
-                                http_addr: info.http_addr.clone(),
-                                group_id: g.id.0,
-                                all_groups: false,
-                            };
-                            client.add_node(one).await?
-                        }
-                        MembershipOp::Remove(id) => {
-                            let one = RemoveNodeRequest {
-                                node_id: *id,
-                                group_id: g.id.0,
-                                all_groups: false,
-                            };
-                            client.remove_node(one).await?
-                        }
-                    };
-                    reply.into_inner().message
+            // A group may be between leaders (an election, a leader transfer): retry a
+            // while. Both operations are idempotent, so a retry after a lost reply is safe.
+            let deadline = Instant::now() + OP_RETRY;
+            let line = loop {
+                match self.on_leader(g, op).await {
+                    Ok(line) => break line,
+                    Err(e) if Instant::now() < deadline && e.code() == tonic::Code::Unavailable => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(e),
                 }
-                None => match op {
-                    MembershipOp::Add(id, info) => membership::add_node(g, *id, info.clone()).await,
-                    MembershipOp::Remove(id) => membership::remove_node(g, *id).await,
-                }
-                .map_err(Status::failed_precondition)?,
             };
             lines.push(line);
         }
         Ok(lines)
+    }
+
+    /// Runs `op` on `g`'s leader: here, or forwarded as a one-group request.
+    async fn on_leader(&self, g: &Group, op: &MembershipOp) -> Result<String, Status> {
+        let Some((leader, node)) = self.remote_leader(g)? else {
+            let local = match op {
+                MembershipOp::Add(id, info) => membership::add_node(g, *id, info.clone()).await,
+                MembershipOp::Remove(id) => membership::remove_node(g, *id).await,
+            };
+            // Refused because leadership moved meanwhile: worth a retry.
+            return local.map_err(|e| match e {
+                MembershipError::LeaderMoved(m) => Status::unavailable(m),
+                MembershipError::Refused(m) => Status::failed_precondition(m),
+            });
+        };
+        let mut client = self.admin_client(leader, &node)?;
+        let reply = match op {
+            MembershipOp::Add(id, info) => {
+                let one = AddNodeRequest {
+                    node_id: *id,
+                    grpc_addr: info.grpc_addr.clone(),
+                    http_addr: info.http_addr.clone(),
+                    group_id: g.id.0,
+                    all_groups: false,
+                };
+                client.add_node(one).await?
+            }
+            MembershipOp::Remove(id) => {
+                let one = RemoveNodeRequest {
+                    node_id: *id,
+                    group_id: g.id.0,
+                    all_groups: false,
+                };
+                client.remove_node(one).await?
+            }
+        };
+        Ok(reply.into_inner().message)
     }
 
     /// The leader of `group` if it is another node, or `None` if it is this one.

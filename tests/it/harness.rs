@@ -99,7 +99,36 @@ impl Cluster {
         for id in 1..=n {
             cluster.wait_healthy(id, Duration::from_secs(60)).await;
         }
+        if !cluster.opts.top.contains("balance_leaders = false") {
+            // Let the balancer finish moving leaders, so tests start on a settled cluster.
+            cluster
+                .eventually("leaders settled", Duration::from_secs(60), || {
+                    cluster.settled()
+                })
+                .await;
+        }
         cluster
+    }
+
+    /// Whether every group is led by its preferred leader, as node 1 sees it.
+    fn settled(&self) -> bool {
+        let s = self.status(1);
+        let Some(node) = s["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["node_id"] == 1))
+        else {
+            return false;
+        };
+        node["groups"].as_array().unwrap().iter().all(|g| {
+            let voters: Vec<u64> = g["voters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            let group = goscheduler::raft::types::GroupId(g["group_id"].as_u64().unwrap());
+            goscheduler::admin::balance::preferred_leader(group, &voters) == g["leader"].as_u64()
+        })
     }
 
     /// Writes the config of node `id` and registers it (not started).
