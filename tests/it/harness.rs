@@ -16,12 +16,25 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_goscheduler");
 pub const CTL: &str = env!("CARGO_BIN_EXE_goschedctl");
 pub const SHARDS: u32 = 8;
 
+/// A free port below the kernel's ephemeral range (32768+), so no outgoing connection of
+/// a concurrently running cluster can take it between choosing it and the node binding it;
+/// each test process walks its own stretch of ports.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 40) as u16 * 300,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_000, "ran out of test ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub struct NodeProc {
@@ -30,7 +43,7 @@ pub struct NodeProc {
     pub grpc: String,
     config: PathBuf,
     log: PathBuf,
-    child: Option<Child>,
+    child: std::sync::Mutex<Option<Child>>,
 }
 
 pub struct Cluster {
@@ -157,7 +170,7 @@ impl Cluster {
             grpc,
             config,
             log: dir.join(format!("node{id}.log")),
-            child: None,
+            child: Default::default(),
         });
     }
 
@@ -204,13 +217,13 @@ impl Cluster {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn goscheduler");
-        node.child = Some(child);
+        *node.child.lock().unwrap() = Some(child);
     }
 
     /// kill -9.
     pub fn kill(&mut self, id: u64) {
         let node = &mut self.nodes[(id - 1) as usize];
-        if let Some(mut c) = node.child.take() {
+        if let Some(mut c) = node.child.lock().unwrap().take() {
             c.kill().unwrap();
             c.wait().unwrap();
         }
@@ -228,6 +241,13 @@ impl Cluster {
     pub async fn wait_healthy(&self, id: u64, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
+            let exited = match self.node(id).child.lock().unwrap().as_mut() {
+                Some(child) => child.try_wait().ok().flatten(),
+                None => None,
+            };
+            if let Some(exit) = exited {
+                panic!("node {id} exited ({exit}) while starting\n{}", self.logs());
+            }
             if let Ok(r) = self
                 .http
                 .get(self.url(id, "/goscheduler/healthcheck"))
@@ -342,7 +362,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
-            if let Some(mut c) = n.child.take() {
+            if let Some(mut c) = n.child.lock().unwrap().take() {
                 let _ = c.kill();
                 let _ = c.wait();
             }
