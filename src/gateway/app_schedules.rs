@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::envelope::{ok, ApiError};
 use super::schedules::registered_app;
-use super::views::stored_view;
+use super::views::{stored_view, SchedulesPage};
 use super::Gateway;
 use crate::command::{Query as ShardQuery, QueryResult};
 use crate::meta::app::validate_app_id;
@@ -178,15 +178,12 @@ pub async fn list(
         time: s.schedule_time,
         id: s.id,
     });
-    let schedules: Vec<_> = all.iter().map(stored_view).collect();
-    let mut data = json!({
-        "schedules": schedules,
-        "continuationToken": next.map(|c| c.token()).unwrap_or_default(),
-    });
-    if let Some(c) = next {
-        data["continuationStartTime"] = json!(c.time);
-    }
-    Ok(ok(200, schedules.len(), data))
+    let page = SchedulesPage {
+        schedules: all.iter().map(stored_view).collect(),
+        continuation_token: next.map(|c| c.token()).unwrap_or_default(),
+        continuation_start_time: next.map(|c| c.time),
+    };
+    Ok(ok(200, page.schedules.len(), page))
 }
 
 #[cfg(test)]

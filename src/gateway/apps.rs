@@ -5,16 +5,16 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::envelope::{ok, ApiError};
+use super::views::{ActiveData, AppsData};
 use super::Gateway;
 use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
 use crate::meta::app::{validate_app_id, App, AppConfiguration, MAX_PARTITIONS};
 use crate::raft::types::GroupId;
 
 /// Body of `POST /goscheduler/apps`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RegisterApp {
     app_id: Option<String>,
@@ -106,7 +106,7 @@ pub async fn list(
             _ => ApiError::not_found("No app found"),
         });
     }
-    Ok(ok(200, apps.len(), json!({ "apps": apps })))
+    Ok(ok(200, apps.len(), AppsData { apps }))
 }
 
 pub async fn activate(
@@ -133,6 +133,9 @@ async fn set_active(gw: Gateway, app_id: String, active: bool) -> Result<Respons
     Ok(ok(
         201,
         0,
-        json!({ "appId": app.app_id, "Active": app.active }),
+        ActiveData {
+            app_id: app.app_id,
+            active: app.active,
+        },
     ))
 }

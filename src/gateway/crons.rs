@@ -6,12 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures::future::join_all;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::app_schedules::{parse_size, parse_status};
 use super::envelope::{ok, ApiError};
 use super::schedules::{locate, registered_app};
-use super::views::stored_view;
+use super::views::{stored_view, SchedulesPage};
 use super::Gateway;
 use crate::command::{Query as ShardQuery, QueryResult, When};
 use crate::meta::app::validate_app_id;
@@ -76,12 +75,12 @@ pub async fn runs(
         time: s.schedule_time,
         id: s.id,
     });
-    let schedules: Vec<_> = runs.iter().map(stored_view).collect();
-    let data = json!({
-        "schedules": schedules,
-        "continuationToken": next.map(|c| c.token()).unwrap_or_default(),
-    });
-    Ok(ok(200, schedules.len(), data))
+    let page = SchedulesPage {
+        schedules: runs.iter().map(stored_view).collect(),
+        continuation_token: next.map(|c| c.token()).unwrap_or_default(),
+        continuation_start_time: None,
+    };
+    Ok(ok(200, page.schedules.len(), page))
 }
 
 #[derive(Debug, Deserialize)]

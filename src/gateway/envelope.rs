@@ -9,22 +9,55 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::command::{RejectReason, Rejection};
 use crate::router::RouteError;
 
+/// The `status` block of every reply.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusBlock {
+    /// An HTTP code or one of the API's own (4001–4003, 5001).
+    pub status_code: u16,
+    pub status_message: String,
+    /// `Success` or `Fail`.
+    pub status_type: String,
+    /// Items in this reply (successes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_count: Option<usize>,
+}
+
+impl StatusBlock {
+    pub fn success(code: u16, count: usize) -> Self {
+        StatusBlock {
+            status_code: code,
+            status_message: "Success".into(),
+            status_type: "Success".into(),
+            total_count: Some(count),
+        }
+    }
+}
+
+/// A successful reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub status: StatusBlock,
+    pub data: T,
+}
+
+/// A failed reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Failure {
+    pub status: StatusBlock,
+}
+
 /// A successful reply: `code` is the body's statusCode (200 or 201), `count` its totalCount.
 pub fn ok<T: Serialize>(code: u16, count: usize, data: T) -> Response {
-    let body = json!({
-        "status": {
-            "statusCode": code,
-            "statusMessage": "Success",
-            "statusType": "Success",
-            "totalCount": count,
-        },
-        "data": data,
-    });
+    let body = Envelope {
+        status: StatusBlock::success(code, count),
+        data,
+    };
     (StatusCode::OK, Json(body)).into_response()
 }
 
@@ -67,14 +100,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "status": {
-                "statusCode": self.code,
-                "statusMessage": self.message,
-                "statusType": "Fail",
-            }
-        });
-        (self.http_status(), Json(body)).into_response()
+        let status = self.http_status();
+        let body = Failure {
+            status: StatusBlock {
+                status_code: self.code,
+                status_message: self.message,
+                status_type: "Fail".into(),
+                total_count: None,
+            },
+        };
+        (status, Json(body)).into_response()
     }
 }
 

@@ -10,12 +10,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::apps::parse_body;
 use super::envelope::{ok, ApiError};
-use super::views::{created_view, stored_view};
+use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
 use crate::command::{Command, CommandResult, Query, QueryResult};
 use crate::cron::CronSpec;
@@ -24,7 +23,7 @@ use crate::raft::types::GroupId;
 use crate::schedule::{id, validate, HttpCallback, Schedule, Status};
 use crate::shard::shard_of;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreateSchedule {
     app_id: Option<String>,
@@ -36,14 +35,14 @@ struct CreateSchedule {
     callback: Option<CallbackRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct CallbackRequest {
     #[serde(rename = "type")]
     kind: Option<String>,
     details: Option<CallbackDetails>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct CallbackDetails {
     url: Option<String>,
     method: Option<String>,
@@ -215,14 +214,21 @@ pub async fn create(
         schedules: vec![schedule],
     };
     let created = one_schedule(gw.router.write(shard, cmd).await?)?;
-    Ok(ok(201, 1, json!({ "schedule": created_view(&created) })))
+    Ok(ok(
+        201,
+        1,
+        ScheduleData {
+            schedule: created_view(&created),
+        },
+    ))
 }
 
 /// Most schedules one batch may create.
 pub const MAX_BATCH: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct CreateBatch {
+    #[schema(value_type = Vec<CreateSchedule>)]
     schedules: Vec<serde_json::Value>,
 }
 
@@ -241,7 +247,7 @@ pub async fn create_batch(
         )));
     }
     let now = now();
-    let mut results: Vec<Value> = Vec::with_capacity(batch.schedules.len());
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(batch.schedules.len());
     let mut per_shard: BTreeMap<GroupId, Vec<(usize, Schedule)>> = BTreeMap::new();
     let parsed: Vec<Result<CreateSchedule, ApiError>> = batch
         .schedules
@@ -258,9 +264,9 @@ pub async fn create_batch(
         match built {
             Ok((shard, s)) => {
                 per_shard.entry(shard).or_default().push((i, s));
-                results.push(Value::Null);
+                results.push(None);
             }
-            Err(e) => results.push(error_item(&e)),
+            Err(e) => results.push(Some(error_item(&e))),
         }
     }
     let writes = per_shard.into_iter().map(|(shard, items)| {
@@ -278,26 +284,38 @@ pub async fn create_batch(
         match outcome.map_err(ApiError::from) {
             Ok(CommandResult::Schedules(created)) if created.len() == slots.len() => {
                 for (slot, s) in slots.into_iter().zip(created) {
-                    results[slot] = json!({"statusCode": 201, "schedule": created_view(&s)});
+                    results[slot] = Some(BatchItem {
+                        status_code: 201,
+                        schedule: Some(created_view(&s)),
+                        status_message: None,
+                    });
                 }
             }
             Ok(_) => {
                 let e = ApiError::new(500, "internal error: unexpected apply result");
                 slots
                     .into_iter()
-                    .for_each(|slot| results[slot] = error_item(&e));
+                    .for_each(|slot| results[slot] = Some(error_item(&e)));
             }
             Err(e) => slots
                 .into_iter()
-                .for_each(|slot| results[slot] = error_item(&e)),
+                .for_each(|slot| results[slot] = Some(error_item(&e))),
         }
     }
-    let created = results.iter().filter(|r| r["statusCode"] == 201).count();
-    Ok(ok(200, created, json!({ "results": results })))
+    let results: Vec<BatchItem> = results
+        .into_iter()
+        .map(|r| r.expect("every item answered"))
+        .collect();
+    let created = results.iter().filter(|r| r.status_code == 201).count();
+    Ok(ok(200, created, BatchData { results }))
 }
 
-fn error_item(e: &ApiError) -> Value {
-    json!({"statusCode": e.code, "statusMessage": e.message})
+fn error_item(e: &ApiError) -> BatchItem {
+    BatchItem {
+        status_code: e.code,
+        schedule: None,
+        status_message: Some(e.message.clone()),
+    }
 }
 
 pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<Response, ApiError> {
@@ -306,7 +324,13 @@ pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<R
     match gw.router.read(shard, Query::GetSchedule { id }).await? {
         QueryResult::Schedules(found) => {
             let s = found.into_iter().next().ok_or_else(not_found)?;
-            Ok(ok(200, 1, json!({ "schedule": stored_view(&s) })))
+            Ok(ok(
+                200,
+                1,
+                ScheduleData {
+                    schedule: stored_view(&s),
+                },
+            ))
         }
         _ => Err(ApiError::new(
             500,
@@ -325,7 +349,13 @@ pub async fn delete(
             .write(shard, Command::DeleteSchedule { id, at_ms: now().1 })
             .await?,
     )?;
-    Ok(ok(200, 1, json!({ "schedule": created_view(&deleted) })))
+    Ok(ok(
+        200,
+        1,
+        ScheduleData {
+            schedule: created_view(&deleted),
+        },
+    ))
 }
 
 /// Parses a schedule id and finds its shard; `None` for a well-formed id no shard holds.

@@ -8,7 +8,7 @@ pub const MAX_APP_ID_LEN: usize = 64;
 pub const MAX_PARTITIONS: u32 = 1024;
 
 /// A registered app, as stored in the meta group and shown by the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct App {
     pub app_id: String,
@@ -21,7 +21,7 @@ pub struct App {
 
 /// Per-app limits and callback policy (the original accepted these but never enforced
 /// them; here they are enforced).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AppConfiguration {
     /// Largest payload, bytes.

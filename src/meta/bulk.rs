@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::schedule::page::Cursor;
 use crate::schedule::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkAction {
     /// Delete the matching schedules.
@@ -17,7 +17,7 @@ pub enum BulkAction {
     Reconcile,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobState {
     Running,
@@ -25,7 +25,7 @@ pub enum JobState {
 }
 
 /// A bulk job and how far it got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkJob {
     pub job_id: Uuid,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::cron::CronSpec;
 
 /// Where and how a run calls back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HttpCallback {
     pub url: String,
     pub method: String,
@@ -22,7 +22,7 @@ pub struct HttpCallback {
 }
 
 /// The life of a schedule (or run), as the API names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Scheduled,
