@@ -12,7 +12,7 @@ use futures::future::join_all;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::envelope::{ok, ApiError};
+use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::schedules::registered_app;
 use super::views::{stored_view, SchedulesPage};
 use super::Gateway;
@@ -132,6 +132,12 @@ pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Ran
     })
 }
 
+#[utoipa::path(get, path = "/goscheduler/apps/{app_id}/schedules", tag = "schedules",
+    description = "An app's schedules in a time range, by (time, id), paged with exact continuation tokens.",
+    params(("app_id" = String, Path), ("size" = Option<i64>, Query), ("status" = Option<String>, Query),
+        ("start_time" = Option<String>, Query), ("end_time" = Option<String>, Query),
+        ("continuationToken" = Option<String>, Query), ("continuationStartTime" = Option<i64>, Query)),
+    responses((status = 200, body = Envelope<SchedulesPage>), (status = 400, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
     Path(app_id): Path<String>,

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::envelope::{ok, ApiError};
+use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::views::{ActiveData, AppsData};
 use super::Gateway;
 use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
@@ -16,7 +16,7 @@ use crate::raft::types::GroupId;
 /// Body of `POST /goscheduler/apps`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RegisterApp {
+pub struct RegisterApp {
     app_id: Option<String>,
     partitions: Option<u32>,
     active: Option<bool>,
@@ -43,6 +43,8 @@ fn app_result(result: CommandResult) -> Result<App, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/goscheduler/apps", tag = "apps", request_body = RegisterApp,
+    responses((status = 200, description = "registered (body statusCode 201)", body = Envelope<App>), (status = 400, body = Failure)))]
 pub async fn register(
     State(gw): State<Gateway>,
     body: Result<Bytes, BytesRejection>,
@@ -82,6 +84,8 @@ pub struct ListParams {
     app_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/goscheduler/apps", tag = "apps", params(("app_id" = Option<String>, Query)),
+    responses((status = 200, body = Envelope<AppsData>), (status = 404, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -109,6 +113,8 @@ pub async fn list(
     Ok(ok(200, apps.len(), AppsData { apps }))
 }
 
+#[utoipa::path(post, path = "/goscheduler/apps/{app_id}/activate", tag = "apps", params(("app_id" = String, Path)),
+    responses((status = 200, description = "body statusCode 201", body = Envelope<ActiveData>), (status = 400, body = Failure)))]
 pub async fn activate(
     State(gw): State<Gateway>,
     Path(app_id): Path<String>,
@@ -116,6 +122,8 @@ pub async fn activate(
     set_active(gw, app_id, true).await
 }
 
+#[utoipa::path(post, path = "/goscheduler/apps/{app_id}/deactivate", tag = "apps", params(("app_id" = String, Path)),
+    responses((status = 200, description = "body statusCode 201", body = Envelope<ActiveData>), (status = 400, body = Failure)))]
 pub async fn deactivate(
     State(gw): State<Gateway>,
     Path(app_id): Path<String>,

@@ -1,6 +1,6 @@
 //! `POST /goscheduler/apps/{appId}/bulk-action/{reconcile|delete}` starts a bulk job on
 //! every matching schedule (not just a first page) and answers at once; `GET
-//! /goscheduler/apps/{appId}/bulk-action/{jobId}` shows its progress. The meta leader's
+//! /goscheduler/apps/{appId}/bulk-action/jobs/{jobId}` shows its progress. The meta leader's
 //! bulk worker does the work (see `scheduler::bulk`).
 
 use axum::extract::rejection::QueryRejection;
@@ -8,11 +8,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::app_schedules::{parse_range, RangeParams};
-use super::envelope::{ok, ApiError};
+use super::envelope::{ok, ApiError, Envelope, Failure, StatusBlock};
 use super::schedules::registered_app;
 use super::Gateway;
 use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
@@ -20,6 +22,14 @@ use crate::meta::app::validate_app_id;
 use crate::meta::bulk::{BulkAction, BulkJob, JobState};
 use crate::raft::types::GroupId;
 use crate::schedule::time;
+
+/// The reply to starting a bulk action: the wiki's `remarks`, and the job to follow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkStarted {
+    pub status: StatusBlock,
+    pub remarks: String,
+    pub data: BulkJob,
+}
 
 fn parse_action(s: &str) -> Result<BulkAction, ApiError> {
     match s.to_ascii_lowercase().as_str() {
@@ -31,6 +41,11 @@ fn parse_action(s: &str) -> Result<BulkAction, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/goscheduler/apps/{app_id}/bulk-action/{action}", tag = "bulk",
+    description = "Starts a background job that deletes or reconciles every schedule of the app in the range with the status.",
+    params(("app_id" = String, Path), ("action" = String, Path, description = "reconcile or delete"),
+        ("status" = Option<String>, Query), ("start_time" = Option<String>, Query), ("end_time" = Option<String>, Query)),
+    responses((status = 200, body = BulkStarted), (status = 400, body = Failure)))]
 pub async fn start(
     State(gw): State<Gateway>,
     Path((app_id, action)): Path<(String, String)>,
@@ -79,20 +94,23 @@ pub async fn start(
         .map(|s| json!(s).as_str().unwrap_or_default().to_string());
     let remarks = format!(
         "{name} initiated successfully for app: {app_id}, timeRange: {{StartTime:{} EndTime:{}}} ({zone}), \
-         status: {}; follow it at GET /goscheduler/apps/{app_id}/bulk-action/{}",
+         status: {}; follow it at GET /goscheduler/apps/{app_id}/bulk-action/jobs/{}",
         time::format(range.start, zone),
         time::format(range.end, zone),
         status.unwrap_or_else(|| "any".into()),
         job.job_id
     );
-    let body = json!({
-        "status": {"statusCode": 200, "statusMessage": "Success", "statusType": "Success", "totalCount": 0},
-        "remarks": remarks,
-        "data": job,
-    });
+    let body = BulkStarted {
+        status: StatusBlock::success(200, 0),
+        remarks,
+        data: job,
+    };
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/goscheduler/apps/{app_id}/bulk-action/jobs/{job_id}", tag = "bulk",
+    params(("app_id" = String, Path), ("job_id" = String, Path)),
+    responses((status = 200, body = Envelope<BulkJob>), (status = 404, body = Failure)))]
 pub async fn progress(
     State(gw): State<Gateway>,
     Path((app_id, job)): Path<(String, String)>,

@@ -8,9 +8,9 @@ use futures::future::join_all;
 use serde::Deserialize;
 
 use super::app_schedules::{parse_size, parse_status};
-use super::envelope::{ok, ApiError};
+use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::schedules::{locate, registered_app};
-use super::views::{stored_view, SchedulesPage};
+use super::views::{stored_view, ScheduleView, SchedulesPage};
 use super::Gateway;
 use crate::command::{Query as ShardQuery, QueryResult, When};
 use crate::meta::app::validate_app_id;
@@ -30,6 +30,10 @@ pub struct RunsParams {
     continuation_token: Option<String>,
 }
 
+#[utoipa::path(get, path = "/goscheduler/schedules/{id}/runs", tag = "schedules", description = "Runs of a schedule, newest first.",
+    params(("id" = String, Path), ("when" = Option<String>, Query, description = "past, future or all"),
+        ("size" = Option<i64>, Query), ("continuationToken" = Option<String>, Query)),
+    responses((status = 200, body = Envelope<SchedulesPage>), (status = 404, body = Failure)))]
 pub async fn runs(
     State(gw): State<Gateway>,
     Path(raw): Path<String>,
@@ -89,6 +93,9 @@ pub struct CronsParams {
     status: Option<String>,
 }
 
+#[utoipa::path(get, path = "/goscheduler/crons/schedules", tag = "schedules",
+    params(("app_id" = String, Query), ("status" = Option<String>, Query)),
+    responses((status = 200, body = Envelope<Vec<ScheduleView>>), (status = 404, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
     params: Result<Query<CronsParams>, QueryRejection>,

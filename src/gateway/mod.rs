@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod crons;
 pub mod envelope;
 pub mod health;
+pub mod openapi;
 pub mod schedules;
 pub mod views;
 
@@ -31,6 +32,7 @@ pub struct Gateway {
 pub fn routes(gw: Gateway) -> axum::Router {
     axum::Router::new()
         .route("/goscheduler/healthcheck", any(health::healthcheck))
+        .route("/goscheduler/openapi.json", get(openapi::document))
         .route("/goscheduler/apps", post(apps::register).get(apps::list))
         .route("/goscheduler/apps/{app_id}/activate", post(apps::activate))
         .route(
@@ -43,7 +45,11 @@ pub fn routes(gw: Gateway) -> axum::Router {
         )
         .route(
             "/goscheduler/apps/{app_id}/bulk-action/{action}",
-            post(bulk::start).get(bulk::progress),
+            post(bulk::start),
+        )
+        .route(
+            "/goscheduler/apps/{app_id}/bulk-action/jobs/{job_id}",
+            get(bulk::progress),
         )
         .route("/goscheduler/crons/schedules", get(crons::list))
         .route("/goscheduler/schedules/{id}/runs", get(crons::runs))

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::apps::parse_body;
-use super::envelope::{ok, ApiError};
+use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
 use crate::command::{Command, CommandResult, Query, QueryResult};
@@ -25,7 +25,7 @@ use crate::shard::shard_of;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CreateSchedule {
+pub struct CreateSchedule {
     app_id: Option<String>,
     payload: Option<String>,
     schedule_time: Option<i64>,
@@ -36,14 +36,14 @@ struct CreateSchedule {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-struct CallbackRequest {
+pub struct CallbackRequest {
     #[serde(rename = "type")]
     kind: Option<String>,
     details: Option<CallbackDetails>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-struct CallbackDetails {
+pub struct CallbackDetails {
     url: Option<String>,
     method: Option<String>,
     #[serde(default)]
@@ -203,6 +203,9 @@ fn build_schedule(
     Ok((shard, schedule))
 }
 
+#[utoipa::path(post, path = "/goscheduler/schedules", tag = "schedules", request_body = CreateSchedule,
+    description = "A one-time schedule (scheduleTime) or a cron (cronExpression, optional timezone).",
+    responses((status = 200, description = "created (body statusCode 201)", body = Envelope<ScheduleData>), (status = 400, body = Failure)))]
 pub async fn create(
     State(gw): State<Gateway>,
     body: Result<Bytes, BytesRejection>,
@@ -227,7 +230,7 @@ pub async fn create(
 pub const MAX_BATCH: usize = 1000;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-struct CreateBatch {
+pub struct CreateBatch {
     #[schema(value_type = Vec<CreateSchedule>)]
     schedules: Vec<serde_json::Value>,
 }
@@ -235,6 +238,8 @@ struct CreateBatch {
 /// `POST /goscheduler/schedules/batch`: up to [`MAX_BATCH`] creates in one request, one
 /// result per item in order (`statusCode` 201 with the schedule, or the item's error).
 /// Valid items are proposed as one command per shard, in parallel.
+#[utoipa::path(post, path = "/goscheduler/schedules/batch", tag = "schedules", request_body = CreateBatch,
+    responses((status = 200, description = "one result per item", body = Envelope<BatchData>), (status = 400, body = Failure)))]
 pub async fn create_batch(
     State(gw): State<Gateway>,
     body: Result<Bytes, BytesRejection>,
@@ -318,6 +323,8 @@ fn error_item(e: &ApiError) -> BatchItem {
     }
 }
 
+#[utoipa::path(get, path = "/goscheduler/schedules/{id}", tag = "schedules", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<ScheduleData>), (status = 404, body = Failure)))]
 pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
     let (id, shard) = locate(&gw, &raw)?.ok_or_else(not_found)?;
@@ -339,6 +346,9 @@ pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<R
     }
 }
 
+#[utoipa::path(delete, path = "/goscheduler/schedules/{id}", tag = "schedules", params(("id" = String, Path)),
+    description = "A one-time schedule is removed; a cron becomes DELETED and loses its future runs.",
+    responses((status = 200, body = Envelope<ScheduleData>), (status = 404, body = Failure)))]
 pub async fn delete(
     State(gw): State<Gateway>,
     Path(raw): Path<String>,

@@ -111,7 +111,7 @@ async fn bulk_delete_covers_every_match_and_reports_progress() {
     let job = body["data"]["jobId"].as_str().unwrap();
     let done = wait_done(
         &cluster,
-        &format!("/goscheduler/apps/bulky/bulk-action/{job}"),
+        &format!("/goscheduler/apps/bulky/bulk-action/jobs/{job}"),
     )
     .await;
     assert_eq!(done["processed"], 1200, "{done}");
@@ -132,7 +132,7 @@ async fn bulk_delete_covers_every_match_and_reports_progress() {
     let job = body["data"]["jobId"].as_str().unwrap();
     let done = wait_done(
         &cluster,
-        &format!("/goscheduler/apps/bulky/bulk-action/{job}"),
+        &format!("/goscheduler/apps/bulky/bulk-action/jobs/{job}"),
     )
     .await;
     assert_eq!(done["processed"], 0);
@@ -164,7 +164,7 @@ async fn bulk_delete_covers_every_match_and_reports_progress() {
         .call(
             1,
             Method::GET,
-            "/goscheduler/apps/bulky/bulk-action/not-a-job",
+            "/goscheduler/apps/bulky/bulk-action/jobs/not-a-job",
             None,
         )
         .await;

@@ -249,3 +249,55 @@ async fn every_wiki_example_works_through_every_node() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_endpoint() {
+    let cluster = Cluster::start(1, Options::default()).await;
+    let (status, doc) = cluster
+        .call(1, Method::GET, "/goscheduler/openapi.json", None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    let mut documented: Vec<String> = vec![];
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut expected = vec![
+        "GET /goscheduler/healthcheck",
+        "POST /goscheduler/apps",
+        "GET /goscheduler/apps",
+        "POST /goscheduler/apps/{app_id}/activate",
+        "POST /goscheduler/apps/{app_id}/deactivate",
+        "POST /goscheduler/schedules",
+        "POST /goscheduler/schedules/batch",
+        "GET /goscheduler/schedules/{id}",
+        "DELETE /goscheduler/schedules/{id}",
+        "GET /goscheduler/schedules/{id}/runs",
+        "GET /goscheduler/crons/schedules",
+        "GET /goscheduler/apps/{app_id}/schedules",
+        "POST /goscheduler/apps/{app_id}/bulk-action/{action}",
+        "GET /goscheduler/apps/{app_id}/bulk-action/jobs/{job_id}",
+    ];
+    expected.sort();
+    assert_eq!(documented, expected);
+    // Every reference resolves to a schema in the document.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let text = doc.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(
+            schemas.contains_key(name),
+            "dangling schema reference {name}"
+        );
+    }
+    assert!(schemas["CreateSchedule"]["properties"]
+        .get("cronExpression")
+        .is_some());
+}
