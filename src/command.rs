@@ -30,6 +30,12 @@ pub enum Command {
     DeleteSchedules { ids: Vec<Uuid>, at_ms: u64 },
     /// Make finished runs of one shard due again at `at` (epoch seconds).
     ReconcileSchedules { ids: Vec<Uuid>, at: i64 },
+    /// Remove finished runs older than their app's cutoff (epoch seconds), looking at no
+    /// more than `limit` entries.
+    PurgeFinished {
+        cutoffs: Vec<(String, i64)>,
+        limit: usize,
+    },
     /// Record a new bulk job (meta group).
     StartBulkJob { job: BulkJob },
     /// Record a bulk job's progress (meta group): `processed` more, now after `cursor`.
@@ -57,6 +63,9 @@ impl std::fmt::Display for Command {
             Command::DeleteSchedules { ids, .. } => write!(f, "DeleteSchedules({})", ids.len()),
             Command::ReconcileSchedules { ids, .. } => {
                 write!(f, "ReconcileSchedules({})", ids.len())
+            }
+            Command::PurgeFinished { cutoffs, .. } => {
+                write!(f, "PurgeFinished({} apps)", cutoffs.len())
             }
             Command::StartBulkJob { job } => write!(f, "StartBulkJob({})", job.job_id),
             Command::AdvanceBulkJob { job_id, .. } => write!(f, "AdvanceBulkJob({job_id})"),

@@ -103,6 +103,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
 
+    let retention = tokio::spawn(crate::scheduler::retention::run(
+        config.node_id,
+        groups.clone(),
+        stop_rx.clone(),
+    ));
+
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -111,6 +117,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let _ = refill.await;
     let _ = bulk.await;
+    let _ = retention.await;
     let _ = http.await;
     groups.shutdown().await;
     let _ = grpc.await;

@@ -6,7 +6,7 @@ use std::io;
 use uuid::Uuid;
 
 use super::schedules::{insert, rearm, remove};
-use super::{crons, keys};
+use super::{crons, keys, retention};
 use crate::command::{Command, CommandResult, RejectReason, Rejection};
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
@@ -40,6 +40,10 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
                 }
             }
             Ok(CommandResult::Schedules(rearmed))
+        }
+        Command::PurgeFinished { cutoffs, limit } => {
+            retention::purge(txn, cutoffs, *limit)?;
+            Ok(CommandResult::None)
         }
         Command::RefillCrons { now, limit } => {
             crons::refill(txn, *now, *limit)?;

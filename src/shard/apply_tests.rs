@@ -294,3 +294,53 @@ fn a_dense_cron_is_refilled_in_bounded_steps() {
         "{n} runs"
     );
 }
+
+#[test]
+fn retention_purges_old_finished_runs_only_in_bounded_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let with = |n: u128, time: i64, status: Status| Schedule {
+        status,
+        ..one_time(n, time)
+    };
+    let mut all = vec![];
+    for n in 0..10u128 {
+        all.push(with(n, 100 + n as i64, Status::Success)); // old and finished
+    }
+    all.push(with(20, 105, Status::Scheduled)); // old but pending: kept
+    all.push(with(21, 106, Status::Failure)); // old, finished
+    all.push(with(22, 500, Status::Miss)); // finished but recent: kept
+    let other_app = Schedule {
+        app_id: "other".into(),
+        ..with(30, 100, Status::Success)
+    };
+    all.push(other_app);
+    commit(&db, &[Command::CreateSchedules { schedules: all }]);
+    assert_eq!(count(&db, keys::SCHEDULE), 14);
+
+    let purge = |limit| Command::PurgeFinished {
+        cutoffs: vec![("revamp".into(), 200)],
+        limit,
+    };
+    // A bounded step looks at 4 entries only.
+    commit(&db, &[purge(4)]);
+    assert_eq!(count(&db, keys::SCHEDULE), 10);
+    commit(&db, &[purge(1000)]);
+    let left: Vec<u128> = {
+        let q = Query::AppSchedules {
+            app_id: "revamp".into(),
+            start: 0,
+            end: 1000,
+            after: None,
+            status: None,
+            limit: 100,
+        };
+        get(&db, q).iter().map(|s| s.id.as_u128()).collect()
+    };
+    assert_eq!(left, vec![20, 22], "pending and recent runs stay");
+    assert_eq!(
+        count(&db, keys::SCHEDULE),
+        3,
+        "another app's runs are not this cutoff's"
+    );
+}

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod crons;
 pub mod keys;
 pub mod query;
+pub mod retention;
 pub mod schedules;
 
 use crate::raft::types::GroupId;
