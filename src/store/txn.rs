@@ -134,38 +134,33 @@ impl<'a> SmReader<'a> {
     pub fn scan_from(
         &self,
         start: &[u8],
-        mut each: impl FnMut(&[u8], &[u8]) -> std::io::Result<bool>,
+        each: impl FnMut(&[u8], &[u8]) -> std::io::Result<bool>,
     ) -> std::io::Result<()> {
-        let cf = self.db.cf_handle(CF_SM).expect("sm column family");
-        let from = keys::sm_key(self.group, start);
-        let prefix = self.group.prefix();
-        let iter = self.db.iterator_cf(
-            cf,
-            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(super::io_err)?;
-            if !k.starts_with(&prefix) || !each(&k[8..], &v)? {
-                break;
-            }
-        }
-        Ok(())
+        self.scan(start, rocksdb::Direction::Forward, each)
     }
 
     /// Like [`SmReader::scan_from`], backwards: from the last key at or before `start`.
     pub fn scan_back_from(
         &self,
         start: &[u8],
+        each: impl FnMut(&[u8], &[u8]) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
+        self.scan(start, rocksdb::Direction::Reverse, each)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        direction: rocksdb::Direction,
         mut each: impl FnMut(&[u8], &[u8]) -> std::io::Result<bool>,
     ) -> std::io::Result<()> {
         let cf = self.db.cf_handle(CF_SM).expect("sm column family");
         let from = keys::sm_key(self.group, start);
         let prefix = self.group.prefix();
-        let iter = self.db.iterator_cf(
-            cf,
-            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Reverse),
-        );
-        for item in iter {
+        for item in self
+            .db
+            .iterator_cf(cf, rocksdb::IteratorMode::From(&from, direction))
+        {
             let (k, v) = item.map_err(super::io_err)?;
             if !k.starts_with(&prefix) || !each(&k[8..], &v)? {
                 break;

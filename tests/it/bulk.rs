@@ -2,12 +2,12 @@
 //! app's shards (far more than one page), in the background, with progress readable
 //! through any node; what is outside the range is untouched.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{Cluster, Options};
+use crate::harness::{now, one_time, Cluster, Options};
 
 fn fmt(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
@@ -52,26 +52,12 @@ async fn wait_done(cluster: &Cluster, progress: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_delete_covers_every_match_and_reports_progress() {
     let cluster = Cluster::start(3, Options::default()).await;
-    let app = json!({"appId": "bulky", "partitions": 4, "active": true}).to_string();
-    assert_eq!(
-        cluster
-            .call(1, Method::POST, "/goscheduler/apps", Some(&app))
-            .await
-            .0,
-        200
-    );
-    let base = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 3600;
+    cluster.register_app(1, "bulky", 4).await;
+    let base = now() + 3600;
     // 2,400 schedules: 1,200 in the first 10 minutes after `base`, 1,200 in the next 10.
     for batch in 0..3 {
         let items: Vec<Value> = (0..800)
-            .map(|i| {
-                json!({"appId": "bulky", "payload": "{}", "scheduleTime": base + (batch * 800 + i) % 1200,
-                       "callback": {"type": "http", "details": {"url": "http://127.0.0.1:1/cb", "method": "POST"}}})
-            })
+            .map(|i| one_time("bulky", base + (batch * 800 + i) % 1200))
             .collect();
         let body = json!({ "schedules": items }).to_string();
         let (status, reply) = cluster

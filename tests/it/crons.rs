@@ -61,14 +61,7 @@ fn keys(v: &Value) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crons_materialise_runs_list_refill_and_delete() {
     let cluster = Cluster::start(3, Options::default()).await;
-    let app = json!({"appId": "athena", "partitions": 3, "active": true}).to_string();
-    assert_eq!(
-        cluster
-            .call(1, Method::POST, "/goscheduler/apps", Some(&app))
-            .await
-            .0,
-        200
-    );
+    cluster.register_app(1, "athena", 3).await;
 
     let (status, body) = cluster
         .call(

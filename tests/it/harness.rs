@@ -75,7 +75,33 @@ fn peer_toml(id: u64, http: &str, grpc: &str) -> String {
     format!("[[peers]]\nid = {id}\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n")
 }
 
+/// Epoch seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A one-time schedule create body for `app` at `time`, calling back a closed port.
+pub fn one_time(app: &str, time: i64) -> Value {
+    serde_json::json!({
+        "appId": app, "payload": "{}", "scheduleTime": time,
+        "callback": {"type": "http", "details": {"url": "http://127.0.0.1:1/cb", "method": "POST"}}
+    })
+}
+
 impl Cluster {
+    /// Registers an active app with `partitions` partitions through node `via`.
+    pub async fn register_app(&self, via: u64, app: &str, partitions: u32) {
+        let body =
+            serde_json::json!({"appId": app, "partitions": partitions, "active": true}).to_string();
+        let (status, reply) = self
+            .call(via, reqwest::Method::POST, "/goscheduler/apps", Some(&body))
+            .await;
+        assert_eq!(status, 200, "register {app}: {reply}");
+    }
+
     /// Starts `n` nodes (node 1 bootstraps) and waits until every node is healthy.
     pub async fn start(n: u64, opts: Options) -> Cluster {
         let mut cluster = Cluster {

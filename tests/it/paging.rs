@@ -3,39 +3,26 @@
 //! (time, id) order, and the token is empty only on the last page.
 
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{Cluster, Options};
+use crate::harness::{now, one_time, Cluster, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_returns_every_schedule_exactly_once() {
     let cluster = Cluster::start(3, Options::default()).await;
-    let app = json!({"appId": "pager", "partitions": 5, "active": true}).to_string();
-    assert_eq!(
-        cluster
-            .call(1, Method::POST, "/goscheduler/apps", Some(&app))
-            .await
-            .0,
-        200
-    );
+    cluster.register_app(1, "pager", 5).await;
 
-    let base = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 600;
+    let base = now() + 600;
     let mut created = HashSet::new();
     for batch in 0..10 {
         // 1,000 items over 100 distinct seconds: many share a second, so order needs the id.
         let items: Vec<Value> = (0..1000)
             .map(|i| {
-                json!({
-                    "appId": "pager", "payload": format!("{batch}-{i}"), "scheduleTime": base + (i % 100) * 7,
-                    "callback": {"type": "http", "details": {"url": "http://127.0.0.1:1/cb", "method": "POST"}}
-                })
+                let mut item = one_time("pager", base + (i % 100) * 7);
+                item["payload"] = json!(format!("{batch}-{i}"));
+                item
             })
             .collect();
         let body = json!({ "schedules": items }).to_string();

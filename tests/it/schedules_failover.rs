@@ -1,35 +1,17 @@
 //! Kill -9 the leader of the shard taking an app's schedules while creating them through
 //! the other nodes: every create acknowledged with success is readable from every node.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use reqwest::Method;
-use serde_json::json;
 
-use crate::harness::{Cluster, Options};
+use crate::harness::{now, one_time, Cluster, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_creates_survive_a_shard_leader_kill() {
     let mut cluster = Cluster::start(3, Options::default()).await;
     // One partition: every schedule of the app goes to one shard.
-    let app = json!({"appId": "solo", "partitions": 1, "active": true}).to_string();
-    assert_eq!(
-        cluster
-            .call(1, Method::POST, "/goscheduler/apps", Some(&app))
-            .await
-            .0,
-        200
-    );
-    let time = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 3600;
-    let body = json!({
-        "appId": "solo", "payload": "{}", "scheduleTime": time,
-        "callback": {"type": "http", "details": {"url": "http://127.0.0.1:1/cb", "method": "POST"}}
-    })
-    .to_string();
+    cluster.register_app(1, "solo", 1).await;
+    let time = now() + 3600;
+    let body = one_time("solo", time).to_string();
 
     // Find the shard: create one schedule and read the shard from the admin status.
     let (status, first) = cluster
