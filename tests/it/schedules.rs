@@ -281,4 +281,92 @@ async fn one_time_schedules_through_every_node() {
             (200, &json!("SCHEDULED"))
         );
     }
+
+    // Query parameters are checked too, each with its message.
+    let fmt = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%d%%20%H:%M:%S")
+            .to_string()
+    };
+    let list = "/goscheduler/apps/revamp/schedules";
+    let queries: Vec<(String, &str)> = vec![
+        (
+            format!("{list}?size=-1"),
+            "Size provided(-1) should not be less than 0",
+        ),
+        (
+            format!("{list}?size=ten"),
+            "Size provided(ten) is not a number",
+        ),
+        (format!("{list}?size=5000"), "should not be more than 1000"),
+        (format!("{list}?status=ERROR"), "invalid status"),
+        (format!("{list}?start_time=yesterday"), "invalid time"),
+        (
+            format!(
+                "{list}?start_time={}&end_time={}",
+                fmt(time),
+                fmt(time + 31 * 86_400)
+            ),
+            "Time range of more than 30 days is not allowed",
+        ),
+        (
+            format!(
+                "{list}?start_time={}&end_time={}",
+                fmt(time),
+                fmt(time - 60)
+            ),
+            "end_time cannot be before start_time",
+        ),
+        (
+            format!("{list}?continuationToken=abc"),
+            "invalid continuation token",
+        ),
+        (
+            format!("/goscheduler/schedules/{}/runs?when=tomorrow", ids[1]),
+            "invalid when",
+        ),
+        (
+            "/goscheduler/crons/schedules".to_string(),
+            "app_id is required",
+        ),
+    ];
+    for (path, needle) in queries {
+        let (status, body) = cluster.call(1, Method::GET, &path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let msg = body["status"]["statusMessage"].as_str().unwrap();
+        assert!(msg.contains(needle), "{path}: {msg}");
+    }
+
+    // No bad request stored anything: the app holds exactly the two schedules left.
+    let range = format!(
+        "{list}?start_time={}&end_time={}",
+        fmt(time - 60),
+        fmt(time + 60)
+    );
+    let (status, body) = cluster.call(2, Method::GET, &range, None).await;
+    assert_eq!(status, 200, "{body}");
+    let mut listed: Vec<&str> = body["data"]["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scheduleId"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    let mut expected: Vec<&str> = ids[1..].iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    for app in ["tight", "sleepy"] {
+        let path = format!(
+            "/goscheduler/apps/{app}/schedules?start_time={}&end_time={}",
+            fmt(now() - 60),
+            fmt(now() + 20 * 86_400)
+        );
+        let (status, body) = cluster.call(3, Method::GET, &path, None).await;
+        assert_eq!(
+            (status, &body["status"]["totalCount"]),
+            (200, &json!(0)),
+            "{app}: {body}"
+        );
+    }
 }
