@@ -14,6 +14,7 @@ pub mod views;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -21,6 +22,9 @@ use axum::routing::{any, get, post};
 use crate::config::Config;
 use crate::router::Router;
 use envelope::ApiError;
+
+/// Largest body of a batch create.
+const BATCH_BODY_LIMIT: usize = 64 << 20;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -56,7 +60,8 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .route("/goscheduler/schedules", post(schedules::create))
         .route(
             "/goscheduler/schedules/batch",
-            post(schedules::create_batch),
+            // 1,000 items of up to an app's payload limit each: more than the default 2 MiB.
+            post(schedules::create_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
         )
         .route(
             "/goscheduler/schedules/{id}",
