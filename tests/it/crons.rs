@@ -4,25 +4,13 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::{Cluster, Options};
+use crate::harness::{keys, wiki_callback, Cluster, Options, CRON_SHAPE};
 
 fn cron_body(app: &str, expr: &str) -> String {
-    json!({
-        "appId": app,
-        "payload": "{}",
-        "cronExpression": expr,
-        "callback": {
-            "type": "http",
-            "details": {
-                "url": "http://127.0.0.1:8080/goscheduler/healthcheck",
-                "method": "GET",
-                "headers": {"Content-Type": "application/json", "Accept": "application/json"}
-            }
-        }
-    })
-    .to_string()
+    json!({"appId": app, "payload": "{}", "cronExpression": expr, "callback": wiki_callback()})
+        .to_string()
 }
 
 /// Every future run time of `id`, paging `size` at a time through rotating nodes.
@@ -54,10 +42,6 @@ async fn future_runs(cluster: &Cluster, id: &str, size: usize) -> Vec<i64> {
     panic!("runs paging does not end");
 }
 
-fn keys(v: &Value) -> Vec<&str> {
-    v.as_object().unwrap().keys().map(String::as_str).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crons_materialise_runs_list_refill_and_delete() {
     let cluster = Cluster::start(3, Options::default()).await;
@@ -74,18 +58,7 @@ async fn crons_materialise_runs_list_refill_and_delete() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"]["statusCode"], 201);
     let cron = &body["data"]["schedule"];
-    assert_eq!(
-        keys(cron),
-        [
-            "scheduleId",
-            "payload",
-            "appId",
-            "partitionId",
-            "callback",
-            "cronExpression",
-            "status"
-        ]
-    );
+    assert_eq!(keys(cron), CRON_SHAPE);
     assert_eq!(
         (&cron["cronExpression"], &cron["status"]),
         (&json!("*/5 * * * *"), &json!("SCHEDULED"))

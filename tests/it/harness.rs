@@ -91,6 +91,46 @@ pub fn one_time(app: &str, time: i64) -> Value {
     })
 }
 
+/// The wiki's callback block (`type: http` calling the healthcheck with two headers).
+pub fn wiki_callback() -> Value {
+    serde_json::json!({
+        "type": "http",
+        "details": {
+            "url": "http://127.0.0.1:8080/goscheduler/healthcheck",
+            "method": "GET",
+            "headers": {"Content-Type": "application/json", "Accept": "application/json"}
+        }
+    })
+}
+
+/// The keys of a JSON object, in order.
+pub fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+/// A one-time schedule as create and delete answer it (the wiki's shape).
+pub const CREATED_SHAPE: [&str; 8] = [
+    "scheduleId",
+    "payload",
+    "appId",
+    "scheduleTime",
+    "Ttl",
+    "partitionId",
+    "scheduleGroup",
+    "httpCallback",
+];
+
+/// A cron as the wiki shows it.
+pub const CRON_SHAPE: [&str; 7] = [
+    "scheduleId",
+    "payload",
+    "appId",
+    "partitionId",
+    "callback",
+    "cronExpression",
+    "status",
+];
+
 impl Cluster {
     /// Registers an active app with `partitions` partitions through node `via`.
     pub async fn register_app(&self, via: u64, app: &str, partitions: u32) {

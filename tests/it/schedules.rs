@@ -4,9 +4,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::{Cluster, Options};
+use crate::harness::{keys, wiki_callback, Cluster, Options, CREATED_SHAPE};
 
 fn now() -> i64 {
     SystemTime::now()
@@ -16,24 +16,8 @@ fn now() -> i64 {
 }
 
 fn wiki_body(app: &str, time: i64) -> String {
-    json!({
-        "appId": app,
-        "payload": "{}",
-        "scheduleTime": time,
-        "callback": {
-            "type": "http",
-            "details": {
-                "url": "http://127.0.0.1:8080/goscheduler/healthcheck",
-                "method": "GET",
-                "headers": {"Content-Type": "application/json", "Accept": "application/json"}
-            }
-        }
-    })
-    .to_string()
-}
-
-fn keys(v: &Value) -> Vec<&str> {
-    v.as_object().unwrap().keys().map(String::as_str).collect()
+    json!({"appId": app, "payload": "{}", "scheduleTime": time, "callback": wiki_callback()})
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,19 +56,7 @@ async fn one_time_schedules_through_every_node() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"]["statusCode"], 201);
         let s = &body["data"]["schedule"];
-        assert_eq!(
-            keys(s),
-            [
-                "scheduleId",
-                "payload",
-                "appId",
-                "scheduleTime",
-                "Ttl",
-                "partitionId",
-                "scheduleGroup",
-                "httpCallback"
-            ]
-        );
+        assert_eq!(keys(s), CREATED_SHAPE);
         assert_eq!(s["scheduleTime"], time);
         assert_eq!(s["scheduleGroup"], time / 60 * 60);
         assert!(s["partitionId"].as_u64().unwrap() < 2);

@@ -5,11 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{Cluster, Options};
-
-fn keys(v: &Value) -> Vec<&str> {
-    v.as_object().unwrap().keys().map(String::as_str).collect()
-}
+use crate::harness::{keys, Cluster, Options, CREATED_SHAPE, CRON_SHAPE};
 
 fn assert_success(what: &str, body: &Value, code: u64) {
     assert_eq!(body["status"]["statusCode"], code, "{what}: {body}");
@@ -98,19 +94,7 @@ async fn every_wiki_example_works_through_every_node() {
         assert_eq!(status, 200, "{body}");
         assert_success("create one-time", &body, 201);
         let s = &body["data"]["schedule"];
-        assert_eq!(
-            keys(s),
-            [
-                "scheduleId",
-                "payload",
-                "appId",
-                "scheduleTime",
-                "Ttl",
-                "partitionId",
-                "scheduleGroup",
-                "httpCallback"
-            ]
-        );
+        assert_eq!(keys(s), CREATED_SHAPE);
         assert_eq!(
             (&s["scheduleTime"], &s["scheduleGroup"]),
             (&json!(2687947561u64), &json!(2687947560u64))
@@ -122,18 +106,7 @@ async fn every_wiki_example_works_through_every_node() {
             .await;
         assert_eq!(status, 200, "{body}");
         assert_success("create cron", &body, 201);
-        assert_eq!(
-            keys(&body["data"]["schedule"]),
-            [
-                "scheduleId",
-                "payload",
-                "appId",
-                "partitionId",
-                "callback",
-                "cronExpression",
-                "status"
-            ]
-        );
+        assert_eq!(keys(&body["data"]["schedule"]), CRON_SHAPE);
         let cron = body["data"]["schedule"]["scheduleId"]
             .as_str()
             .unwrap()
