@@ -18,7 +18,7 @@ use super::views::{stored_view, SchedulesPage};
 use super::Gateway;
 use crate::command::{Query as ShardQuery, QueryResult};
 use crate::meta::app::validate_app_id;
-use crate::schedule::page::Cursor;
+use crate::schedule::page::{self, Cursor};
 use crate::schedule::{time, Status};
 use crate::shard::app_shards;
 
@@ -60,6 +60,16 @@ pub fn parse_status(s: &str) -> Result<Status, ApiError> {
             "invalid status {s:?}: use SCHEDULED, DELETED, SUCCESS, FAILURE or MISS"
         ))
     })
+}
+
+/// The cursor of a continuation token given in either spelling (the first given wins;
+/// an empty one is none).
+pub fn parse_token(first: Option<&str>, second: Option<&str>) -> Result<Option<Cursor>, ApiError> {
+    first
+        .or(second)
+        .filter(|t| !t.is_empty())
+        .map(|t| Cursor::from_token(t).map_err(ApiError::bad_request))
+        .transpose()
 }
 
 /// A page size: 1 to [`MAX_SIZE`]; absent or 0 means [`DEFAULT_SIZE`].
@@ -115,14 +125,10 @@ pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Ran
             "Time range of more than 30 days is not allowed",
         ));
     }
-    let token = p
-        .continuation_token
-        .as_deref()
-        .or(p.continuation_token_camel.as_deref())
-        .filter(|t| !t.is_empty());
-    let after = token
-        .map(|t| Cursor::from_token(t).map_err(ApiError::bad_request))
-        .transpose()?;
+    let after = parse_token(
+        p.continuation_token.as_deref(),
+        p.continuation_token_camel.as_deref(),
+    )?;
     Ok(Range {
         start,
         end,
@@ -178,12 +184,7 @@ pub async fn list(
         }
     }
     all.sort_by_key(|s| (s.schedule_time, s.id));
-    let more = all.len() > range.size;
-    all.truncate(range.size);
-    let next = all.last().filter(|_| more).map(|s| Cursor {
-        time: s.schedule_time,
-        id: s.id,
-    });
+    let next = page::cut(&mut all, range.size);
     let page = SchedulesPage {
         schedules: all.iter().map(stored_view).collect(),
         continuation_token: next.map(|c| c.token()).unwrap_or_default(),

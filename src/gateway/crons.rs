@@ -7,14 +7,14 @@ use axum::response::Response;
 use futures::future::join_all;
 use serde::Deserialize;
 
-use super::app_schedules::{parse_size, parse_status};
+use super::app_schedules::{parse_size, parse_status, parse_token};
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::schedules::{locate, registered_app};
 use super::views::{stored_view, ScheduleView, SchedulesPage};
 use super::Gateway;
 use crate::command::{Query as ShardQuery, QueryResult, When};
 use crate::meta::app::validate_app_id;
-use crate::schedule::page::Cursor;
+use crate::schedule::page;
 use crate::schedule::Schedule;
 use crate::shard::app_shards;
 
@@ -51,10 +51,7 @@ pub async fn runs(
         }
     };
     let size = parse_size(p.size.as_deref())?;
-    let token = p.token.or(p.continuation_token).filter(|t| !t.is_empty());
-    let before = token
-        .map(|t| Cursor::from_token(&t).map_err(ApiError::bad_request))
-        .transpose()?;
+    let before = parse_token(p.token.as_deref(), p.continuation_token.as_deref())?;
     let none_found = || ApiError::not_found(format!("No runs found for schedule with id {raw}"));
     let (id, shard) = locate(&gw, &raw)?.ok_or_else(none_found)?;
     let q = ShardQuery::ScheduleRuns {
@@ -73,12 +70,7 @@ pub async fn runs(
     if runs.is_empty() && before.is_none() {
         return Err(none_found());
     }
-    let more = runs.len() > size;
-    runs.truncate(size);
-    let next = runs.last().filter(|_| more).map(|s| Cursor {
-        time: s.schedule_time,
-        id: s.id,
-    });
+    let next = page::cut(&mut runs, size);
     let page = SchedulesPage {
         schedules: runs.iter().map(stored_view).collect(),
         continuation_token: next.map(|c| c.token()).unwrap_or_default(),

@@ -21,6 +21,11 @@ pub struct Group {
 }
 
 impl Group {
+    /// Whether `node` leads this group, as this node currently sees it.
+    pub fn is_led_by(&self, node: NodeId) -> bool {
+        self.metrics().current_leader == Some(node)
+    }
+
     /// A copy of the group's current Raft metrics (never hold the watch borrow across an await).
     pub fn metrics(&self) -> openraft::RaftMetrics<super::types::TypeConfig> {
         use openraft::async_runtime::WatchReceiver;

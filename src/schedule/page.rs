@@ -44,6 +44,17 @@ impl Cursor {
     }
 }
 
+/// Cuts `fetched` (asked for `size + 1`, already in page order) to `size` and returns the
+/// cursor of its last item when more exist.
+pub fn cut(fetched: &mut Vec<crate::schedule::Schedule>, size: usize) -> Option<Cursor> {
+    let more = fetched.len() > size;
+    fetched.truncate(size);
+    fetched.last().filter(|_| more).map(|s| Cursor {
+        time: s.schedule_time,
+        id: s.id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

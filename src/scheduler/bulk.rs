@@ -30,7 +30,7 @@ pub async fn run(node_id: NodeId, router: Router, shards: u32, mut stop: watch::
             _ = stop.changed() => return,
         }
         let meta = router.groups().meta();
-        if meta.metrics().current_leader != Some(node_id) {
+        if !meta.is_led_by(node_id) {
             continue;
         }
         let jobs = match meta.sm.query(&Query::RunningBulkJobs) {
@@ -65,7 +65,7 @@ async fn run_job(
     let partitions = app.map(|a| a.partitions).unwrap_or(0);
     loop {
         // Stop when told to, or when another node leads meta (it resumes the job).
-        let leading = router.groups().meta().metrics().current_leader == Some(node_id);
+        let leading = router.groups().meta().is_led_by(node_id);
         if *stop.borrow() || !leading {
             return Ok(());
         }

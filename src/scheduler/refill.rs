@@ -30,7 +30,7 @@ pub async fn run(node_id: NodeId, groups: Arc<Groups>, mut stop: watch::Receiver
             .iter()
             .filter(|g| matches!(g.id.kind(), GroupKind::Shard(_)))
         {
-            if g.metrics().current_leader != Some(node_id) {
+            if !g.is_led_by(node_id) {
                 continue;
             }
             if let Err(e) = refill_if_due(g).await {

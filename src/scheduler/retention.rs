@@ -41,7 +41,7 @@ pub async fn run(node_id: NodeId, groups: Arc<Groups>, mut stop: watch::Receiver
             .iter()
             .filter(|g| matches!(g.id.kind(), GroupKind::Shard(_)))
         {
-            if g.metrics().current_leader != Some(node_id) {
+            if !g.is_led_by(node_id) {
                 continue;
             }
             let cmd = Command::PurgeFinished {
