@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::meta::app::App;
 use crate::meta::bulk::BulkJob;
 use crate::schedule::page::Cursor;
+use crate::schedule::run::Outcome;
 use crate::schedule::{Schedule, Status};
 
 /// A state change, proposed to one group's log.
@@ -36,6 +37,16 @@ pub enum Command {
         cutoffs: Vec<(String, i64)>,
         limit: usize,
     },
+    /// Claim due runs of one shard for `node` until `deadline_ms` (`at_ms`: the proposer's
+    /// clock, which decides whether an earlier claim has expired).
+    ClaimRuns {
+        ids: Vec<Uuid>,
+        node: u64,
+        deadline_ms: u64,
+        at_ms: u64,
+    },
+    /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
+    RecordOutcomes { outcomes: Vec<Outcome> },
     /// Record a new bulk job (meta group).
     StartBulkJob { job: BulkJob },
     /// Record a bulk job's progress (meta group): `processed` more, now after `cursor`.
@@ -66,6 +77,10 @@ impl std::fmt::Display for Command {
             }
             Command::PurgeFinished { cutoffs, .. } => {
                 write!(f, "PurgeFinished({} apps)", cutoffs.len())
+            }
+            Command::ClaimRuns { ids, .. } => write!(f, "ClaimRuns({})", ids.len()),
+            Command::RecordOutcomes { outcomes } => {
+                write!(f, "RecordOutcomes({})", outcomes.len())
             }
             Command::StartBulkJob { job } => write!(f, "StartBulkJob({})", job.job_id),
             Command::AdvanceBulkJob { job_id, .. } => write!(f, "AdvanceBulkJob({job_id})"),

@@ -61,6 +61,35 @@ impl Default for RaftSettings {
     }
 }
 
+/// How this node fires the runs of the shards it leads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FiringSettings {
+    /// Most callbacks in flight at once on this node.
+    pub concurrency: usize,
+    /// Most callbacks in flight at once for one app (its fair share).
+    pub per_app_concurrency: usize,
+    /// Most runs claimed and not yet finished on this node (back-pressure on claiming).
+    pub max_outstanding: usize,
+    /// Claims are committed this long before the runs' second, so they fire on it.
+    pub claim_ahead_ms: u64,
+    /// Added to a claim's deadline beyond the app's timeouts and retries: how long a
+    /// claimer cut off from its peers has to report the outcome before another node re-fires.
+    pub claim_margin_ms: u64,
+}
+
+impl Default for FiringSettings {
+    fn default() -> Self {
+        FiringSettings {
+            concurrency: 512,
+            per_app_concurrency: 128,
+            max_outstanding: 100_000,
+            claim_ahead_ms: 300,
+            claim_margin_ms: 10_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -90,6 +119,7 @@ pub struct Config {
     /// IANA zone of `YYYY-MM-DD HH:MM:SS` times in queries (RFC 3339 times carry their own).
     pub time_zone: String,
     pub raft: RaftSettings,
+    pub firing: FiringSettings,
 }
 
 impl Default for Config {
@@ -108,6 +138,7 @@ impl Default for Config {
             dial: vec![],
             time_zone: "UTC".into(),
             raft: RaftSettings::default(),
+            firing: FiringSettings::default(),
         }
     }
 }
@@ -137,6 +168,15 @@ impl Config {
             "default_partitions must be positive"
         );
         anyhow::ensure!(!self.cluster_id.is_empty(), "cluster_id must not be empty");
+        let f = &self.firing;
+        anyhow::ensure!(
+            f.concurrency > 0 && f.per_app_concurrency > 0 && f.max_outstanding > 0,
+            "firing.concurrency, firing.per_app_concurrency and firing.max_outstanding must be positive"
+        );
+        anyhow::ensure!(
+            f.claim_ahead_ms < 1000,
+            "firing.claim_ahead_ms must be below 1000"
+        );
         self.zone()?;
         let r = &self.raft;
         anyhow::ensure!(

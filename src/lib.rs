@@ -8,11 +8,13 @@
 //! `node` wires it all together; `config` says how.
 
 pub mod admin;
+pub mod callback;
 pub mod command;
 pub mod config;
 pub mod cron;
 pub mod gateway;
 pub mod meta;
+pub mod metrics;
 pub mod node;
 pub mod proto;
 pub mod raft;
@@ -21,3 +23,4 @@ pub mod schedule;
 pub mod scheduler;
 pub mod shard;
 pub mod store;
+pub mod timer;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::service::AdminService;
+use crate::callback::Dispatcher;
 use crate::config::Config;
 use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::admin_server::AdminServer;
@@ -20,9 +21,14 @@ use crate::proto::raft::raft_transport_server::RaftTransportServer;
 use crate::raft::group::Groups;
 use crate::raft::peers::{Peers, MAX_MESSAGE_BYTES};
 use crate::raft::service::TransportService;
+use crate::raft::types::GroupKind;
 use crate::raft::types::{NodeId, NodeInfo};
 use crate::router::Router;
+use crate::timer::Timer;
 use crate::{admin, gateway, store};
+
+/// Outcomes waiting to be committed (senders wait when it is full).
+const OUTCOME_QUEUE: usize = 16_384;
 
 /// Runs a node until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -73,7 +79,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
     let app = gateway::routes(gateway::Gateway {
-        router,
+        router: router.clone(),
         config: config.clone(),
     });
     let mut http_stop = stop_rx.clone();
@@ -109,6 +115,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
 
+    let firing = start_firing(&config, &groups, &router, &stop_rx);
+
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -118,11 +126,45 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let _ = refill.await;
     let _ = bulk.await;
     let _ = retention.await;
+    for task in firing {
+        let _ = task.await;
+    }
     let _ = http.await;
     groups.shutdown().await;
     let _ = grpc.await;
     db.flush_wal(true)?;
     Ok(())
+}
+
+/// Starts the firing engine: a timer per shard (active while this node leads it), the
+/// dispatcher its claimed runs go to, and the task committing their outcomes.
+fn start_firing(
+    config: &Config,
+    groups: &Arc<Groups>,
+    router: &Router,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(OUTCOME_QUEUE);
+    let dispatcher = Dispatcher::new(&config.firing, outcomes_tx);
+    let mut tasks = vec![tokio::spawn(crate::callback::outcomes::run(
+        router.clone(),
+        dispatcher.in_flight.clone(),
+        outcomes_rx,
+        stop.clone(),
+    ))];
+    let timer = Arc::new(Timer {
+        node_id: config.node_id,
+        groups: groups.clone(),
+        dispatcher,
+        settings: config.firing.clone(),
+    });
+    for g in groups
+        .iter()
+        .filter(|g| matches!(g.id.kind(), GroupKind::Shard(_)))
+    {
+        tasks.push(tokio::spawn(timer.clone().run(g.id, stop.clone())));
+    }
+    tasks
 }
 
 async fn serve_grpc(

@@ -37,6 +37,7 @@ pub fn routes(gw: Gateway) -> axum::Router {
     axum::Router::new()
         .route("/goscheduler/healthcheck", any(health::healthcheck))
         .route("/goscheduler/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics))
         .route("/goscheduler/apps", post(apps::register).get(apps::list))
         .route("/goscheduler/apps/{app_id}/activate", post(apps::activate))
         .route(
@@ -70,6 +71,18 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(gw)
+}
+
+/// Prometheus text exposition of this node's metrics.
+async fn metrics(axum::extract::State(gw): axum::extract::State<Gateway>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(gw.router.groups()),
+    )
+        .into_response()
 }
 
 async fn not_found(req: Request) -> Response {

@@ -3,7 +3,6 @@
 //! the id, time and partition into the command; afterwards the id alone names the shard.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -51,10 +50,8 @@ pub struct CallbackDetails {
 }
 
 fn now() -> (i64, u64) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    (d.as_secs() as i64, d.as_millis() as u64)
+    let ms = crate::schedule::time::now_ms();
+    ((ms / 1000) as i64, ms)
 }
 
 /// The app: from this node's replica of the meta group when it has it active (fast),
@@ -199,6 +196,8 @@ fn build_schedule(
         status: Status::Scheduled,
         error_message: None,
         created_at_ms: now_ms,
+        claim: None,
+        attempts: vec![],
     };
     Ok((shard, schedule))
 }

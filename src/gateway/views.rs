@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::meta::app::App;
+use crate::schedule::run::Attempt;
 use crate::schedule::{HttpCallback, Schedule, Status};
 
 /// A one-time schedule as create and delete answer it.
@@ -50,6 +51,9 @@ pub struct StoredSchedule {
     /// Set on a run of a cron.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_schedule_id: Option<Uuid>,
+    /// The callback attempts made, oldest first (absent until the run fires).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
 }
 
 /// A cron schedule.
@@ -116,6 +120,7 @@ pub fn stored_view(s: &Schedule) -> ScheduleView {
         status: s.status,
         error_message: s.error_message.clone(),
         parent_schedule_id: s.parent,
+        attempts: s.attempts.clone(),
     })
 }
 

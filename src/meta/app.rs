@@ -34,6 +34,9 @@ pub struct AppConfiguration {
     pub http_retries: u32,
     /// Callback timeout, milliseconds.
     pub http_timeout: u32,
+    /// How late a run may still be fired, seconds (after an outage or a failover);
+    /// a run found later than this becomes MISS.
+    pub misfire_window: u32,
 }
 
 impl Default for AppConfiguration {
@@ -44,6 +47,7 @@ impl Default for AppConfiguration {
             fired_schedule_retention_period: 30,
             http_retries: 3,
             http_timeout: 5000,
+            misfire_window: 300,
         }
     }
 }
@@ -71,6 +75,7 @@ impl AppConfiguration {
             ),
             ("httpRetries", self.http_retries, 0, 10),
             ("httpTimeout", self.http_timeout, 100, 60_000),
+            ("misfireWindow", self.misfire_window, 1, 86_400),
         ];
         checks
             .iter()

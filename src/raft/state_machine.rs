@@ -16,6 +16,7 @@ use super::snapshot::{self, SnapshotFile, LAST_APPLIED, MEMBERSHIP};
 use super::types::{GroupId, GroupKind, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 use super::wal_sync::WalSync;
 use crate::command::{Command, CommandResult, Query, QueryResult};
+use crate::shard::due_signal::DueSignal;
 use crate::store::txn::{SmReader, SmTxn};
 use crate::store::{decode, encode, io_err, keys, CF_SM, CF_SM_META};
 
@@ -33,6 +34,7 @@ pub struct GroupStateMachine {
     group: GroupId,
     snapshot_dir: PathBuf,
     wal: WalSync,
+    due: Arc<DueSignal>,
 }
 
 impl GroupStateMachine {
@@ -48,6 +50,7 @@ impl GroupStateMachine {
             group,
             snapshot_dir: snapshot::group_dir(snapshot_root, group),
             wal,
+            due: Arc::default(),
         };
         if let Some(path) = sm.get_meta::<PathBuf>(INSTALLING)? {
             tracing::warn!(%group, ?path, "redoing an interrupted snapshot install");
@@ -63,6 +66,11 @@ impl GroupStateMachine {
 
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    /// What the shard's timer learns from applied writes of runs that fall due.
+    pub fn due_signal(&self) -> &Arc<DueSignal> {
+        &self.due
     }
 
     fn cf_meta(&self) -> &rocksdb::ColumnFamily {
@@ -194,6 +202,9 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         let Some(last) = last_applied else {
             return Ok(());
         };
+        let earliest_due = txn
+            .first_put_with_prefix(&[crate::shard::keys::TIME])
+            .map(|k| crate::shard::keys::time_and_id(k).0);
         txn.write_into(&mut batch);
         batch.put_cf(
             self.cf_meta(),
@@ -202,6 +213,9 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         );
         // Not synced: the entries are durable in the log, and purge syncs before dropping them.
         self.db.write(batch).map_err(io_err)?;
+        if let Some(due) = earliest_due {
+            self.due.written(due, chrono::Utc::now().timestamp());
+        }
         for (r, result) in replies {
             r.send(result);
         }

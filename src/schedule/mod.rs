@@ -2,6 +2,7 @@
 
 pub mod id;
 pub mod page;
+pub mod run;
 pub mod time;
 pub mod validate;
 
@@ -60,6 +61,12 @@ pub struct Schedule {
     pub error_message: Option<String>,
     /// The proposer's clock when it was created, epoch milliseconds.
     pub created_at_ms: u64,
+    /// While a leader fires it: who, and until when before another leader may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<run::Claim>,
+    /// The HTTP calls made so far (the newest [`run::MAX_ATTEMPTS_KEPT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<run::Attempt>,
 }
 
 impl Schedule {
@@ -70,6 +77,11 @@ impl Schedule {
     /// Its position in the time index while pending.
     pub fn due_time(&self) -> i64 {
         self.due_at.unwrap_or(self.schedule_time)
+    }
+
+    /// How many calls were made in all (older ones may have been dropped from `attempts`).
+    pub fn attempt_count(&self) -> u32 {
+        self.attempts.last().map_or(0, |a| a.attempt)
     }
 
     /// `floor(scheduleTime / 60) * 60`, as the original API reports it.

@@ -26,6 +26,11 @@ pub fn format(t: i64, zone: Tz) -> String {
     }
 }
 
+/// The wall clock, epoch milliseconds.
+pub fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

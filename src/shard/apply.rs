@@ -6,7 +6,7 @@ use std::io;
 use uuid::Uuid;
 
 use super::schedules::{insert, rearm, remove};
-use super::{crons, keys, retention};
+use super::{claims, crons, keys, retention};
 use crate::command::{Command, CommandResult, RejectReason, Rejection};
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
@@ -47,6 +47,22 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
         }
         Command::RefillCrons { now, limit } => {
             crons::refill(txn, *now, *limit)?;
+            Ok(CommandResult::None)
+        }
+        Command::ClaimRuns {
+            ids,
+            node,
+            deadline_ms,
+            at_ms,
+        } => Ok(CommandResult::Schedules(claims::claim(
+            txn,
+            ids,
+            *node,
+            *deadline_ms,
+            *at_ms,
+        )?)),
+        Command::RecordOutcomes { outcomes } => {
+            claims::record(txn, outcomes)?;
             Ok(CommandResult::None)
         }
         other => Ok(CommandResult::Rejected(Rejection::new(

@@ -34,6 +34,8 @@ fn one_time(n: u128, time: i64) -> Schedule {
         status: Status::Scheduled,
         error_message: None,
         created_at_ms: 1,
+        claim: None,
+        attempts: vec![],
     }
 }
 

@@ -41,6 +41,8 @@ pub fn materialise(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result
             status: Status::Scheduled,
             error_message: None,
             created_at_ms: (now as u64) * 1000,
+            claim: None,
+            attempts: vec![],
         };
         insert(txn, &run)?;
         txn.put(&keys::run(&cron.id, t, &run.id), &())?;

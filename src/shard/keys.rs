@@ -6,6 +6,8 @@
 //! - `p` ‖ cron id ‖ time ‖ run id → nothing: the runs of a cron
 //! - `c` ‖ app ‖ 0 ‖ cron id → nothing: the crons of an app
 //! - `h` ‖ time ‖ cron id → nothing: crons by how far their runs are materialised
+//! - `k` ‖ deadline ms ‖ run id → nothing: claimed runs by claim deadline (out of `t`
+//!   while claimed; the firing engine's list of calls in flight)
 //!
 //! Times are epoch seconds, encoded so that byte order is numeric order (sign bit flipped).
 
@@ -17,6 +19,7 @@ pub const APP: u8 = b'a';
 pub const RUNS: u8 = b'p';
 pub const CRONS: u8 = b'c';
 pub const HORIZON: u8 = b'h';
+pub const CLAIM: u8 = b'k';
 
 fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
@@ -54,6 +57,16 @@ pub fn app_crons_prefix(app_id: &str) -> Vec<u8> {
 
 pub fn horizon(until: i64, id: &Uuid) -> Vec<u8> {
     [&[HORIZON][..], &time_bytes(until), id.as_bytes()].concat()
+}
+
+pub fn claim(deadline_ms: u64, id: &Uuid) -> Vec<u8> {
+    [&[CLAIM][..], &deadline_ms.to_be_bytes(), id.as_bytes()].concat()
+}
+
+/// The (deadline ms, id) of a claim key.
+pub fn claim_deadline_and_id(key: &[u8]) -> (u64, Uuid) {
+    let (t, id) = time_and_id(key);
+    ((t as u64) ^ (1 << 63), id)
 }
 
 /// The id at the end of a key.
@@ -97,5 +110,10 @@ mod tests {
         let id = Uuid::from_u128(7);
         assert_eq!(time_and_id(&app_time("app", -3, &id)), (-3, id));
         assert_eq!(time_and_id(&due(1_700_000_000, &id)), (1_700_000_000, id));
+        assert!(claim(999, &id) < claim(1000, &id));
+        assert_eq!(
+            claim_deadline_and_id(&claim(1_700_000_000_123, &id)),
+            (1_700_000_000_123, id)
+        );
     }
 }

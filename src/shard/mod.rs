@@ -2,7 +2,9 @@
 //! deterministically, so every node agrees where a partition's schedules live.
 
 pub mod apply;
+pub mod claims;
 pub mod crons;
+pub mod due_signal;
 pub mod keys;
 pub mod query;
 pub mod retention;

@@ -26,7 +26,10 @@ pub fn remove(txn: &mut SmTxn, s: &Schedule) {
         txn.delete(&keys::app_cron(&s.app_id, &s.id));
         return;
     }
-    txn.delete(&keys::due(s.due_time(), &s.id));
+    match s.claim {
+        Some(c) => txn.delete(&keys::claim(c.deadline_ms, &s.id)),
+        None => txn.delete(&keys::due(s.due_time(), &s.id)),
+    }
     txn.delete(&keys::app_time(&s.app_id, s.schedule_time, &s.id));
 }
 
@@ -38,6 +41,7 @@ pub fn rearm(txn: &mut SmTxn, s: &mut Schedule, at: i64) -> io::Result<bool> {
     }
     s.status = Status::Scheduled;
     s.error_message = None;
+    s.claim = None;
     s.due_at = Some(at);
     txn.put(&keys::schedule(&s.id), &*s)?;
     txn.put(&keys::due(at, &s.id), &())?;

@@ -48,6 +48,18 @@ impl<'a> SmTxn<'a> {
         self.overlay.insert(key.to_vec(), None);
     }
 
+    /// The smallest key this batch puts (not deletes) that starts with `prefix`.
+    pub fn first_put_with_prefix(&self, prefix: &[u8]) -> Option<&[u8]> {
+        self.overlay
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .find(|(_, v)| v.is_some())
+            .map(|(k, _)| k.as_slice())
+    }
+
     /// Calls `each(key, value)` for keys from `start` on, in key order, as this batch sees
     /// them (committed state merged with the batch's own writes), until it returns `false`.
     /// Replicas may batch entries differently, so apply must see earlier entries' writes.

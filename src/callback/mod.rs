@@ -1,0 +1,152 @@
+//! Calling back: each claimed run is called at its second with its app's timeout and
+//! retries, within a node-wide bound on calls in flight and a per-app share of it (one
+//! slow endpoint cannot starve the other apps); outcomes go to [`outcomes`] to be committed.
+
+pub mod http;
+pub mod outcomes;
+pub mod policy;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+use uuid::Uuid;
+
+use crate::config::FiringSettings;
+use crate::meta::app::AppConfiguration;
+use crate::metrics::METRICS;
+use crate::raft::types::GroupId;
+use crate::schedule::run::Outcome;
+use crate::schedule::time::now_ms;
+use crate::schedule::Schedule;
+
+/// An outcome on its way to its shard's log; the claim ends at `deadline_ms`, after which
+/// committing it is pointless (the run may have been fired again).
+#[derive(Debug)]
+pub struct Reported {
+    pub group: GroupId,
+    pub outcome: Outcome,
+    pub deadline_ms: u64,
+}
+
+/// The runs this node has claimed and not yet finished (bounded by back-pressure on
+/// claiming), so the node never fires a run it is still calling.
+#[derive(Default)]
+pub struct InFlight(Mutex<HashSet<Uuid>>);
+
+impl InFlight {
+    fn start(&self, id: Uuid) -> bool {
+        let mut set = self.0.lock().unwrap();
+        let added = set.insert(id);
+        METRICS.queue_depth.set(set.len() as i64);
+        added
+    }
+
+    /// The run's outcome was committed, or given up on.
+    pub fn finish(&self, id: &Uuid) {
+        let mut set = self.0.lock().unwrap();
+        set.remove(id);
+        METRICS.queue_depth.set(set.len() as i64);
+    }
+
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.0.lock().unwrap().contains(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct Dispatcher {
+    client: reqwest::Client,
+    calls: Arc<Semaphore>,
+    per_app: usize,
+    apps: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub in_flight: Arc<InFlight>,
+    outcomes: mpsc::Sender<Reported>,
+}
+
+impl Dispatcher {
+    pub fn new(settings: &FiringSettings, outcomes: mpsc::Sender<Reported>) -> Arc<Self> {
+        Arc::new(Dispatcher {
+            client: http::client(),
+            calls: Arc::new(Semaphore::new(settings.concurrency)),
+            per_app: settings.per_app_concurrency,
+            apps: Mutex::default(),
+            in_flight: Arc::default(),
+            outcomes,
+        })
+    }
+
+    fn app_share(&self, app_id: &str) -> Arc<Semaphore> {
+        let mut apps = self.apps.lock().unwrap();
+        apps.entry(app_id.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_app)))
+            .clone()
+    }
+
+    /// Calls back for the claimed `run` at its due time and reports how it ended. A run
+    /// this node is already calling is left alone (returns false).
+    pub fn fire(
+        self: &Arc<Self>,
+        group: GroupId,
+        run: Schedule,
+        cfg: AppConfiguration,
+        deadline_ms: u64,
+    ) -> bool {
+        if !self.in_flight.start(run.id) {
+            return false;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = this.call_with_retries(&run, &cfg).await;
+            let reported = Reported {
+                group,
+                outcome,
+                deadline_ms,
+            };
+            if this.outcomes.send(reported).await.is_err() {
+                this.in_flight.finish(&run.id);
+            }
+        });
+        true
+    }
+
+    async fn call_with_retries(&self, run: &Schedule, cfg: &AppConfiguration) -> Outcome {
+        let due_ms = run.due_time().max(0) as u64 * 1000;
+        tokio::time::sleep(Duration::from_millis(due_ms.saturating_sub(now_ms()))).await;
+        let share = self.app_share(&run.app_id);
+        let first = run.attempt_count() + 1;
+        let mut attempts = Vec::new();
+        for retry in 0..=cfg.http_retries {
+            if retry > 0 {
+                tokio::time::sleep(policy::backoff(retry)).await;
+            }
+            let attempt = {
+                let _app = share.acquire().await.expect("semaphore never closed");
+                let _node = self.calls.acquire().await.expect("semaphore never closed");
+                http::call(&self.client, run, first + retry, policy::timeout(cfg)).await
+            };
+            METRICS.fires.inc();
+            METRICS
+                .callback_latency
+                .observe(attempt.latency_ms as f64 / 1000.0);
+            if retry == 0 {
+                let late_ms = attempt.fired_at.saturating_sub(due_ms);
+                METRICS.lateness.observe(late_ms as f64 / 1000.0);
+            }
+            let succeeded = attempt.succeeded();
+            attempts.push(attempt);
+            if succeeded {
+                break;
+            }
+        }
+        Outcome::of_attempts(run.id, attempts)
+    }
+}

@@ -1,0 +1,104 @@
+//! Committing outcomes: reported outcomes are batched per shard into one `RecordOutcomes`
+//! entry, sent through the router to the shard's current leader (which may no longer be
+//! this node). Failed batches are retried until their claims' deadlines; after that
+//! another leader may already have fired the run again, and the outcome is dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{InFlight, Reported};
+use crate::command::Command;
+use crate::metrics::METRICS;
+use crate::raft::types::GroupId;
+use crate::router::Router;
+use crate::schedule::time::now_ms;
+
+/// Most outcomes in one entry.
+const BATCH: usize = 2000;
+/// Pause before retrying a batch that failed.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Runs until `stop` turns true.
+pub async fn run(
+    router: Router,
+    in_flight: Arc<InFlight>,
+    mut rx: mpsc::Receiver<Reported>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut retry: Vec<Reported> = Vec::new();
+    loop {
+        let first = if retry.is_empty() {
+            tokio::select! {
+                r = rx.recv() => r,
+                _ = stop.changed() => return,
+            }
+        } else {
+            tokio::select! {
+                r = rx.recv() => r,
+                _ = tokio::time::sleep(RETRY_PAUSE) => None,
+                _ = stop.changed() => return,
+            }
+        };
+        let mut batch = std::mem::take(&mut retry);
+        batch.extend(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        retry = commit(&router, &in_flight, batch).await;
+    }
+}
+
+/// Commits `batch`, one entry per shard in parallel; returns what must be retried.
+async fn commit(router: &Router, in_flight: &InFlight, batch: Vec<Reported>) -> Vec<Reported> {
+    let mut by_group: BTreeMap<GroupId, Vec<Reported>> = BTreeMap::new();
+    for r in batch {
+        by_group.entry(r.group).or_default().push(r);
+    }
+    let writes = by_group.into_iter().map(|(group, reports)| async move {
+        let outcomes = reports.iter().map(|r| r.outcome.clone()).collect();
+        let result = router
+            .write(group, Command::RecordOutcomes { outcomes })
+            .await;
+        (group, reports, result)
+    });
+    let mut retry = Vec::new();
+    for (group, reports, result) in futures::future::join_all(writes).await {
+        match result {
+            Ok(_) => {
+                for r in &reports {
+                    METRICS
+                        .outcomes
+                        .with_label_values(&[status_label(&r.outcome)])
+                        .inc();
+                    in_flight.finish(&r.outcome.id);
+                }
+            }
+            Err(e) => {
+                let now = now_ms();
+                let (keep, expired): (Vec<_>, Vec<_>) =
+                    reports.into_iter().partition(|r| r.deadline_ms > now);
+                tracing::warn!(%group, retrying = keep.len(), dropped = expired.len(), "recording outcomes: {e}");
+                for r in expired {
+                    in_flight.finish(&r.outcome.id);
+                }
+                retry.extend(keep);
+            }
+        }
+    }
+    retry
+}
+
+pub fn status_label(o: &crate::schedule::run::Outcome) -> &'static str {
+    match o.status {
+        crate::schedule::Status::Success => "SUCCESS",
+        crate::schedule::Status::Failure => "FAILURE",
+        crate::schedule::Status::Miss => "MISS",
+        _ => "OTHER",
+    }
+}

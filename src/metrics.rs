@@ -1,0 +1,104 @@
+//! The node's Prometheus metrics, served as text at `GET /metrics`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::raft::group::Groups;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Runs claimed by this node.
+    pub claims: IntCounter,
+    /// Claim entries committed by this node (each claims a batch of runs).
+    pub claim_batches: IntCounter,
+    /// Callback attempts sent.
+    pub fires: IntCounter,
+    /// Runs finished, by status (SUCCESS, FAILURE, MISS), as proposed by this node.
+    pub outcomes: IntCounterVec,
+    /// How long callbacks took.
+    pub callback_latency: Histogram,
+    /// First call of a run minus its scheduled second.
+    pub lateness: Histogram,
+    /// Runs claimed by this node and not yet finished (waiting for their second, calling, retrying).
+    pub queue_depth: IntGauge,
+    /// Per group: log entries committed but not yet applied on this node.
+    pub apply_lag: IntGaugeVec,
+}
+
+fn seconds_histogram(name: &str, help: &str) -> Histogram {
+    Histogram::with_opts(
+        HistogramOpts::new(name, help).buckets(exponential_buckets(0.001, 2.0, 16).unwrap()),
+    )
+    .unwrap()
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let m = Metrics {
+        registry: Registry::new(),
+        claims: IntCounter::new("goscheduler_claims_total", "Runs claimed by this node").unwrap(),
+        claim_batches: IntCounter::new(
+            "goscheduler_claim_batches_total",
+            "Claim entries committed by this node",
+        )
+        .unwrap(),
+        fires: IntCounter::new("goscheduler_fires_total", "Callback attempts sent").unwrap(),
+        outcomes: IntCounterVec::new(
+            Opts::new("goscheduler_outcomes_total", "Runs finished, by status"),
+            &["status"],
+        )
+        .unwrap(),
+        callback_latency: seconds_histogram(
+            "goscheduler_callback_latency_seconds",
+            "Callback round trip",
+        ),
+        lateness: seconds_histogram(
+            "goscheduler_lateness_seconds",
+            "First call of a run minus its scheduled time",
+        ),
+        queue_depth: IntGauge::new(
+            "goscheduler_queue_depth",
+            "Runs claimed by this node and not yet finished",
+        )
+        .unwrap(),
+        apply_lag: IntGaugeVec::new(
+            Opts::new(
+                "goscheduler_raft_apply_lag",
+                "Committed log entries not yet applied",
+            ),
+            &["group"],
+        )
+        .unwrap(),
+    };
+    let r = &m.registry;
+    r.register(Box::new(m.claims.clone())).unwrap();
+    r.register(Box::new(m.claim_batches.clone())).unwrap();
+    r.register(Box::new(m.fires.clone())).unwrap();
+    r.register(Box::new(m.outcomes.clone())).unwrap();
+    r.register(Box::new(m.callback_latency.clone())).unwrap();
+    r.register(Box::new(m.lateness.clone())).unwrap();
+    r.register(Box::new(m.queue_depth.clone())).unwrap();
+    r.register(Box::new(m.apply_lag.clone())).unwrap();
+    m
+});
+
+/// The metrics in Prometheus text format, with Raft gauges read now.
+pub fn render(groups: &Groups) -> String {
+    for g in groups.iter() {
+        let m = g.metrics();
+        let committed = m.local_committed.map_or(0, |l| l.index);
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        METRICS
+            .apply_lag
+            .with_label_values(&[&g.id.to_string()])
+            .set(committed.saturating_sub(applied) as i64);
+    }
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&METRICS.registry.gather(), &mut out)
+        .expect("text encoding");
+    String::from_utf8(out).expect("utf-8 metrics")
+}

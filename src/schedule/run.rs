@@ -1,0 +1,80 @@
+//! Firing a run: the claim a shard leader commits before calling back, each attempt's
+//! record, and the outcome committed after.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Status;
+
+/// Most attempts kept in a run's record (the newest).
+pub const MAX_ATTEMPTS_KEPT: usize = 32;
+
+/// A committed claim: `node` fires the run; if no outcome is committed by `deadline_ms`,
+/// the shard's leader fires it again (same Idempotency-Key, next attempt number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub node: u64,
+    pub deadline_ms: u64,
+}
+
+/// One HTTP call of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// 1 for the first call of the run, counting on across retries, re-claims and reconciles.
+    pub attempt: u32,
+    /// When the call was sent, epoch milliseconds.
+    pub fired_at: u64,
+    /// The receiver's HTTP status, if it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// How long the call took, milliseconds.
+    pub latency_ms: u32,
+    /// Why the call failed (non-2xx, timeout, connection error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// How a run ended, as its claimer (or the leader that missed it) proposes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub id: Uuid,
+    /// SUCCESS, FAILURE or MISS.
+    pub status: Status,
+    /// The calls made (none for a MISS).
+    pub attempts: Vec<Attempt>,
+    /// Why it failed or was missed.
+    pub reason: Option<String>,
+}
+
+impl Outcome {
+    /// The outcome of the calls made: SUCCESS if the last one succeeded.
+    pub fn of_attempts(id: Uuid, attempts: Vec<Attempt>) -> Outcome {
+        let last_error = attempts.last().and_then(|a| a.error.clone());
+        Outcome {
+            id,
+            status: if last_error.is_none() && !attempts.is_empty() {
+                Status::Success
+            } else {
+                Status::Failure
+            },
+            reason: last_error.map(|e| format!("{} attempt(s) failed; last: {e}", attempts.len())),
+            attempts,
+        }
+    }
+
+    pub fn miss(id: Uuid, reason: impl Into<String>) -> Outcome {
+        Outcome {
+            id,
+            status: Status::Miss,
+            attempts: vec![],
+            reason: Some(reason.into()),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Claims and outcomes of runs in a shard. A leader claims due runs (moving them from the
+//! time index `t` to the claim index `k`) and only then calls back; the outcome it commits
+//! afterwards finishes the run. Claims whose deadline passed without an outcome may be
+//! claimed again. Times come from the commands, never the clock.
+
+use std::io;
+
+use uuid::Uuid;
+
+use super::keys;
+use crate::schedule::run::{Claim, Outcome, MAX_ATTEMPTS_KEPT};
+use crate::schedule::{Schedule, Status};
+use crate::store::txn::{SmReader, SmTxn};
+
+/// Claims, for `node` until `deadline_ms`, each listed run that is pending and unclaimed or
+/// whose claim expired by `at_ms`. Returns the runs claimed (others are skipped).
+pub fn claim(
+    txn: &mut SmTxn,
+    ids: &[Uuid],
+    node: u64,
+    deadline_ms: u64,
+    at_ms: u64,
+) -> io::Result<Vec<Schedule>> {
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? else {
+            continue;
+        };
+        if s.status != Status::Scheduled || s.is_cron() {
+            continue;
+        }
+        match s.claim {
+            Some(c) if c.deadline_ms > at_ms => continue,
+            Some(c) => txn.delete(&keys::claim(c.deadline_ms, id)),
+            None => txn.delete(&keys::due(s.due_time(), id)),
+        }
+        s.claim = Some(Claim { node, deadline_ms });
+        txn.put(&keys::schedule(id), &s)?;
+        txn.put(&keys::claim(deadline_ms, id), &())?;
+        claimed.push(s);
+    }
+    Ok(claimed)
+}
+
+/// Finishes runs: a SUCCESS or FAILURE only for a claimed run, a MISS for any pending
+/// run. Runs already finished, deleted or re-armed are left alone. Returns how many ended.
+pub fn record(txn: &mut SmTxn, outcomes: &[Outcome]) -> io::Result<usize> {
+    let mut ended = 0;
+    for o in outcomes {
+        let Some(mut s) = txn.get::<Schedule>(&keys::schedule(&o.id))? else {
+            continue;
+        };
+        if s.status != Status::Scheduled || s.is_cron() {
+            continue;
+        }
+        match s.claim.take() {
+            Some(c) => txn.delete(&keys::claim(c.deadline_ms, &o.id)),
+            None if o.status == Status::Miss => txn.delete(&keys::due(s.due_time(), &o.id)),
+            None => continue,
+        }
+        s.status = o.status;
+        s.error_message = o.reason.clone();
+        s.attempts.extend(o.attempts.iter().cloned());
+        let excess = s.attempts.len().saturating_sub(MAX_ATTEMPTS_KEPT);
+        s.attempts.drain(..excess);
+        txn.put(&keys::schedule(&o.id), &s)?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// Up to `limit` pending runs due at or before `until` (epoch seconds), from `from` on,
+/// in time order.
+pub fn due_runs(
+    reader: &SmReader,
+    from: i64,
+    until: i64,
+    limit: usize,
+) -> io::Result<Vec<(i64, Uuid)>> {
+    let mut out = Vec::new();
+    let stop = keys::due(until.saturating_add(1), &Uuid::nil());
+    reader.scan_from(&keys::due(from, &Uuid::nil()), |k, _| {
+        if k >= stop.as_slice() || k.first() != Some(&keys::TIME) || out.len() >= limit {
+            return Ok(false);
+        }
+        out.push(keys::time_and_id(k));
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Up to `limit` claimed runs whose claim deadline is in `[from_ms, until_ms]`.
+pub fn expired_claims(
+    reader: &SmReader,
+    from_ms: u64,
+    until_ms: u64,
+    limit: usize,
+) -> io::Result<Vec<Uuid>> {
+    let mut out = Vec::new();
+    reader.scan_from(&keys::claim(from_ms, &Uuid::nil()), |k, _| {
+        if k.first() != Some(&keys::CLAIM) || out.len() >= limit {
+            return Ok(false);
+        }
+        let (deadline, id) = keys::claim_deadline_and_id(k);
+        if deadline > until_ms {
+            return Ok(false);
+        }
+        out.push(id);
+        Ok(true)
+    })?;
+    Ok(out)
+}
