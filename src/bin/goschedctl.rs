@@ -63,6 +63,9 @@ enum Cmd {
         #[arg(long)]
         id: u64,
     },
+    /// Drive a running cluster through its REST gateways and report creates/s, create
+    /// latency, fires/s, lateness, and missing and duplicate deliveries.
+    Bench(goscheduler::bench::BenchArgs),
     /// Build a snapshot of a group (or all) on the addressed node, compacting its log.
     Snapshot {
         #[arg(long, required_unless_present = "all")]
@@ -85,6 +88,11 @@ async fn connect(addr: &str) -> anyhow::Result<AdminClient<Channel>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Bench(args) = cli.command {
+        let report = goscheduler::bench::run(args).await?;
+        println!("{report}");
+        return Ok(());
+    }
     let mut client = connect(&cli.addr).await?;
     let message = match cli.command {
         Cmd::Status { json } => return status(client, json).await,
@@ -125,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
             };
             client.snapshot(req).await?.into_inner().message
         }
+        Cmd::Bench(_) => unreachable!("handled above"),
     };
     println!("{message}");
     Ok(())

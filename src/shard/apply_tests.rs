@@ -346,3 +346,149 @@ fn retention_purges_old_finished_runs_only_in_bounded_steps() {
         "another app's runs are not this cutoff's"
     );
 }
+
+fn claim(ids: &[Uuid], node: u64, deadline_ms: u64, at_ms: u64) -> Command {
+    Command::ClaimRuns {
+        ids: ids.to_vec(),
+        node,
+        deadline_ms,
+        at_ms,
+    }
+}
+
+fn claimed_ids(r: &CommandResult) -> Vec<Uuid> {
+    match r {
+        CommandResult::Schedules(s) => s.iter().map(|s| s.id).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn stored(db: &rocksdb::DB, id: Uuid) -> Schedule {
+    get(db, Query::GetSchedule { id }).pop().expect("stored")
+}
+
+fn attempt(n: u32, status: u16) -> crate::schedule::run::Attempt {
+    crate::schedule::run::Attempt {
+        attempt: n,
+        fired_at: 1,
+        http_status: Some(status),
+        latency_ms: 1,
+        error: (status >= 300).then(|| format!("HTTP {status}")),
+    }
+}
+
+#[test]
+fn a_claim_moves_runs_out_of_the_time_index_until_its_deadline() {
+    use crate::schedule::run::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let (a, b) = (one_time(1, 100), one_time(2, 200));
+    commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: vec![a.clone(), b.clone()],
+        }],
+    );
+    let reader = SmReader::new(&db, SHARD);
+    assert_eq!(
+        super::claims::due_runs(&reader, i64::MIN, 150, 10).unwrap(),
+        vec![(100, a.id)]
+    );
+    // Claimed once: out of the time index, into the claim index; a second claim before
+    // the deadline takes nothing.
+    let out = commit(&db, &[claim(&[a.id], 1, 5_000, 1_000)]);
+    assert_eq!(claimed_ids(&out[0]), vec![a.id]);
+    assert!(super::claims::due_runs(&reader, i64::MIN, 150, 10)
+        .unwrap()
+        .is_empty());
+    let out = commit(&db, &[claim(&[a.id], 2, 9_000, 4_999)]);
+    assert!(claimed_ids(&out[0]).is_empty());
+    assert_eq!(stored(&db, a.id).claim.unwrap().node, 1);
+    // After the deadline another node may claim it again.
+    assert_eq!(
+        super::claims::expired_claims(&reader, 0, 5_000, 10).unwrap(),
+        vec![a.id]
+    );
+    let out = commit(&db, &[claim(&[a.id], 2, 9_000, 5_000)]);
+    assert_eq!(claimed_ids(&out[0]), vec![a.id]);
+    assert_eq!(count(&db, keys::CLAIM), 1);
+    // An outcome ends it; a second outcome (the first claimer's, late) changes nothing.
+    let success = Outcome::of_attempts(a.id, vec![attempt(1, 500), attempt(2, 200)]);
+    commit(
+        &db,
+        &[Command::RecordOutcomes {
+            outcomes: vec![success],
+        }],
+    );
+    let late = Outcome::of_attempts(a.id, vec![attempt(1, 503)]);
+    commit(
+        &db,
+        &[Command::RecordOutcomes {
+            outcomes: vec![late],
+        }],
+    );
+    let done = stored(&db, a.id);
+    assert_eq!(done.status, Status::Success);
+    assert_eq!(done.attempts.len(), 2);
+    assert_eq!(done.attempt_count(), 2);
+    assert!(done.claim.is_none());
+    assert_eq!(count(&db, keys::CLAIM), 0);
+    // A SUCCESS for a run never claimed is refused; a MISS is taken.
+    let unclaimed = Outcome::of_attempts(b.id, vec![attempt(1, 200)]);
+    commit(
+        &db,
+        &[Command::RecordOutcomes {
+            outcomes: vec![unclaimed],
+        }],
+    );
+    assert_eq!(stored(&db, b.id).status, Status::Scheduled);
+    commit(
+        &db,
+        &[Command::RecordOutcomes {
+            outcomes: vec![Outcome::miss(b.id, "app deactivated")],
+        }],
+    );
+    let missed = stored(&db, b.id);
+    assert_eq!(missed.status, Status::Miss);
+    assert_eq!(missed.error_message.as_deref(), Some("app deactivated"));
+    assert_eq!(count(&db, keys::TIME), 0);
+    // Reconcile makes it due again; its next claim continues the attempt count.
+    commit(
+        &db,
+        &[Command::ReconcileSchedules {
+            ids: vec![a.id],
+            at: 300,
+        }],
+    );
+    assert_eq!(
+        super::claims::due_runs(&reader, i64::MIN, 300, 10).unwrap(),
+        vec![(300, a.id)]
+    );
+    let out = commit(&db, &[claim(&[a.id], 3, 20_000, 10_000)]);
+    match &out[0] {
+        CommandResult::Schedules(s) => assert_eq!(s[0].attempt_count(), 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn deleting_a_claimed_run_clears_its_claim_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let a = one_time(1, 100);
+    commit(
+        &db,
+        &[
+            Command::CreateSchedules {
+                schedules: vec![a.clone()],
+            },
+            claim(&[a.id], 1, 5_000, 1_000),
+            Command::DeleteSchedule {
+                id: a.id,
+                at_ms: 1_000,
+            },
+        ],
+    );
+    assert_eq!(count(&db, keys::CLAIM), 0);
+    assert_eq!(count(&db, keys::SCHEDULE), 0);
+}

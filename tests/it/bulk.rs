@@ -2,19 +2,10 @@
 //! app's shards (far more than one page), in the background, with progress readable
 //! through any node; what is outside the range is untouched.
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{now, one_time, Cluster, Options};
-
-fn fmt(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .unwrap()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
+use crate::harness::{fmt, now, one_time, Cluster, Options};
 
 async fn count(cluster: &Cluster, range: &str) -> usize {
     let mut n = 0;
@@ -33,19 +24,6 @@ async fn count(cluster: &Cluster, range: &str) -> usize {
         if token.is_empty() {
             return n;
         }
-    }
-}
-
-async fn wait_done(cluster: &Cluster, progress: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = cluster.call(3, Method::GET, progress, None).await;
-        assert_eq!(status, 200, "{body}");
-        if body["data"]["state"] == "DONE" {
-            return body["data"].clone();
-        }
-        assert!(Instant::now() < deadline, "bulk job not done: {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -95,11 +73,9 @@ async fn bulk_delete_covers_every_match_and_reports_progress() {
         "{remarks}"
     );
     let job = body["data"]["jobId"].as_str().unwrap();
-    let done = wait_done(
-        &cluster,
-        &format!("/goscheduler/apps/bulky/bulk-action/jobs/{job}"),
-    )
-    .await;
+    let done = cluster
+        .wait_bulk_done(&format!("/goscheduler/apps/bulky/bulk-action/jobs/{job}"))
+        .await;
     assert_eq!(done["processed"], 1200, "{done}");
     assert_eq!(
         (
@@ -116,11 +92,9 @@ async fn bulk_delete_covers_every_match_and_reports_progress() {
         .await;
     assert_eq!(status, 200, "{body}");
     let job = body["data"]["jobId"].as_str().unwrap();
-    let done = wait_done(
-        &cluster,
-        &format!("/goscheduler/apps/bulky/bulk-action/jobs/{job}"),
-    )
-    .await;
+    let done = cluster
+        .wait_bulk_done(&format!("/goscheduler/apps/bulky/bulk-action/jobs/{job}"))
+        .await;
     assert_eq!(done["processed"], 0);
     assert_eq!(count(&cluster, &second).await, 1200);
 

@@ -83,6 +83,14 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// `t` as a query time (`YYYY-MM-DD HH:MM:SS`, UTC).
+pub fn fmt(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
 /// A one-time schedule create body for `app` at `time`, calling back a closed port.
 pub fn one_time(app: &str, time: i64) -> Value {
     serde_json::json!({
@@ -395,6 +403,45 @@ impl Cluster {
             .find(|g| g["group_id"] == group)?
             .clone();
         g["leader"].as_u64().filter(|l| *l != 0)
+    }
+
+    /// Polls a bulk job's progress until it is DONE; returns its `data`.
+    pub async fn wait_bulk_done(&self, progress: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.call(3, reqwest::Method::GET, progress, None).await;
+            assert_eq!(status, 200, "{body}");
+            if body["data"]["state"] == "DONE" {
+                return body["data"].clone();
+            }
+            assert!(Instant::now() < deadline, "bulk job not done: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Creates a schedule through node `via`; returns its id.
+    pub async fn create(&self, via: u64, body: &Value) -> String {
+        let (status, reply) = self
+            .call(
+                via,
+                reqwest::Method::POST,
+                "/goscheduler/schedules",
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(status, 200, "create {body}: {reply}");
+        reply["data"]["schedule"]["scheduleId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A schedule as node `via` reads it (`data.schedule`).
+    pub async fn schedule(&self, via: u64, id: &str) -> Value {
+        let path = format!("/goscheduler/schedules/{id}");
+        let (status, reply) = self.call(via, reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, 200, "get {id}: {reply}");
+        reply["data"]["schedule"].clone()
     }
 
     /// Polls `check` every 200 ms until it returns true or `within` passes.

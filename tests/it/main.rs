@@ -5,6 +5,8 @@ mod bad_input;
 mod bulk;
 mod cron_reference;
 mod crons;
+mod firing;
+mod firing_failover;
 mod harness;
 mod membership;
 mod paging;

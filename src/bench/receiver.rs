@@ -1,0 +1,157 @@
+//! A callback receiver that records every delivery: the bench tool's endpoint (and the
+//! integration tests'). `POST|GET|PUT… /ok/...` answers 200; `/fail-first/{n}/...`
+//! answers 500 to the first `n` calls of each run, then 200.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::any;
+
+use crate::callback::http::{
+    ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME,
+};
+use crate::schedule::time::now_ms;
+
+/// One call received.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub idempotency_key: String,
+    pub schedule_id: String,
+    pub parent_schedule_id: Option<String>,
+    pub attempt: u32,
+    pub schedule_time: i64,
+    pub received_ms: u64,
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+    /// What the receiver answered.
+    pub answered: u16,
+}
+
+#[derive(Default)]
+struct Log {
+    deliveries: Vec<Delivery>,
+    calls_per_key: HashMap<String, u32>,
+}
+
+type Shared = Arc<Mutex<Log>>;
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    log: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Listens on `bind` (e.g. `127.0.0.1:0`).
+    pub async fn start(bind: &str) -> std::io::Result<Receiver> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let log = Shared::default();
+        let app = axum::Router::new()
+            .route("/fail-first/{n}/{*rest}", any(fail_first))
+            .fallback(any(ok))
+            .with_state(log.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Receiver { addr, log, task })
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.log.lock().unwrap().deliveries.clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.log.lock().unwrap().deliveries.len()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Records the call; returns how many calls of its run came before it.
+fn record(
+    log: &Shared,
+    req: &axum::extract::Request,
+    headers: &HeaderMap,
+    body: String,
+    answer: impl FnOnce(u32) -> u16,
+) -> u16 {
+    let key = header(headers, IDEMPOTENCY_KEY).unwrap_or_default();
+    let mut log = log.lock().unwrap();
+    let seen = log.calls_per_key.entry(key.clone()).or_default();
+    let answered = answer(*seen);
+    *seen += 1;
+    log.deliveries.push(Delivery {
+        idempotency_key: key,
+        schedule_id: header(headers, SCHEDULE_ID).unwrap_or_default(),
+        parent_schedule_id: header(headers, PARENT_SCHEDULE_ID),
+        attempt: header(headers, ATTEMPT)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0),
+        schedule_time: header(headers, SCHEDULE_TIME)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0),
+        received_ms: now_ms(),
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        headers: headers.clone(),
+        body,
+        answered,
+    });
+    answered
+}
+
+async fn read(req: axum::extract::Request) -> (axum::extract::Request, HeaderMap, String) {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let headers = parts.headers.clone();
+    (
+        axum::extract::Request::from_parts(parts, axum::body::Body::empty()),
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+async fn ok(State(log): State<Shared>, req: axum::extract::Request) -> StatusCode {
+    let (req, headers, body) = read(req).await;
+    let code = record(&log, &req, &headers, body, |_| 200);
+    StatusCode::from_u16(code).unwrap()
+}
+
+async fn fail_first(
+    State(log): State<Shared>,
+    Path((n, _rest)): Path<(u32, String)>,
+    req: axum::extract::Request,
+) -> StatusCode {
+    let (req, headers, body) = read(req).await;
+    let code = record(
+        &log,
+        &req,
+        &headers,
+        body,
+        |seen| if seen < n { 500 } else { 200 },
+    );
+    StatusCode::from_u16(code).unwrap()
+}

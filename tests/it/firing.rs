@@ -1,0 +1,230 @@
+//! The firing engine against a real 3-node cluster and a real callback listener: what a
+//! callback carries, retries by the app's policy, MISS for a deactivated app, reconcile
+//! re-firing, and every-second crons.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::{fmt, now, Cluster, Options};
+use goscheduler::bench::receiver::{Delivery, Receiver};
+
+/// A one-time schedule calling `url`.
+pub fn calling(app: &str, time: i64, url: &str) -> Value {
+    json!({
+        "appId": app, "payload": "{\"n\":1}", "scheduleTime": time,
+        "callback": {"type": "http", "details": {"url": url, "method": "POST"}}
+    })
+}
+
+/// Registers an active app with a callback policy.
+pub async fn register(cluster: &Cluster, app: &str, partitions: u32, config: Value) {
+    let body =
+        json!({"appId": app, "partitions": partitions, "active": true, "configuration": config});
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::POST,
+            "/goscheduler/apps",
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// Waits until the schedule `id` has left SCHEDULED; returns it.
+pub async fn finished(cluster: &Cluster, via: u64, id: &str, within: Duration) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let s = cluster.schedule(via, id).await;
+        if s["status"] != "SCHEDULED" {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} still SCHEDULED: {s}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn of<'a>(deliveries: &'a [Delivery], id: &str) -> Vec<&'a Delivery> {
+    deliveries.iter().filter(|d| d.schedule_id == id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_carry_the_run_and_retries_follow_the_app_policy() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    register(
+        &cluster,
+        "caller",
+        4,
+        json!({"httpRetries": 3, "httpTimeout": 1000}),
+    )
+    .await;
+    let t = now() + 2;
+
+    let mut plain = calling("caller", t, &rx.url("/ok/plain"));
+    plain["payload"] = json!("{\"order\":42}");
+    plain["callback"]["details"]["method"] = json!("PUT");
+    plain["callback"]["details"]["headers"] = json!({"X-Team": "checkout"});
+    let plain = cluster.create(1, &plain).await;
+    let flaky = cluster
+        .create(2, &calling("caller", t, &rx.url("/fail-first/2/flaky")))
+        .await;
+    let broken = cluster
+        .create(3, &calling("caller", t, &rx.url("/fail-first/99/broken")))
+        .await;
+    // Due in the current second (already begun): still fires; its Content-Type is its own.
+    let mut now_body = calling("caller", now(), &rx.url("/ok/now"));
+    now_body["payload"] = json!("plain text");
+    now_body["callback"]["details"]["headers"] = json!({"Content-Type": "text/plain"});
+    let right_now = cluster.create(1, &now_body).await;
+
+    let done = finished(&cluster, 2, &plain, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    assert_eq!(done["attempts"][0]["httpStatus"], 200, "{done}");
+    let deliveries = rx.deliveries();
+    let d = of(&deliveries, &plain);
+    assert_eq!(d.len(), 1, "{d:?}");
+    let d = d[0];
+    assert_eq!(
+        (d.method.as_str(), d.body.as_str()),
+        ("PUT", "{\"order\":42}")
+    );
+    assert_eq!(d.idempotency_key, plain);
+    assert_eq!(d.headers["x-team"], "checkout");
+    assert_eq!(d.headers["content-type"], "application/json");
+    assert_eq!((d.attempt, d.schedule_time), (1, t));
+    assert!(d.parent_schedule_id.is_none());
+    assert!(
+        d.received_ms >= t as u64 * 1000,
+        "fired before its second: {} < {}",
+        d.received_ms,
+        t * 1000
+    );
+
+    // 500, 500, then 200: two FAILURE attempts then SUCCESS, all with one key.
+    let done = finished(&cluster, 3, &flaky, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    let codes: Vec<&Value> = done["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["httpStatus"])
+        .collect();
+    assert_eq!(codes, [500, 500, 200], "{done}");
+    let numbers: Vec<&Value> = done["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["attempt"])
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    let d = of(&rx.deliveries(), &flaky)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(d.len(), 3);
+    assert!(d.iter().all(|d| d.idempotency_key == flaky));
+    assert_eq!(d.iter().map(|d| d.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+
+    // Always 500: 1 + httpRetries attempts, then FAILURE naming why.
+    let done = finished(&cluster, 1, &broken, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "FAILURE", "{done}");
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 4, "{done}");
+    assert!(
+        done["errorMessage"].as_str().unwrap().contains("HTTP 500"),
+        "{done}"
+    );
+    assert_eq!(of(&rx.deliveries(), &broken).len(), 4);
+
+    let done = finished(&cluster, 1, &right_now, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    let deliveries = rx.deliveries();
+    let d = of(&deliveries, &right_now);
+    assert_eq!(d[0].headers["content-type"], "text/plain");
+    assert_eq!(d[0].body, "plain text");
+
+    // Every node serves its metrics; the claims and fires were counted somewhere.
+    let mut fires = 0.0;
+    for id in 1..=3 {
+        let text = cluster
+            .http
+            .get(cluster.url(id, "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for name in [
+            "goscheduler_lateness_seconds_bucket",
+            "goscheduler_queue_depth",
+            "goscheduler_raft_apply_lag",
+        ] {
+            assert!(text.contains(name), "node {id} metrics lack {name}");
+        }
+        fires += text
+            .lines()
+            .find_map(|l| l.strip_prefix("goscheduler_fires_total "))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap());
+    }
+    assert_eq!(fires as usize, rx.count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_app_misses_its_runs_and_reconcile_fires_them_again() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    register(&cluster, "sleepy", 2, json!({})).await;
+    let t = now() + 3;
+    let missed = cluster
+        .create(1, &calling("sleepy", t, &rx.url("/ok/missed")))
+        .await;
+    let (status, reply) = cluster
+        .call(2, Method::POST, "/goscheduler/apps/sleepy/deactivate", None)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let done = finished(&cluster, 3, &missed, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "MISS", "{done}");
+    assert!(
+        done["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("deactivated"),
+        "{done}"
+    );
+    assert_eq!(rx.count(), 0, "a deactivated app fired");
+
+    // Activated again: new runs fire.
+    let (status, reply) = cluster
+        .call(3, Method::POST, "/goscheduler/apps/sleepy/activate", None)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let fresh = cluster
+        .create(2, &calling("sleepy", now() + 2, &rx.url("/ok/fresh")))
+        .await;
+    let done = finished(&cluster, 1, &fresh, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+
+    // Reconcile the missed run: fired now, same id and key.
+    let range = format!("start_time={}&end_time={}", fmt(t - 1), fmt(t + 1)).replace(' ', "%20");
+    let path = format!("/goscheduler/apps/sleepy/bulk-action/reconcile?status=MISS&{range}");
+    let (status, reply) = cluster.call(1, Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{reply}");
+    let job = reply["data"]["jobId"].as_str().unwrap();
+    let job = cluster
+        .wait_bulk_done(&format!("/goscheduler/apps/sleepy/bulk-action/jobs/{job}"))
+        .await;
+    assert_eq!(job["processed"], 1, "{job}");
+    let done = finished(&cluster, 2, &missed, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    let deliveries = rx.deliveries();
+    let d = of(&deliveries, &missed);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].idempotency_key, missed);
+}
