@@ -82,7 +82,7 @@ impl Default for FiringSettings {
     fn default() -> Self {
         FiringSettings {
             concurrency: 512,
-            per_app_concurrency: 128,
+            per_app_concurrency: 64,
             max_outstanding: 100_000,
             claim_ahead_ms: 300,
             claim_margin_ms: 10_000,

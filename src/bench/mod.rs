@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Stop waiting for deliveries this long after the last run fell due.
     #[arg(long, default_value_t = 30)]
     pub wait_secs: u64,
+    /// Repeat the whole bench this many times with the same receiver and app: the first
+    /// round opens the nodes' connections to the receiver, later rounds reuse them.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
 }
 
 /// What a bench run measured.
@@ -112,20 +116,34 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
+/// Runs `args.rounds` rounds; returns each round's report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     anyhow::ensure!(!args.nodes.is_empty(), "--nodes names no gateway");
     anyhow::ensure!(
         args.batch >= 1 && args.batch <= 1000,
         "--batch must be 1..=1000"
     );
-    let receiver = Receiver::start(&args.receiver).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let app = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     register(&http, &args.nodes[0], &app, args.partitions).await?;
+    let receiver = Receiver::start(&args.receiver).await?;
+    let mut reports = Vec::new();
+    for _ in 0..args.rounds.max(1) {
+        reports.push(round(&args, &http, &app, &receiver).await?);
+        receiver.clear();
+    }
+    Ok(reports)
+}
 
+async fn round(
+    args: &BenchArgs,
+    http: &reqwest::Client,
+    app: &str,
+    receiver: &Receiver,
+) -> anyhow::Result<Report> {
     let first_due = (now_ms() / 1000) as i64 + args.lead_secs;
     let due_of =
         |i: usize| first_due + (i as i64 * (args.spread_secs + 1)) / args.count.max(1) as i64;
@@ -140,7 +158,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         .collect();
 
     let started = Instant::now();
-    let (created, errors, mut latencies) = create_all(&http, &args, bodies).await;
+    let (created, errors, mut latencies) = create_all(http, args, bodies).await;
     let create_secs = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     if let Some(e) = errors.first() {

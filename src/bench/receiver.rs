@@ -71,6 +71,11 @@ impl Receiver {
         self.log.lock().unwrap().deliveries.clone()
     }
 
+    /// Forgets every delivery so far.
+    pub fn clear(&self) {
+        *self.log.lock().unwrap() = Log::default();
+    }
+
     pub fn count(&self) -> usize {
         self.log.lock().unwrap().deliveries.len()
     }

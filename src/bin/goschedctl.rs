@@ -89,8 +89,10 @@ async fn connect(addr: &str) -> anyhow::Result<AdminClient<Channel>> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Cmd::Bench(args) = cli.command {
-        let report = goscheduler::bench::run(args).await?;
-        println!("{report}");
+        let reports = goscheduler::bench::run(args).await?;
+        for (n, report) in reports.iter().enumerate() {
+            println!("round {}:\n{report}", n + 1);
+        }
         return Ok(());
     }
     let mut client = connect(&cli.addr).await?;

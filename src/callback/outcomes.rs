@@ -18,6 +18,9 @@ use crate::schedule::time::now_ms;
 
 /// Most outcomes in one entry.
 const BATCH: usize = 2000;
+/// How long outcomes gather before being proposed: fewer, larger entries, and less Raft
+/// work competing with a burst of callbacks falling due in the same second.
+const LINGER: Duration = Duration::from_millis(50);
 /// Pause before retrying a batch that failed.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -44,6 +47,7 @@ pub async fn run(
         };
         let mut batch = std::mem::take(&mut retry);
         batch.extend(first);
+        tokio::time::sleep(LINGER).await;
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(r) => batch.push(r),

@@ -260,9 +260,14 @@ impl Timer {
             deadline_ms,
             at_ms: now,
         };
+        let earliest_ms = runs.iter().map(|r| r.due_time().max(0) as u64 * 1000).min();
         let CommandResult::Schedules(claimed) = propose(g, lead, cmd).await? else {
             anyhow::bail!("claim answered something else than runs");
         };
+        let committed = now_ms();
+        if let Some(due) = earliest_ms.filter(|due| committed > due + 20 && *due > now) {
+            tracing::warn!(group = %g.id, runs = claimed.len(), late_ms = committed - due, took_ms = committed - now, "claim committed after its runs fell due");
+        }
         METRICS.claim_batches.inc();
         METRICS.claims.inc_by(claimed.len() as u64);
         for run in claimed {
