@@ -52,11 +52,16 @@ pub struct BenchArgs {
     /// round opens the nodes' connections to the receiver, later rounds reuse them.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Only create (runs due later than the bench lasts): report creates and stop.
+    #[arg(long)]
+    pub creates_only: bool,
 }
 
 /// What a bench run measured.
 #[derive(Debug)]
 pub struct Report {
+    /// Whether deliveries were awaited (false with `--creates-only`).
+    pub fired: bool,
     pub created: usize,
     pub create_errors: usize,
     pub create_secs: f64,
@@ -87,6 +92,9 @@ impl std::fmt::Display for Report {
             self.create_p50_ms,
             self.create_p99_ms
         )?;
+        if !self.fired {
+            return Ok(());
+        }
         writeln!(
             f,
             "fires:     {} runs delivered ({} deliveries) in {:.2} s = {:.0} fires/s",
@@ -167,14 +175,21 @@ async fn round(
 
     // Wait until every run is delivered, or the wait ends.
     let last_due_ms = (due_of(args.count.saturating_sub(1)) as u64 + 1) * 1000;
-    let give_up = last_due_ms + args.wait_secs * 1000;
+    let give_up = if args.creates_only {
+        0
+    } else {
+        last_due_ms + args.wait_secs * 1000
+    };
     while receiver.count() < created.len() && now_ms() < give_up {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A little longer, to catch duplicates.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    if !args.creates_only {
+        // A little longer, to catch duplicates.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let deliveries = receiver.deliveries();
     Ok(summarise(
+        !args.creates_only,
         &created,
         errors.len(),
         create_secs,
@@ -285,6 +300,7 @@ async fn create(
 }
 
 fn summarise(
+    fired: bool,
     created: &[String],
     create_errors: usize,
     create_secs: f64,
@@ -328,6 +344,7 @@ fn summarise(
         _ => 0.0,
     };
     Report {
+        fired,
         created: created.len(),
         create_errors,
         create_secs,
