@@ -163,13 +163,7 @@ impl Timer {
                 None => to_fire.push(run),
             }
         }
-        if !misses.is_empty() {
-            METRICS
-                .outcomes
-                .with_label_values(&["MISS"])
-                .inc_by(misses.len() as u64);
-            propose(g, lead, Command::RecordOutcomes { outcomes: misses }).await?;
-        }
+        record_misses(g, lead, misses).await?;
         self.claim_and_fire(g, lead, &apps, to_fire, now).await?;
         Ok(full)
     }
@@ -220,9 +214,7 @@ impl Timer {
                 )),
             }
         }
-        if !misses.is_empty() {
-            propose(g, lead, Command::RecordOutcomes { outcomes: misses }).await?;
-        }
+        record_misses(g, lead, misses).await?;
         self.claim_and_fire(g, lead, &apps, to_fire, now).await?;
         Ok(full)
     }
@@ -341,6 +333,17 @@ async fn read_runs(
     })
     .await??;
     Ok(runs)
+}
+
+/// Commits MISS outcomes (no claim needed: the runs were never called).
+async fn record_misses(g: &Group, lead: &Lead, misses: Vec<Outcome>) -> anyhow::Result<()> {
+    if misses.is_empty() {
+        return Ok(());
+    }
+    let n = misses.len() as u64;
+    propose(g, lead, Command::RecordOutcomes { outcomes: misses }).await?;
+    METRICS.outcomes.with_label_values(&["MISS"]).inc_by(n);
+    Ok(())
 }
 
 /// Proposes `cmd` to the shard as its leader in `lead.term`.
