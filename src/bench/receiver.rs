@@ -1,6 +1,7 @@
 //! A callback receiver that records every delivery: the bench tool's endpoint (and the
 //! integration tests'). `POST|GET|PUT… /ok/...` answers 200; `/fail-first/{n}/...`
-//! answers 500 to the first `n` calls of each run, then 200.
+//! answers 500 to the first `n` calls of each run, then 200; `/slow/{ms}/...` answers 200
+//! after `ms` milliseconds (the delivery is recorded on arrival).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,6 +55,7 @@ impl Receiver {
         let log = Shared::default();
         let app = axum::Router::new()
             .route("/fail-first/{n}/{*rest}", any(fail_first))
+            .route("/slow/{ms}/{*rest}", any(slow))
             .fallback(any(ok))
             .with_state(log.clone());
         let task = tokio::spawn(async move {
@@ -159,4 +161,15 @@ async fn fail_first(
         |seen| if seen < n { 500 } else { 200 },
     );
     StatusCode::from_u16(code).unwrap()
+}
+
+async fn slow(
+    State(log): State<Shared>,
+    Path((ms, _rest)): Path<(u64, String)>,
+    req: axum::extract::Request,
+) -> StatusCode {
+    let (req, headers, body) = read(req).await;
+    record(&log, &req, &headers, body, |_| 200);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    StatusCode::OK
 }

@@ -228,3 +228,88 @@ async fn a_deactivated_app_misses_its_runs_and_reconcile_fires_them_again() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].idempotency_key, missed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_cannot_starve_other_apps() {
+    // Small shares so the test is quick: 8 calls per app and 24 per node at once.
+    let opts = Options {
+        top: "[firing]\nconcurrency = 24\nper_app_concurrency = 8",
+        ..Options::default()
+    };
+    let cluster = Cluster::start(3, opts).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    register(
+        &cluster,
+        "sluggish",
+        8,
+        json!({"httpRetries": 0, "httpTimeout": 10000}),
+    )
+    .await;
+    register(&cluster, "brisk", 8, json!({"httpRetries": 0})).await;
+    let t = now() + 3;
+    // 300 calls of 2 s each: with 8 at a time per node they take ~25 s to drain.
+    let slow: Vec<Value> = (0..300)
+        .map(|_| calling("sluggish", t, &rx.url("/slow/2000/s")))
+        .collect();
+    let fast: Vec<Value> = (0..60)
+        .map(|_| calling("brisk", t, &rx.url("/ok/b")))
+        .collect();
+    for items in [slow, fast] {
+        let body = json!({ "schedules": items }).to_string();
+        let (status, reply) = cluster
+            .call(1, Method::POST, "/goscheduler/schedules/batch", Some(&body))
+            .await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    cluster
+        .eventually("brisk's runs delivered", Duration::from_secs(20), || {
+            rx.deliveries().iter().filter(|d| d.path == "/ok/b").count() == 60
+        })
+        .await;
+    let deliveries = rx.deliveries();
+    let brisk_late = deliveries
+        .iter()
+        .filter(|d| d.path == "/ok/b")
+        .map(|d| d.received_ms as i64 - t * 1000)
+        .max()
+        .unwrap();
+    let sluggish_started = deliveries
+        .iter()
+        .filter(|d| d.path.starts_with("/slow"))
+        .count();
+    assert!(
+        brisk_late < 1500,
+        "brisk waited {brisk_late} ms behind the slow app"
+    );
+    assert!(
+        sluggish_started <= 3 * 8 + 3 * 8,
+        "sluggish exceeded its share: {sluggish_started} calls started within ~{brisk_late} ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_found_after_the_misfire_window_are_missed_with_a_reason() {
+    let mut cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    register(&cluster, "outage", 2, json!({"misfireWindow": 1})).await;
+    let t = now() + 3;
+    let id = cluster
+        .create(1, &calling("outage", t, &rx.url("/ok/late")))
+        .await;
+    // No quorum anywhere over the due time and well past the window.
+    cluster.kill(2);
+    cluster.kill(3);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    cluster.restart(2).await;
+    cluster.restart(3).await;
+    let done = finished(&cluster, 1, &id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "MISS", "{done}");
+    assert!(
+        done["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("misfireWindow of 1s"),
+        "{done}"
+    );
+    assert_eq!(rx.count(), 0, "a run past its misfire window fired");
+}
