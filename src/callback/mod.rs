@@ -122,7 +122,9 @@ impl Dispatcher {
         let due_ms = run.due_time().max(0) as u64 * 1000;
         tokio::time::sleep(Duration::from_millis(due_ms.saturating_sub(now_ms()))).await;
         let share = self.app_share(&run.app_id);
-        let first = run.attempt_count() + 1;
+        let first = run
+            .claim
+            .map_or(run.attempt_count() + 1, |c| c.first_attempt);
         let mut attempts = Vec::new();
         for retry in 0..=cfg.http_retries {
             if retry > 0 {

@@ -15,6 +15,10 @@ pub const MAX_ATTEMPTS_KEPT: usize = 32;
 pub struct Claim {
     pub node: u64,
     pub deadline_ms: u64,
+    /// The attempt number of this claim's first call: after the calls recorded so far, and
+    /// after at least one call of each earlier claim that expired without an outcome.
+    #[serde(default)]
+    pub first_attempt: u32,
 }
 
 /// One HTTP call of a run.

@@ -29,12 +29,22 @@ pub fn claim(
         if s.status != Status::Scheduled || s.is_cron() {
             continue;
         }
-        match s.claim {
+        let first_attempt = match s.claim {
             Some(c) if c.deadline_ms > at_ms => continue,
-            Some(c) => txn.delete(&keys::claim(c.deadline_ms, id)),
-            None => txn.delete(&keys::due(s.due_time(), id)),
-        }
-        s.claim = Some(Claim { node, deadline_ms });
+            Some(c) => {
+                txn.delete(&keys::claim(c.deadline_ms, id));
+                c.first_attempt.max(s.attempt_count()) + 1
+            }
+            None => {
+                txn.delete(&keys::due(s.due_time(), id));
+                s.attempt_count() + 1
+            }
+        };
+        s.claim = Some(Claim {
+            node,
+            deadline_ms,
+            first_attempt,
+        });
         txn.put(&keys::schedule(id), &s)?;
         txn.put(&keys::claim(deadline_ms, id), &())?;
         claimed.push(s);

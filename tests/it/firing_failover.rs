@@ -1,7 +1,8 @@
-//! Firing across faults: a shard leader killed -9 and restarted and another node cut off
-//! while 2,000 runs fall due; an every-second cron across a leader kill. Nothing
-//! acknowledged is lost, and a run is delivered twice only when its claimer died
-//! mid-callback — with the same Idempotency-Key.
+//! Firing across faults: a shard leader killed -9 (while one of its calls is in flight) and
+//! restarted and another node cut off while 2,000 runs fall due; an every-second cron
+//! across a leader kill. Nothing acknowledged is lost, and a run is delivered twice only
+//! when its claimer died mid-callback — with the same Idempotency-Key and a later attempt
+//! number.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -84,14 +85,29 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
         }
     }
     assert_eq!(ids.len(), 2000);
+    // One more run whose receiver holds the call for 5 s, in a shard whose leader is killed
+    // while that call is in flight: the claimer dies mid-callback, so it must be re-sent.
+    register(
+        &cluster,
+        "hold",
+        1,
+        json!({"httpRetries": 0, "httpTimeout": 10000}),
+    )
+    .await;
+    let held = cluster
+        .create(2, &calling("hold", base + 4, &rx.url("/slow/5000/held")))
+        .await;
+    ids.push(held.clone());
 
-    let victim = cluster.leader_of(1, 1).expect("leader of shard-0");
+    let victim = cluster
+        .leader_of(1, shard_of(&held))
+        .expect("leader of the held run's shard");
     let cut_off = victim % 3 + 1;
-    sleep_until(base + 4).await;
+    sleep_until(base + 5).await;
     let victim_shards = led_by(&cluster, cut_off, victim);
     let killed_at = now();
     cluster.kill(victim);
-    sleep_until(base + 7).await;
+    sleep_until(base + 8).await;
     cluster.restart(victim).await;
     sleep_until(base + 10).await;
     cluster.isolate(cut_off);
@@ -146,6 +162,11 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
         );
         if d.len() > 1 {
             repeated += 1;
+            let numbers: Vec<u32> = d.iter().map(|d| d.attempt).collect();
+            assert!(
+                numbers.windows(2).all(|w| w[0] < w[1]),
+                "run {id}: a re-send must carry a later attempt number: {numbers:?}"
+            );
             let (shard, due) = (shard_of(id), d[0].schedule_time);
             assert!(
                 victim_shards.contains(&shard) && due <= killed_at + 1,
@@ -155,8 +176,14 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
             );
         }
     }
+    let held: Vec<u32> = runs[held.as_str()].iter().map(|d| d.attempt).collect();
+    assert_eq!(
+        held,
+        [1, 2],
+        "the run called when its claimer died is re-sent once, as attempt 2"
+    );
     println!(
-        "2,000 runs: {} deliveries, {repeated} runs repeated after the kill",
+        "2,001 runs: {} deliveries, {repeated} runs repeated after the kill",
         deliveries.len()
     );
 }
