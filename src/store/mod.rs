@@ -21,6 +21,11 @@ pub const CF_SM_META: &str = "sm_meta";
 
 const ALL_CFS: [&str; 4] = [CF_LOG, CF_RAFT, CF_SM, CF_SM_META];
 
+/// All memtables of all column families together.
+const MEMTABLES_BYTES: usize = 256 << 20;
+/// Data, index and filter blocks of every column family.
+const BLOCK_CACHE_BYTES: usize = 256 << 20;
+
 /// Opens (creating if needed) the node's database under `dir`.
 pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     let mut opts = Options::default();
@@ -28,10 +33,21 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
     opts.set_bytes_per_sync(1 << 20);
-    // Group-prefixed keys: prefix bloom filters do not pay off yet; keep defaults otherwise.
+    // Memory stays bounded however many schedules are stored: all memtables together, and
+    // one block cache that also holds the SST index and filter blocks.
+    opts.set_db_write_buffer_size(MEMTABLES_BYTES);
+    let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let cfs = ALL_CFS.iter().map(|name| {
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        // Point reads of absent keys (a new schedule id, a run not yet materialised) stop
+        // at the filter instead of reading blocks.
+        table.set_bloom_filter(10.0, false);
         let mut cf_opts = Options::default();
         cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        cf_opts.set_block_based_table_factory(&table);
         ColumnFamilyDescriptor::new(*name, cf_opts)
     });
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
