@@ -19,6 +19,18 @@ pub const ATTEMPT: &str = "Schedule-Attempt";
 /// The run's scheduled time, epoch seconds.
 pub const SCHEDULE_TIME: &str = "Schedule-Time";
 
+/// Headers the scheduler sets on every call; a schedule may not set them.
+pub const RESERVED_HEADERS: [&str; 5] = [
+    IDEMPOTENCY_KEY,
+    SCHEDULE_ID,
+    PARENT_SCHEDULE_ID,
+    ATTEMPT,
+    SCHEDULE_TIME,
+];
+
+/// Most bytes of a receiver's answer read (and discarded).
+const MAX_ANSWER_READ: usize = 64 << 10;
+
 /// The client all callbacks of a node share (pooled connections, rustls).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -83,10 +95,17 @@ async fn send(
     if let Some(parent) = run.parent {
         req = req.header(PARENT_SCHEDULE_ID, parent.to_string());
     }
-    let resp = req.body(run.payload.clone()).send().await?;
+    let mut resp = req.body(run.payload.clone()).send().await?;
     let status = resp.status();
-    // Read the answer so the connection goes back to the pool.
-    let _ = resp.bytes().await;
+    // Read a small answer so the connection goes back to the pool; a larger one is left
+    // unread (its connection is dropped) rather than held in memory.
+    let mut read = 0;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        read += chunk.len();
+        if read > MAX_ANSWER_READ {
+            break;
+        }
+    }
     Ok(status)
 }
 

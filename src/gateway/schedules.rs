@@ -111,6 +111,7 @@ fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Opti
     let method = details.method.unwrap_or_default();
     errors.extend(validate::url(&url));
     errors.extend(validate::method(&method));
+    errors.extend(validate::headers(&details.headers));
     Some(HttpCallback {
         url,
         method,

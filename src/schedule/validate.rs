@@ -33,6 +33,26 @@ pub fn url(url: &str) -> Option<String> {
     }
 }
 
+/// The callback headers: valid HTTP names and values, and none the firing engine sets itself.
+pub fn headers(headers: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    use crate::callback::http::RESERVED_HEADERS;
+    let mut problems = Vec::new();
+    for (name, value) in headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(format!("invalid callback header name {name:?}"));
+        } else if RESERVED_HEADERS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(name))
+        {
+            problems.push(format!("callback header {name:?} is set by the scheduler"));
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            problems.push(format!("invalid value of callback header {name:?}"));
+        }
+    }
+    problems
+}
+
 /// The callback method: an uppercase HTTP method.
 pub fn method(method: &str) -> Option<String> {
     (!METHODS.contains(&method)).then(|| "Invalid http callback method ".to_string())
@@ -84,6 +104,23 @@ mod tests {
         assert!(method("POST").is_none());
         assert_eq!(method("post").unwrap(), "Invalid http callback method ");
         assert!(method("FETCH").is_some());
+        let ok: std::collections::BTreeMap<String, String> =
+            [("X-Team".to_string(), "a b".to_string())].into();
+        assert!(headers(&ok).is_empty());
+        let bad: std::collections::BTreeMap<String, String> = [
+            ("bad name".to_string(), "v".to_string()),
+            ("X-Ok".to_string(), "line\nbreak".to_string()),
+            ("idempotency-key".to_string(), "mine".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            headers(&bad),
+            [
+                "invalid value of callback header \"X-Ok\"",
+                "invalid callback header name \"bad name\"",
+                "callback header \"idempotency-key\" is set by the scheduler",
+            ]
+        );
         assert!(callback_type("http").is_none());
         assert!(callback_type("kafka").is_some());
     }

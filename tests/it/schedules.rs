@@ -156,6 +156,16 @@ async fn one_time_schedules_through_every_node() {
             "callback is required",
         ),
         (
+            "reserved callback header",
+            wiki_body("revamp", time).replace(
+                r#""Accept":"application/json""#,
+                r#""Idempotency-Key":"mine""#,
+            ),
+            400,
+            400,
+            "callback header \"Idempotency-Key\" is set by the scheduler",
+        ),
+        (
             "no payload",
             wiki_body("revamp", time).replace(r#""payload":"{}","#, ""),
             400,
