@@ -155,16 +155,8 @@ impl Timer {
         if runs.is_empty() {
             return Ok(false);
         }
-        let apps = self.apps_of(&runs);
-        let (mut to_fire, mut misses) = (Vec::new(), Vec::new());
-        for run in runs {
-            match self.refuse(&apps, &run, now) {
-                Some(reason) => misses.push(Outcome::miss(run.id, reason)),
-                None => to_fire.push(run),
-            }
-        }
-        record_misses(g, lead, misses).await?;
-        self.claim_and_fire(g, lead, &apps, to_fire, now).await?;
+        self.fire_or_miss(g, lead, runs, now, |apps, run| self.refuse(apps, run, now))
+            .await?;
         Ok(full)
     }
 
@@ -200,23 +192,38 @@ impl Timer {
             return Ok(full);
         }
         tracing::info!(group = %g.id, runs = runs.len(), "re-sending runs whose claim expired");
+        self.fire_or_miss(g, lead, runs, now, |apps, run| {
+            match apps.get(&run.app_id).and_then(Option::as_ref) {
+                Some(app) if app.active => None,
+                _ => Some(format!(
+                    "its claim expired without an outcome and app {} is no longer active",
+                    run.app_id
+                )),
+            }
+        })
+        .await?;
+        Ok(full)
+    }
+
+    /// Commits a MISS for each run `why_not` gives a reason for, then claims and fires the rest.
+    async fn fire_or_miss(
+        &self,
+        g: &Group,
+        lead: &Lead,
+        runs: Vec<Schedule>,
+        now: u64,
+        why_not: impl Fn(&HashMap<String, Option<App>>, &Schedule) -> Option<String>,
+    ) -> anyhow::Result<()> {
         let apps = self.apps_of(&runs);
         let (mut to_fire, mut misses) = (Vec::new(), Vec::new());
         for run in runs {
-            match apps.get(&run.app_id).and_then(Option::as_ref) {
-                Some(app) if app.active => to_fire.push(run),
-                _ => misses.push(Outcome::miss(
-                    run.id,
-                    format!(
-                        "its claim expired without an outcome and app {} is no longer active",
-                        run.app_id
-                    ),
-                )),
+            match why_not(&apps, &run) {
+                Some(reason) => misses.push(Outcome::miss(run.id, reason)),
+                None => to_fire.push(run),
             }
         }
         record_misses(g, lead, misses).await?;
-        self.claim_and_fire(g, lead, &apps, to_fire, now).await?;
-        Ok(full)
+        self.claim_and_fire(g, lead, &apps, to_fire, now).await
     }
 
     /// Commits one claim on `runs`, then hands each claimed run to the dispatcher.
