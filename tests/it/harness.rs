@@ -440,7 +440,7 @@ impl Cluster {
     pub async fn schedule(&self, via: u64, id: &str) -> Value {
         let path = format!("/goscheduler/schedules/{id}");
         let (status, reply) = self.call(via, reqwest::Method::GET, &path, None).await;
-        assert_eq!(status, 200, "get {id}: {reply}");
+        assert_eq!(status, 200, "{id} not readable through node {via}: {reply}");
         reply["data"]["schedule"].clone()
     }
 

@@ -71,16 +71,7 @@ async fn one_time_schedules_through_every_node() {
     // Every node reads every schedule.
     for id in &ids {
         for node in 1..=3 {
-            let (status, body) = cluster
-                .call(
-                    node,
-                    Method::GET,
-                    &format!("/goscheduler/schedules/{id}"),
-                    None,
-                )
-                .await;
-            assert_eq!(status, 200, "{body}");
-            let s = &body["data"]["schedule"];
+            let s = &cluster.schedule(node, id).await;
             assert_eq!(s["scheduleId"], id.as_str());
             assert_eq!(s["status"], "SCHEDULED");
             assert_eq!(s["callback"]["type"], "http");
@@ -250,18 +241,7 @@ async fn one_time_schedules_through_every_node() {
 
     // What was stored before the bad requests is untouched.
     for id in &ids[1..] {
-        let (status, body) = cluster
-            .call(
-                3,
-                Method::GET,
-                &format!("/goscheduler/schedules/{id}"),
-                None,
-            )
-            .await;
-        assert_eq!(
-            (status, &body["data"]["schedule"]["status"]),
-            (200, &json!("SCHEDULED"))
-        );
+        assert_eq!(cluster.schedule(3, id).await["status"], "SCHEDULED");
     }
 
     // Query parameters are checked too, each with its message.

@@ -69,18 +69,7 @@ async fn acknowledged_creates_survive_a_shard_leader_kill() {
     cluster.restart(leader).await;
     for id in &acked {
         for node in 1..=3 {
-            let (status, reply) = cluster
-                .call(
-                    node,
-                    Method::GET,
-                    &format!("/goscheduler/schedules/{id}"),
-                    None,
-                )
-                .await;
-            assert_eq!(
-                status, 200,
-                "acknowledged {id} not readable through node {node}: {reply}"
-            );
+            cluster.schedule(node, id).await;
         }
     }
 }
