@@ -78,7 +78,7 @@ async fn commit(router: &Router, in_flight: &InFlight, batch: Vec<Reported>) -> 
                 for r in &reports {
                     METRICS
                         .outcomes
-                        .with_label_values(&[status_label(&r.outcome)])
+                        .with_label_values(&[r.outcome.status.name()])
                         .inc();
                     in_flight.finish(&r.outcome.id);
                 }
@@ -96,13 +96,4 @@ async fn commit(router: &Router, in_flight: &InFlight, batch: Vec<Reported>) -> 
         }
     }
     retry
-}
-
-pub fn status_label(o: &crate::schedule::run::Outcome) -> &'static str {
-    match o.status {
-        crate::schedule::Status::Success => "SUCCESS",
-        crate::schedule::Status::Failure => "FAILURE",
-        crate::schedule::Status::Miss => "MISS",
-        _ => "OTHER",
-    }
 }

@@ -33,6 +33,19 @@ pub enum Status {
     Miss,
 }
 
+impl Status {
+    /// The name the API uses for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Scheduled => "SCHEDULED",
+            Status::Deleted => "DELETED",
+            Status::Success => "SUCCESS",
+            Status::Failure => "FAILURE",
+            Status::Miss => "MISS",
+        }
+    }
+}
+
 /// A schedule as stored in its shard: a one-time schedule, a cron, or a run of a cron.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
@@ -87,5 +100,23 @@ impl Schedule {
     /// `floor(scheduleTime / 60) * 60`, as the original API reports it.
     pub fn schedule_group(&self) -> i64 {
         self.schedule_time.div_euclid(60) * 60
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status;
+
+    #[test]
+    fn status_names_are_the_api_spelling() {
+        for s in [
+            Status::Scheduled,
+            Status::Deleted,
+            Status::Success,
+            Status::Failure,
+            Status::Miss,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
     }
 }

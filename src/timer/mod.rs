@@ -349,7 +349,10 @@ async fn record_misses(g: &Group, lead: &Lead, misses: Vec<Outcome>) -> anyhow::
     }
     let n = misses.len() as u64;
     propose(g, lead, Command::RecordOutcomes { outcomes: misses }).await?;
-    METRICS.outcomes.with_label_values(&["MISS"]).inc_by(n);
+    METRICS
+        .outcomes
+        .with_label_values(&[crate::schedule::Status::Miss.name()])
+        .inc_by(n);
     Ok(())
 }
 
