@@ -332,15 +332,11 @@ fn summarise(
         .map(|d| d.received_ms as f64 - (d.schedule_time * 1000) as f64)
         .collect();
     lateness.sort_by(f64::total_cmp);
-    let arrivals = first.values().map(|d| d.received_ms);
-    let fire_secs = match (
-        arrivals.clone().min(),
-        arrivals.max(),
-        first.values().map(|d| d.schedule_time).min(),
-    ) {
-        (Some(_), Some(last), Some(due)) => {
-            (last.saturating_sub(due as u64 * 1000)) as f64 / 1000.0
-        }
+    // From the first run's second to the last first delivery.
+    let last_arrival = first.values().map(|d| d.received_ms).max();
+    let first_due = first.values().map(|d| d.schedule_time).min();
+    let fire_secs = match (last_arrival, first_due) {
+        (Some(last), Some(due)) => last.saturating_sub(due.max(0) as u64 * 1000) as f64 / 1000.0,
         _ => 0.0,
     };
     Report {

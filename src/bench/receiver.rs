@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::any;
 
 use crate::callback::http::{
@@ -95,81 +96,89 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Records the call; returns how many calls of its run came before it.
-fn record(
-    log: &Shared,
-    req: &axum::extract::Request,
-    headers: &HeaderMap,
-    body: String,
-    answer: impl FnOnce(u32) -> u16,
-) -> u16 {
-    let key = header(headers, IDEMPOTENCY_KEY).unwrap_or_default();
+/// One incoming call, as the handlers extract it.
+struct Call {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Records the call and answers what `answer` says, given how many calls of its run
+/// came before it.
+fn record(log: &Shared, call: Call, answer: impl FnOnce(u32) -> u16) -> StatusCode {
+    let h = &call.headers;
+    let key = header(h, IDEMPOTENCY_KEY).unwrap_or_default();
     let mut log = log.lock().unwrap();
     let seen = log.calls_per_key.entry(key.clone()).or_default();
     let answered = answer(*seen);
     *seen += 1;
     log.deliveries.push(Delivery {
         idempotency_key: key,
-        schedule_id: header(headers, SCHEDULE_ID).unwrap_or_default(),
-        parent_schedule_id: header(headers, PARENT_SCHEDULE_ID),
-        attempt: header(headers, ATTEMPT)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(0),
-        schedule_time: header(headers, SCHEDULE_TIME)
+        schedule_id: header(h, SCHEDULE_ID).unwrap_or_default(),
+        parent_schedule_id: header(h, PARENT_SCHEDULE_ID),
+        attempt: header(h, ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(0),
+        schedule_time: header(h, SCHEDULE_TIME)
             .and_then(|a| a.parse().ok())
             .unwrap_or(0),
         received_ms: now_ms(),
-        method: req.method().to_string(),
-        path: req.uri().path().to_string(),
-        headers: headers.clone(),
-        body,
+        method: call.method.to_string(),
+        path: call.uri.path().to_string(),
+        body: String::from_utf8_lossy(&call.body).into_owned(),
+        headers: call.headers,
         answered,
     });
-    answered
+    StatusCode::from_u16(answered).unwrap()
 }
 
-async fn read(req: axum::extract::Request) -> (axum::extract::Request, HeaderMap, String) {
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    let headers = parts.headers.clone();
-    (
-        axum::extract::Request::from_parts(parts, axum::body::Body::empty()),
+async fn ok(
+    State(log): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let call = Call {
+        method,
+        uri,
         headers,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
-}
-
-async fn ok(State(log): State<Shared>, req: axum::extract::Request) -> StatusCode {
-    let (req, headers, body) = read(req).await;
-    let code = record(&log, &req, &headers, body, |_| 200);
-    StatusCode::from_u16(code).unwrap()
+        body,
+    };
+    record(&log, call, |_| 200)
 }
 
 async fn fail_first(
     State(log): State<Shared>,
     Path((n, _rest)): Path<(u32, String)>,
-    req: axum::extract::Request,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> StatusCode {
-    let (req, headers, body) = read(req).await;
-    let code = record(
-        &log,
-        &req,
-        &headers,
+    let call = Call {
+        method,
+        uri,
+        headers,
         body,
-        |seen| if seen < n { 500 } else { 200 },
-    );
-    StatusCode::from_u16(code).unwrap()
+    };
+    record(&log, call, |seen| if seen < n { 500 } else { 200 })
 }
 
 async fn slow(
     State(log): State<Shared>,
     Path((ms, _rest)): Path<(u64, String)>,
-    req: axum::extract::Request,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> StatusCode {
-    let (req, headers, body) = read(req).await;
-    record(&log, &req, &headers, body, |_| 200);
+    let call = Call {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    let status = record(&log, call, |_| 200);
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    StatusCode::OK
+    status
 }
