@@ -2,7 +2,10 @@
 //!
 //! A [`Command`] is proposed by a group's leader and applied by every replica; everything
 //! apply needs (ids, times) is stamped into it by the proposer, so applying is
-//! deterministic. A [`Query`] is a linearizable read served by the leader.
+//! deterministic. A [`Query`] is a linearizable read served by the leader. Both name the
+//! kind of group they are for: [`MetaCommand`] / [`MetaQuery`] for the meta group,
+//! [`ShardCommand`] / [`ShardQuery`] for a shard. [`SchedulerLog`] gives them to the
+//! Raft layer as its [`LogTypes`].
 
 use serde::{Deserialize, Serialize};
 
@@ -10,17 +13,53 @@ use uuid::Uuid;
 
 use crate::meta::app::App;
 use crate::meta::bulk::BulkJob;
+use crate::raft::LogTypes;
 use crate::schedule::page::Cursor;
 use crate::schedule::run::Outcome;
 use crate::schedule::{Schedule, Status};
 
+/// What every group's log carries: commands and their replies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SchedulerLog;
+
+impl LogTypes for SchedulerLog {
+    type Command = Command;
+    type Reply = CommandResult;
+}
+
+/// A group of this node, and all of them.
+pub type Group = crate::raft::Group<SchedulerLog>;
+pub type Groups = crate::raft::Groups<SchedulerLog>;
+
 /// A state change, proposed to one group's log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
+    Meta(MetaCommand),
+    Shard(ShardCommand),
+}
+
+/// A state change of the meta group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetaCommand {
     /// Register an app, or re-register it with the same partitions (idempotent).
     RegisterApp { app: App },
     /// Activate (`active = true`) or deactivate an app.
     SetAppActive { app_id: String, active: bool },
+    /// Record a new bulk job.
+    StartBulkJob { job: BulkJob },
+    /// Record a bulk job's progress: `processed` more, now after `cursor`.
+    AdvanceBulkJob {
+        job_id: Uuid,
+        cursor: Option<Cursor>,
+        processed: u64,
+        done: bool,
+        at_ms: u64,
+    },
+}
+
+/// A state change of one shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ShardCommand {
     /// Store new schedules in a shard (ids, partitions and times stamped by the proposer).
     CreateSchedules { schedules: Vec<Schedule> },
     /// Delete a schedule (`at_ms`: the proposer's clock; a cron's runs after it go).
@@ -47,51 +86,52 @@ pub enum Command {
     },
     /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
     RecordOutcomes { outcomes: Vec<Outcome> },
-    /// Record a new bulk job (meta group).
-    StartBulkJob { job: BulkJob },
-    /// Record a bulk job's progress (meta group): `processed` more, now after `cursor`.
-    AdvanceBulkJob {
-        job_id: Uuid,
-        cursor: Option<Cursor>,
-        processed: u64,
-        done: bool,
-        at_ms: u64,
-    },
 }
 
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::RegisterApp { app } => write!(f, "RegisterApp({})", app.app_id),
-            Command::SetAppActive { app_id, active } => {
+            Command::Meta(MetaCommand::RegisterApp { app }) => {
+                write!(f, "RegisterApp({})", app.app_id)
+            }
+            Command::Meta(MetaCommand::SetAppActive { app_id, active }) => {
                 write!(f, "SetAppActive({app_id}, {active})")
             }
-            Command::CreateSchedules { schedules } => {
-                write!(f, "CreateSchedules({} schedules)", schedules.len())
+            Command::Meta(MetaCommand::StartBulkJob { job }) => {
+                write!(f, "StartBulkJob({})", job.job_id)
             }
-            Command::DeleteSchedule { id, .. } => write!(f, "DeleteSchedule({id})"),
-            Command::RefillCrons { now, .. } => write!(f, "RefillCrons({now})"),
-            Command::DeleteSchedules { ids, .. } => write!(f, "DeleteSchedules({})", ids.len()),
-            Command::ReconcileSchedules { ids, .. } => {
-                write!(f, "ReconcileSchedules({})", ids.len())
+            Command::Meta(MetaCommand::AdvanceBulkJob { job_id, .. }) => {
+                write!(f, "AdvanceBulkJob({job_id})")
             }
-            Command::PurgeFinished { cutoffs, .. } => {
-                write!(f, "PurgeFinished({} apps)", cutoffs.len())
-            }
-            Command::ClaimRuns { ids, .. } => write!(f, "ClaimRuns({})", ids.len()),
-            Command::RecordOutcomes { outcomes } => {
-                write!(f, "RecordOutcomes({})", outcomes.len())
-            }
-            Command::StartBulkJob { job } => write!(f, "StartBulkJob({})", job.job_id),
-            Command::AdvanceBulkJob { job_id, .. } => write!(f, "AdvanceBulkJob({job_id})"),
+            Command::Shard(c) => match c {
+                ShardCommand::CreateSchedules { schedules } => {
+                    write!(f, "CreateSchedules({} schedules)", schedules.len())
+                }
+                ShardCommand::DeleteSchedule { id, .. } => write!(f, "DeleteSchedule({id})"),
+                ShardCommand::RefillCrons { now, .. } => write!(f, "RefillCrons({now})"),
+                ShardCommand::DeleteSchedules { ids, .. } => {
+                    write!(f, "DeleteSchedules({})", ids.len())
+                }
+                ShardCommand::ReconcileSchedules { ids, .. } => {
+                    write!(f, "ReconcileSchedules({})", ids.len())
+                }
+                ShardCommand::PurgeFinished { cutoffs, .. } => {
+                    write!(f, "PurgeFinished({} apps)", cutoffs.len())
+                }
+                ShardCommand::ClaimRuns { ids, .. } => write!(f, "ClaimRuns({})", ids.len()),
+                ShardCommand::RecordOutcomes { outcomes } => {
+                    write!(f, "RecordOutcomes({})", outcomes.len())
+                }
+            },
         }
     }
 }
 
 /// The answer of applying a command on the leader.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub enum CommandResult {
     /// Nothing to report (blank and membership entries).
+    #[default]
     None,
     App(App),
     Schedules(Vec<Schedule>),
@@ -133,10 +173,26 @@ impl Rejection {
 /// A linearizable read of one group's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Query {
+    Meta(MetaQuery),
+    Shard(ShardQuery),
+}
+
+/// A read of the meta group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetaQuery {
     /// One app by id.
     GetApp { app_id: String },
     /// Every app, ordered by id.
     ListApps,
+    /// One bulk job.
+    GetBulkJob { job_id: Uuid },
+    /// Every bulk job still running.
+    RunningBulkJobs,
+}
+
+/// A read of one shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ShardQuery {
     /// One schedule by id.
     GetSchedule { id: Uuid },
     /// Up to `limit` schedules of an app in one shard with time in `[start, end]` and the
@@ -163,10 +219,6 @@ pub enum Query {
         status: Option<Status>,
         limit: usize,
     },
-    /// One bulk job (meta group).
-    GetBulkJob { job_id: Uuid },
-    /// Every bulk job still running (meta group).
-    RunningBulkJobs,
 }
 
 /// Which runs of a schedule: due before now, from now on, or all.

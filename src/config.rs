@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::raft::types::{NodeId, NodeInfo};
+use crate::ids::{NodeId, NodeInfo};
 
 /// A member of the cluster as the config names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::raft::group::Groups;
+use crate::command::Groups;
 
 pub struct Metrics {
     registry: Registry,

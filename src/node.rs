@@ -11,21 +11,27 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::admin::balance::{self, Balancer};
 use crate::admin::service::AdminService;
 use crate::callback::Dispatcher;
+use crate::command::{Groups, SchedulerLog};
 use crate::config::Config;
+use crate::ids::{GroupId, NodeId, NodeInfo};
+use crate::meta::apply::MetaLogic;
 use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::admin_server::AdminServer;
 use crate::proto::admin::StatusRequest;
 use crate::proto::raft::raft_transport_server::RaftTransportServer;
-use crate::raft::group::Groups;
 use crate::raft::peers::{Peers, MAX_MESSAGE_BYTES};
-use crate::raft::service::TransportService;
-use crate::raft::types::GroupKind;
-use crate::raft::types::{NodeId, NodeInfo};
+use crate::raft::service::{Identity, TransportService};
+use crate::raft::GroupLogic;
 use crate::router::Router;
+use crate::shard::apply::ShardLogic;
+use crate::shard::due_signal::DueSignal;
+use crate::timer::plan::SystemClock;
 use crate::timer::Timer;
-use crate::{admin, gateway, store};
+use crate::workers::{bulk, refill, retention, Scope, Workers};
+use crate::{gateway, store};
 
 /// Outcomes waiting to be committed (senders wait when it is full).
 const OUTCOME_QUEUE: usize = 16_384;
@@ -41,6 +47,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.dial_map(),
     ));
     let raft_config = Arc::new(config.openraft_config()?);
+    // What each group does with its log: the meta group's logic, or a shard's (whose
+    // due signal wakes that shard's timer).
+    let due: BTreeMap<GroupId, Arc<DueSignal>> = GroupId::all(config.shards)
+        .filter(|g| g.is_shard())
+        .map(|g| (g, Arc::default()))
+        .collect();
+    let logic_of = |g: GroupId| -> Arc<dyn GroupLogic<SchedulerLog>> {
+        match due.get(&g) {
+            Some(due) => Arc::new(ShardLogic { due: due.clone() }),
+            None => Arc::new(MetaLogic),
+        }
+    };
     let groups = Arc::new(
         Groups::open(
             config.node_id,
@@ -49,10 +67,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             db.clone(),
             &config.data_dir.join("snapshots"),
             peers.clone(),
+            logic_of,
         )
         .await?,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = Arc::new(Workers::new(stop_rx.clone()));
 
     let grpc_listener = TcpListener::bind(&config.grpc_addr).await?;
     let http_listener = TcpListener::bind(&config.http_addr).await?;
@@ -64,24 +84,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "node started"
     );
 
+    let router = Router::new(config.node_id, groups.clone(), peers.clone());
     let grpc = tokio::spawn(serve_grpc(
         config.clone(),
-        groups.clone(),
+        router.clone(),
         peers.clone(),
+        workers.clone(),
         grpc_listener,
         stop_rx.clone(),
     ));
-    let router = Router::new(config.node_id, groups.clone(), peers.clone());
-    let bulk = tokio::spawn(crate::scheduler::bulk::run(
-        config.node_id,
-        router.clone(),
-        config.shards,
-        stop_rx.clone(),
-    ));
-    let app = gateway::routes(gateway::Gateway {
-        router: router.clone(),
-        config: config.clone(),
-    });
+    let app = gateway::routes(gateway::Gateway::new(router.clone(), config.clone())?);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app)
@@ -94,41 +106,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if config.bootstrap {
         bootstrap(&config, &groups).await?;
     }
-    let balancer = config.balance_leaders.then(|| {
-        tokio::spawn(admin::balance::run(
-            config.node_id,
-            groups.clone(),
-            config.heartbeat() * 4,
-            stop_rx.clone(),
-        ))
-    });
-
-    let refill = tokio::spawn(crate::scheduler::refill::run(
-        config.node_id,
-        groups.clone(),
-        stop_rx.clone(),
-    ));
-
-    let retention = tokio::spawn(crate::scheduler::retention::run(
-        config.node_id,
-        groups.clone(),
-        stop_rx.clone(),
-    ));
-
-    let firing = start_firing(&config, &groups, &router, &stop_rx);
+    start_workers(&config, &router, &workers, due);
 
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    if let Some(b) = balancer {
-        let _ = b.await;
-    }
-    let _ = refill.await;
-    let _ = bulk.await;
-    let _ = retention.await;
-    for task in firing {
-        let _ = task.await;
-    }
+    workers.join().await;
     let _ = http.await;
     groups.shutdown().await;
     let _ = grpc.await;
@@ -136,45 +119,85 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     Ok(())
 }
 
-/// Starts the firing engine: a timer per shard (active while this node leads it), the
-/// dispatcher its claimed runs go to, and the task committing their outcomes.
-fn start_firing(
+/// Starts the node's background workers: the leader balancer, the shard leaders' cron
+/// refill and retention, the meta leader's bulk jobs, and the firing engine (a timer per
+/// shard, active while this node leads it; the dispatcher its claimed runs go to; the
+/// worker committing their outcomes).
+fn start_workers(
     config: &Config,
-    groups: &Arc<Groups>,
     router: &Router,
-    stop: &watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+    workers: &Workers,
+    due: BTreeMap<GroupId, Arc<DueSignal>>,
+) {
+    let (node_id, groups) = (config.node_id, router.groups().clone());
+    if config.balance_leaders {
+        let balancer = Balancer::new(node_id, groups.clone(), config.heartbeat() * 4);
+        workers.every("leader-balancer", Scope::Node, balance::PERIOD, balancer);
+    }
+    let refill = refill::Refill {
+        node_id,
+        groups: groups.clone(),
+    };
+    workers.every("cron-refill", Scope::ShardLeader, refill::PERIOD, refill);
+    let retention = retention::Retention {
+        node_id,
+        router: router.clone(),
+    };
+    workers.every(
+        "retention",
+        Scope::ShardLeader,
+        retention::PERIOD,
+        retention,
+    );
+    let bulk = bulk::Bulk {
+        node_id,
+        router: router.clone(),
+        shards: config.shards,
+        stop: workers.stop_signal(),
+    };
+    workers.every("bulk-jobs", Scope::MetaLeader, bulk::PERIOD, bulk);
+
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(OUTCOME_QUEUE);
     let dispatcher = Dispatcher::new(&config.firing, outcomes_tx);
-    let mut tasks = vec![tokio::spawn(crate::callback::outcomes::run(
-        router.clone(),
-        dispatcher.in_flight.clone(),
-        outcomes_rx,
-        stop.clone(),
-    ))];
+    let (r, in_flight) = (router.clone(), dispatcher.in_flight.clone());
+    workers.spawn("outcomes", Scope::Node, "runs finishing", move |w| {
+        crate::callback::outcomes::run(r, in_flight, outcomes_rx, w)
+    });
     let timer = Arc::new(Timer {
-        node_id: config.node_id,
-        groups: groups.clone(),
+        node_id,
+        router: router.clone(),
         dispatcher,
         settings: config.firing.clone(),
+        clock: Arc::new(SystemClock),
     });
-    for g in groups
-        .iter()
-        .filter(|g| matches!(g.id.kind(), GroupKind::Shard(_)))
-    {
-        tasks.push(tokio::spawn(timer.clone().run(g.id, stop.clone())));
+    for (shard, due) in due {
+        let timer = timer.clone();
+        let trigger = "each second, and runs written due now";
+        workers.spawn(
+            format!("timer {shard}"),
+            Scope::ShardLeader,
+            trigger,
+            move |w| timer.run(shard, due, w),
+        );
     }
-    tasks
 }
 
 async fn serve_grpc(
     config: Arc<Config>,
-    groups: Arc<Groups>,
+    router: Router,
     peers: Arc<Peers>,
+    workers: Arc<Workers>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let transport = TransportService::new(&config, groups.clone());
+    let groups = router.groups().clone();
+    let me = Identity {
+        node_id: config.node_id,
+        cluster_id: config.cluster_id.clone(),
+        shards: config.shards,
+    };
+    let incoming = config.data_dir.join("snapshots").join("incoming");
+    let transport = TransportService::new(me, groups.clone(), Arc::new(router), incoming);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -184,7 +207,9 @@ async fn serve_grpc(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(AdminServer::new(AdminService::new(config, groups, peers)))
+        .add_service(AdminServer::new(AdminService::new(
+            config, groups, peers, workers,
+        )))
         .add_service(reflection)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = stop.changed().await;

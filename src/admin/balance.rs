@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::Instant as _;
-use tokio::sync::watch;
 
-use crate::raft::group::{Group, Groups};
-use crate::raft::types::{GroupId, NodeId};
+use crate::command::{Group, Groups};
+use crate::ids::{GroupId, NodeId};
+use crate::workers::Round;
 
 /// How often the balancer looks.
-const PERIOD: Duration = Duration::from_secs(1);
+pub const PERIOD: Duration = Duration::from_secs(1);
 /// Least time between two transfers of one group.
 const COOLDOWN: Duration = Duration::from_secs(10);
 /// Most entries the preferred leader may be behind to be handed the group.
@@ -32,34 +32,47 @@ pub fn preferred_leader(group: GroupId, voters: &[NodeId]) -> Option<NodeId> {
     Some(sorted[(group.0 % sorted.len() as u64) as usize])
 }
 
-/// Runs until `stop` turns true.
-pub async fn run(
-    node_id: NodeId,
-    groups: Arc<Groups>,
-    alive_within: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut last_transfer: HashMap<GroupId, Instant> = HashMap::new();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PERIOD) => {}
-            _ = stop.changed() => return,
+/// The balancer of one node: hands the groups it leads to their preferred leaders.
+pub struct Balancer {
+    pub node_id: NodeId,
+    pub groups: Arc<Groups>,
+    /// A peer that acked a heartbeat this recently is alive.
+    pub alive_within: Duration,
+    last_transfer: HashMap<GroupId, Instant>,
+}
+
+impl Balancer {
+    pub fn new(node_id: NodeId, groups: Arc<Groups>, alive_within: Duration) -> Self {
+        Balancer {
+            node_id,
+            groups,
+            alive_within,
+            last_transfer: HashMap::new(),
         }
-        for g in groups.iter() {
-            if last_transfer
+    }
+}
+
+impl Round for Balancer {
+    async fn round(&mut self) -> anyhow::Result<bool> {
+        let mut moved = false;
+        for g in self.groups.iter() {
+            if self
+                .last_transfer
                 .get(&g.id)
                 .is_some_and(|t| t.elapsed() < COOLDOWN)
             {
                 continue;
             }
-            if let Some(to) = transfer_target(node_id, g, alive_within) {
+            if let Some(to) = transfer_target(self.node_id, g, self.alive_within) {
                 tracing::info!(group = %g.id, to, "moving leadership to the preferred leader");
                 if let Err(e) = g.raft.trigger().transfer_leader(to).await {
                     tracing::warn!(group = %g.id, "leader transfer: {e}");
                 }
-                last_transfer.insert(g.id, Instant::now());
+                self.last_transfer.insert(g.id, Instant::now());
+                moved = true;
             }
         }
+        Ok(moved)
     }
 }
 

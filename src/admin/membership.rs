@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 
-use crate::raft::group::Group;
-use crate::raft::types::{NodeId, NodeInfo, TypeConfig};
+use crate::command::{Group, SchedulerLog};
+use crate::ids::{NodeId, NodeInfo};
+use crate::raft::types::TypeConfig;
 
 /// Why a membership change did not happen.
 #[derive(Debug)]
@@ -17,7 +18,7 @@ pub enum MembershipError {
     Refused(String),
 }
 
-type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
+type WriteError = RaftError<TypeConfig<SchedulerLog>, ClientWriteError<TypeConfig<SchedulerLog>>>;
 
 fn failed(group: &Group, what: &str, e: WriteError) -> MembershipError {
     let message = format!("{}: {what}: {e}", group.id);

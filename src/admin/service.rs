@@ -8,17 +8,17 @@ use tonic::{Request, Response, Status};
 
 use super::membership::{self, MembershipError};
 use super::status;
+use crate::command::{Group, Groups};
 use crate::config::Config;
+use crate::ids::{GroupId, NodeId, NodeInfo};
 use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::admin_server::Admin;
 use crate::proto::admin::{
     ActionReply, AddNodeRequest, RemoveNodeRequest, SnapshotRequest, StatusReply, StatusRequest,
     TransferLeaderRequest,
 };
-use crate::raft::group::{Group, Groups};
 use crate::raft::peers::Peers;
-use crate::raft::types::{GroupId, NodeId, NodeInfo};
-use crate::router::local::known_leader;
+use crate::workers::Workers;
 
 /// How long a membership change keeps retrying a group that is between leaders.
 const OP_RETRY: Duration = Duration::from_secs(15);
@@ -35,14 +35,21 @@ pub struct AdminService {
     config: Arc<Config>,
     groups: Arc<Groups>,
     peers: Arc<Peers>,
+    workers: Arc<Workers>,
 }
 
 impl AdminService {
-    pub fn new(config: Arc<Config>, groups: Arc<Groups>, peers: Arc<Peers>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        groups: Arc<Groups>,
+        peers: Arc<Peers>,
+        workers: Arc<Workers>,
+    ) -> Self {
         AdminService {
             config,
             groups,
             peers,
+            workers,
         }
     }
 
@@ -135,7 +142,7 @@ impl AdminService {
 
     /// The leader of `group` if it is another node, or `None` if it is this one.
     fn remote_leader(&self, group: &Group) -> Result<Option<(NodeId, NodeInfo)>, Status> {
-        match known_leader(group) {
+        match group.known_leader() {
             Some((id, _)) if id == self.config.node_id => Ok(None),
             Some(leader) => Ok(Some(leader)),
             None => Err(Status::unavailable(format!("{} has no leader", group.id))),
@@ -159,6 +166,7 @@ impl Admin for AdminService {
             grpc_addr: self.config.grpc_addr.clone(),
             groups: self.groups.iter().map(status::group_status).collect(),
             members: status::members(self.groups.meta()),
+            workers: self.workers.statuses(),
         }))
     }
 
@@ -200,7 +208,7 @@ impl Admin for AdminService {
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             let deadline = Instant::now() + TRANSFER_WAIT;
             let done = loop {
-                if known_leader(g).is_some_and(|(id, _)| id == req.to_node) {
+                if g.known_leader().is_some_and(|(id, _)| id == req.to_node) {
                     break true;
                 }
                 if Instant::now() > deadline {

@@ -2,8 +2,8 @@
 
 use openraft::ServerState;
 
+use crate::command::Group;
 use crate::proto::admin::{GroupStatus, Member, PeerLag};
-use crate::raft::group::Group;
 
 pub fn role_name(state: ServerState) -> &'static str {
     match state {

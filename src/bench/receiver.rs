@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::any;
 
-use crate::callback::http::{
+use crate::schedule::headers::{
     ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME,
 };
 use crate::schedule::time::now_ms;

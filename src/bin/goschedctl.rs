@@ -216,4 +216,30 @@ fn print_table(nodes: &[StatusReply]) {
             );
         }
     }
+    println!();
+    println!(
+        "{:<6} {:<16} {:<13} {:<7} {:>7} {:>7} {:<24} last error",
+        "node", "worker", "scope", "active", "rounds", "errors", "last round"
+    );
+    for n in nodes {
+        for w in &n.workers {
+            let last = match w.last_round_ms {
+                0 => "never".to_string(),
+                ms => chrono::DateTime::from_timestamp_millis(ms as i64)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                    .unwrap_or_default(),
+            };
+            println!(
+                "{:<6} {:<16} {:<13} {:<7} {:>7} {:>7} {:<24} {}",
+                n.node_id,
+                w.name,
+                w.scope,
+                if w.active { "yes" } else { "no" },
+                w.rounds,
+                w.errors,
+                last,
+                w.last_error
+            );
+        }
+    }
 }

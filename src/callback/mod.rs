@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, Semaphore};
 use uuid::Uuid;
 
 use crate::config::FiringSettings;
+use crate::ids::GroupId;
 use crate::meta::app::AppConfiguration;
 use crate::metrics::METRICS;
-use crate::raft::types::GroupId;
 use crate::schedule::run::Outcome;
 use crate::schedule::time::now_ms;
 use crate::schedule::Schedule;

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::{InFlight, Reported};
-use crate::command::Command;
+use crate::ids::GroupId;
 use crate::metrics::METRICS;
-use crate::raft::types::GroupId;
 use crate::router::Router;
 use crate::schedule::time::now_ms;
+use crate::workers::Worker;
 
 /// Most outcomes in one entry.
 const BATCH: usize = 2000;
@@ -24,13 +24,14 @@ const LINGER: Duration = Duration::from_millis(50);
 /// Pause before retrying a batch that failed.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-/// Runs until `stop` turns true.
+/// Runs until the node stops; reports each committed batch on `worker`.
 pub async fn run(
     router: Router,
     in_flight: Arc<InFlight>,
     mut rx: mpsc::Receiver<Reported>,
-    mut stop: watch::Receiver<bool>,
+    worker: Worker,
 ) {
+    let mut stop = worker.stop.clone();
     let mut retry: Vec<Reported> = Vec::new();
     loop {
         let first = if retry.is_empty() {
@@ -55,6 +56,11 @@ pub async fn run(
             }
         }
         retry = commit(&router, &in_flight, batch).await;
+        let result = match retry.len() {
+            0 => Ok(()),
+            n => Err(anyhow::anyhow!("{n} outcomes wait for a retry")),
+        };
+        worker.report(true, &result);
     }
 }
 
@@ -66,9 +72,7 @@ async fn commit(router: &Router, in_flight: &InFlight, batch: Vec<Reported>) -> 
     }
     let writes = by_group.into_iter().map(|(group, reports)| async move {
         let outcomes = reports.iter().map(|r| r.outcome.clone()).collect();
-        let result = router
-            .write(group, Command::RecordOutcomes { outcomes })
-            .await;
+        let result = router.record_outcomes(group, outcomes).await;
         (group, reports, result)
     });
     let mut retry = Vec::new();

@@ -7,11 +7,10 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::envelope::{ok, ApiError, Envelope, Failure};
+use super::params::parse_body;
 use super::views::{ActiveData, AppsData};
 use super::Gateway;
-use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
 use crate::meta::app::{validate_app_id, App, AppConfiguration, MAX_PARTITIONS};
-use crate::raft::types::GroupId;
 
 /// Body of `POST /goscheduler/apps`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -21,26 +20,6 @@ pub struct RegisterApp {
     partitions: Option<u32>,
     active: Option<bool>,
     configuration: Option<AppConfiguration>,
-}
-
-/// Parses a JSON body, naming what is wrong with it.
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::unparsable("empty body, expected a JSON object"));
-    }
-    serde_json::from_slice(body).map_err(ApiError::unparsable)
-}
-
-/// Turns what apply answered into the API's reply or error.
-fn app_result(result: CommandResult) -> Result<App, ApiError> {
-    match result {
-        CommandResult::App(app) => Ok(app),
-        CommandResult::Rejected(r) => Err(r.into()),
-        _ => Err(ApiError::new(
-            500,
-            "internal error: unexpected apply result",
-        )),
-    }
 }
 
 #[utoipa::path(post, path = "/goscheduler/apps", tag = "apps", request_body = RegisterApp,
@@ -72,11 +51,7 @@ pub async fn register(
         active: req.active.unwrap_or(false),
         configuration,
     };
-    let result = gw
-        .router
-        .write(GroupId::META, Command::RegisterApp { app })
-        .await?;
-    Ok(ok(201, 1, app_result(result)?))
+    Ok(ok(201, 1, gw.router.register_app(app).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,24 +66,16 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
-    let query = match params.app_id.filter(|s| !s.is_empty()) {
+    let apps = match params.app_id.filter(|s| !s.is_empty()) {
         Some(app_id) => {
             validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-            MetaQuery::GetApp { app_id }
+            let app = gw.router.app(&app_id).await?;
+            vec![app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?]
         }
-        None => MetaQuery::ListApps,
-    };
-    let QueryResult::Apps(apps) = gw.router.read(GroupId::META, query.clone()).await? else {
-        return Err(ApiError::new(
-            500,
-            "internal error: unexpected query result",
-        ));
+        None => gw.router.apps().await?,
     };
     if apps.is_empty() {
-        return Err(match query {
-            MetaQuery::GetApp { app_id } => ApiError::not_found(format!("app {app_id} not found")),
-            _ => ApiError::not_found("No app found"),
-        });
+        return Err(ApiError::not_found("No app found"));
     }
     Ok(ok(200, apps.len(), AppsData { apps }))
 }
@@ -133,11 +100,7 @@ pub async fn deactivate(
 
 async fn set_active(gw: Gateway, app_id: String, active: bool) -> Result<Response, ApiError> {
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let result = gw
-        .router
-        .write(GroupId::META, Command::SetAppActive { app_id, active })
-        .await?;
-    let app = app_result(result)?;
+    let app = gw.router.set_app_active(app_id, active).await?;
     Ok(ok(
         201,
         0,

@@ -13,14 +13,12 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::app_schedules::{parse_range, RangeParams};
 use super::envelope::{ok, ApiError, Envelope, Failure, StatusBlock};
-use super::schedules::registered_app;
+use super::lookup::registered_app;
+use super::params::{parse_range, RangeParams};
 use super::Gateway;
-use crate::command::{Command, CommandResult, Query as MetaQuery, QueryResult};
 use crate::meta::app::validate_app_id;
 use crate::meta::bulk::{BulkAction, BulkJob, JobState};
-use crate::raft::types::GroupId;
 use crate::schedule::time;
 
 /// The reply to starting a bulk action: the wiki's `remarks`, and the job to follow.
@@ -55,10 +53,7 @@ pub async fn start(
     let action = parse_action(&action)?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     registered_app(&gw, &app_id).await?;
-    let zone = gw
-        .config
-        .zone()
-        .map_err(|e| ApiError::new(500, e.to_string()))?;
+    let zone = gw.zone;
     let now = chrono::Utc::now();
     let range = parse_range(&params, zone, now.timestamp())?;
     let now_ms = now.timestamp_millis() as u64;
@@ -75,16 +70,7 @@ pub async fn start(
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
     };
-    let CommandResult::BulkJob(job) = gw
-        .router
-        .write(GroupId::META, Command::StartBulkJob { job })
-        .await?
-    else {
-        return Err(ApiError::new(
-            500,
-            "internal error: unexpected apply result",
-        ));
-    };
+    let job = gw.router.start_bulk_job(job).await?;
     let name = match action {
         BulkAction::Reconcile => "reconcile",
         BulkAction::Delete => "delete",
@@ -117,19 +103,11 @@ pub async fn progress(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no bulk job {job} for app {app_id}"));
     let job_id = Uuid::parse_str(&job).map_err(|_| not_found())?;
-    let QueryResult::BulkJobs(jobs) = gw
+    let job = gw
         .router
-        .read(GroupId::META, MetaQuery::GetBulkJob { job_id })
+        .bulk_job(job_id)
         .await?
-    else {
-        return Err(ApiError::new(
-            500,
-            "internal error: unexpected query result",
-        ));
-    };
-    let job = jobs
-        .into_iter()
-        .find(|j| j.app_id == app_id)
+        .filter(|j| j.app_id == app_id)
         .ok_or_else(not_found)?;
     Ok(ok(200, 1, job))
 }

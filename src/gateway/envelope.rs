@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::command::{RejectReason, Rejection};
-use crate::router::RouteError;
+use crate::router::{CallError, GroupError};
 
 /// The `status` block of every reply.
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,14 +144,23 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
     }
 }
 
-impl From<RouteError> for ApiError {
-    fn from(e: RouteError) -> Self {
+impl From<GroupError> for ApiError {
+    fn from(e: GroupError) -> Self {
         match e {
-            RouteError::NotLeader { .. } | RouteError::Unavailable(_) => {
+            GroupError::NotLeader { .. } | GroupError::Unavailable(_) => {
                 ApiError::new(503, format!("cluster unavailable, retry later: {e}"))
             }
-            RouteError::Indeterminate(m) => ApiError::new(503, m),
-            RouteError::Internal(m) => ApiError::new(500, format!("internal error: {m}")),
+            GroupError::Indeterminate(m) => ApiError::new(503, m),
+            GroupError::Internal(m) => ApiError::new(500, format!("internal error: {m}")),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Group(e) => e.into(),
+            CallError::Rejected(r) => r.into(),
         }
     }
 }

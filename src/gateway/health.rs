@@ -9,7 +9,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Gateway;
-use crate::router::local::known_leader;
 
 /// The healthcheck's body.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,7 +27,7 @@ pub struct Health {
 pub async fn healthcheck(State(gw): State<Gateway>) -> Response {
     let groups = gw.router.groups();
     let total = groups.iter().count();
-    let led = groups.iter().filter(|g| known_leader(g).is_some()).count();
+    let led = groups.iter().filter(|g| g.known_leader().is_some()).count();
     let healthy = led == total;
     let body = Health {
         status_message: if healthy { "Success" } else { "Fail" },

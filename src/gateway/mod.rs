@@ -8,7 +8,10 @@ pub mod bulk;
 pub mod crons;
 pub mod envelope;
 pub mod health;
+pub mod lookup;
 pub mod openapi;
+pub mod params;
+pub mod runs;
 pub mod schedules;
 pub mod views;
 
@@ -31,6 +34,19 @@ const BATCH_BODY_LIMIT: usize = 64 << 20;
 pub struct Gateway {
     pub router: Router,
     pub config: Arc<Config>,
+    /// The zone query times are read in (`time_zone`, checked at start).
+    pub zone: chrono_tz::Tz,
+}
+
+impl Gateway {
+    pub fn new(router: Router, config: Arc<Config>) -> anyhow::Result<Self> {
+        let zone = config.zone()?;
+        Ok(Gateway {
+            router,
+            config,
+            zone,
+        })
+    }
 }
 
 pub fn routes(gw: Gateway) -> axum::Router {
@@ -57,7 +73,7 @@ pub fn routes(gw: Gateway) -> axum::Router {
             get(bulk::progress),
         )
         .route("/goscheduler/crons/schedules", get(crons::list))
-        .route("/goscheduler/schedules/{id}/runs", get(crons::runs))
+        .route("/goscheduler/schedules/{id}/runs", get(runs::runs))
         .route("/goscheduler/schedules", post(schedules::create))
         .route(
             "/goscheduler/schedules/batch",

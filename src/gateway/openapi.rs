@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{app_schedules, apps, bulk, crons, health, schedules};
+use super::{app_schedules, apps, bulk, crons, health, runs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +24,7 @@ use super::{app_schedules, apps, bulk, crons, health, schedules};
         schedules::create_batch,
         schedules::get,
         schedules::delete,
-        crons::runs,
+        runs::runs,
         crons::list,
         app_schedules::list,
         bulk::start,

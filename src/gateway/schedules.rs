@@ -11,14 +11,15 @@ use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::apps::parse_body;
 use super::envelope::{ok, ApiError, Envelope, Failure};
+use super::lookup::registered_app;
+use super::params::{locate, parse_body};
 use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
-use crate::command::{Command, CommandResult, Query, QueryResult};
+use crate::command::{RejectReason, Rejection};
 use crate::cron::CronSpec;
+use crate::ids::GroupId;
 use crate::meta::app::{validate_app_id, App};
-use crate::raft::types::GroupId;
 use crate::schedule::{id, validate, HttpCallback, Schedule, Status};
 use crate::shard::shard_of;
 
@@ -52,29 +53,6 @@ pub struct CallbackDetails {
 fn now() -> (i64, u64) {
     let ms = crate::schedule::time::now_ms();
     ((ms / 1000) as i64, ms)
-}
-
-/// The app: from this node's replica of the meta group when it has it active (fast),
-/// otherwise confirmed by a linearizable read, so an app registered or activated through
-/// another node a moment ago is found. (A deactivation racing a create may let that create
-/// through; the two are unordered anyway.)
-pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
-    let q = Query::GetApp {
-        app_id: app_id.to_string(),
-    };
-    if let Ok(QueryResult::Apps(apps)) = gw.router.groups().meta().sm.query(&q) {
-        if let Some(app) = apps.into_iter().find(|a| a.active) {
-            return Ok(app);
-        }
-    }
-    match gw.router.read(GroupId::META, q).await? {
-        QueryResult::Apps(mut apps) if !apps.is_empty() => Ok(apps.remove(0)),
-        QueryResult::Apps(_) => Err(ApiError::new(4001, "unregistered App")),
-        _ => Err(ApiError::new(
-            500,
-            "internal error: unexpected query result",
-        )),
-    }
 }
 
 /// The apps named by create requests, each looked up once.
@@ -133,10 +111,8 @@ fn build_schedule(
         None => return Err(ApiError::new(500, "internal error: app not resolved")),
     };
     if !app.active {
-        return Err(ApiError::new(
-            4002,
-            format!("app Id {app_id} is deactivated"),
-        ));
+        let why = format!("app Id {app_id} is deactivated");
+        return Err(Rejection::new(RejectReason::AlreadyDeactivated, why).into());
     }
     let mut errors = Vec::new();
     let limits = app.configuration;
@@ -213,10 +189,10 @@ pub async fn create(
     let req: CreateSchedule = parse_body(&body?)?;
     let apps = resolve_apps(&gw, std::iter::once(req.app_id.clone().unwrap_or_default())).await;
     let (shard, schedule) = build_schedule(&gw, req, &apps, now())?;
-    let cmd = Command::CreateSchedules {
-        schedules: vec![schedule],
-    };
-    let created = one_schedule(gw.router.write(shard, cmd).await?)?;
+    let mut created = gw.router.create_schedules(shard, vec![schedule]).await?;
+    let created = created
+        .pop()
+        .ok_or_else(|| ApiError::new(500, "internal error: nothing created"))?;
     Ok(ok(
         201,
         1,
@@ -278,16 +254,13 @@ pub async fn create_batch(
         let gw = gw.clone();
         async move {
             let (slots, schedules): (Vec<usize>, Vec<Schedule>) = items.into_iter().unzip();
-            let outcome = gw
-                .router
-                .write(shard, Command::CreateSchedules { schedules })
-                .await;
+            let outcome = gw.router.create_schedules(shard, schedules).await;
             (slots, outcome)
         }
     });
     for (slots, outcome) in futures::future::join_all(writes).await {
         match outcome.map_err(ApiError::from) {
-            Ok(CommandResult::Schedules(created)) if created.len() == slots.len() => {
+            Ok(created) if created.len() == slots.len() => {
                 for (slot, s) in slots.into_iter().zip(created) {
                     results[slot] = Some(BatchItem {
                         status_code: 201,
@@ -296,8 +269,15 @@ pub async fn create_batch(
                     });
                 }
             }
-            Ok(_) => {
-                let e = ApiError::new(500, "internal error: unexpected apply result");
+            Ok(created) => {
+                let e = ApiError::new(
+                    500,
+                    format!(
+                        "internal error: {} of {} created",
+                        created.len(),
+                        slots.len()
+                    ),
+                );
                 slots
                     .into_iter()
                     .for_each(|slot| results[slot] = Some(error_item(&e)));
@@ -327,23 +307,15 @@ fn error_item(e: &ApiError) -> BatchItem {
     responses((status = 200, body = Envelope<ScheduleData>), (status = 404, body = Failure)))]
 pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
-    let (id, shard) = locate(&gw, &raw)?.ok_or_else(not_found)?;
-    match gw.router.read(shard, Query::GetSchedule { id }).await? {
-        QueryResult::Schedules(found) => {
-            let s = found.into_iter().next().ok_or_else(not_found)?;
-            Ok(ok(
-                200,
-                1,
-                ScheduleData {
-                    schedule: stored_view(&s),
-                },
-            ))
-        }
-        _ => Err(ApiError::new(
-            500,
-            "internal error: unexpected query result",
-        )),
-    }
+    let (id, shard) = locate(&raw, gw.config.shards)?.ok_or_else(not_found)?;
+    let s = gw.router.schedule(shard, id).await?.ok_or_else(not_found)?;
+    Ok(ok(
+        200,
+        1,
+        ScheduleData {
+            schedule: stored_view(&s),
+        },
+    ))
 }
 
 #[utoipa::path(delete, path = "/goscheduler/schedules/{id}", tag = "schedules", params(("id" = String, Path)),
@@ -353,12 +325,9 @@ pub async fn delete(
     State(gw): State<Gateway>,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, shard) = locate(&gw, &raw)?.ok_or_else(|| ApiError::not_found("not found"))?;
-    let deleted = one_schedule(
-        gw.router
-            .write(shard, Command::DeleteSchedule { id, at_ms: now().1 })
-            .await?,
-    )?;
+    let (id, shard) =
+        locate(&raw, gw.config.shards)?.ok_or_else(|| ApiError::not_found("not found"))?;
+    let deleted = gw.router.delete_schedule(shard, id, now().1).await?;
     Ok(ok(
         200,
         1,
@@ -366,22 +335,4 @@ pub async fn delete(
             schedule: created_view(&deleted),
         },
     ))
-}
-
-/// Parses a schedule id and finds its shard; `None` for a well-formed id no shard holds.
-pub fn locate(gw: &Gateway, raw: &str) -> Result<Option<(Uuid, GroupId)>, ApiError> {
-    let id = Uuid::parse_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid schedule id {raw:?}: {e}")))?;
-    Ok(id::shard_of_id(&id, gw.config.shards).map(|shard| (id, shard)))
-}
-
-fn one_schedule(result: CommandResult) -> Result<Schedule, ApiError> {
-    match result {
-        CommandResult::Schedules(mut s) if s.len() == 1 => Ok(s.remove(0)),
-        CommandResult::Rejected(r) => Err(r.into()),
-        _ => Err(ApiError::new(
-            500,
-            "internal error: unexpected apply result",
-        )),
-    }
 }

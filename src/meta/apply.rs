@@ -7,7 +7,11 @@ use uuid::Uuid;
 
 use super::app::App;
 use super::bulk::{BulkJob, JobState};
-use crate::command::{Command, CommandResult, Query, QueryResult, RejectReason, Rejection};
+use crate::command::{
+    Command, CommandResult, MetaCommand, MetaQuery, QueryResult, RejectReason, Rejection,
+    SchedulerLog,
+};
+use crate::raft::GroupLogic;
 use crate::store::txn::{SmReader, SmTxn};
 
 const APP_PREFIX: &[u8] = b"app/";
@@ -29,11 +33,26 @@ fn running_key(id: &Uuid) -> Vec<u8> {
 /// Most apps a listing returns.
 pub const MAX_APPS_LISTED: usize = 10_000;
 
-pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
+/// The meta group's logic: apps and bulk jobs.
+pub struct MetaLogic;
+
+impl GroupLogic<SchedulerLog> for MetaLogic {
+    fn apply(&self, txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
+        match cmd {
+            Command::Meta(cmd) => apply(txn, cmd),
+            other => Ok(reject(
+                RejectReason::Conflict,
+                &format!("command {other} is not for the meta group"),
+            )),
+        }
+    }
+}
+
+pub fn apply(txn: &mut SmTxn, cmd: &MetaCommand) -> io::Result<CommandResult> {
     match cmd {
-        Command::RegisterApp { app } => register(txn, app),
-        Command::SetAppActive { app_id, active } => set_active(txn, app_id, *active),
-        Command::StartBulkJob { job } => {
+        MetaCommand::RegisterApp { app } => register(txn, app),
+        MetaCommand::SetAppActive { app_id, active } => set_active(txn, app_id, *active),
+        MetaCommand::StartBulkJob { job } => {
             if let Some(existing) = txn.get::<BulkJob>(&job_key(&job.job_id))? {
                 return Ok(CommandResult::BulkJob(existing));
             }
@@ -41,7 +60,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
             txn.put(&running_key(&job.job_id), &job.job_id)?;
             Ok(CommandResult::BulkJob(job.clone()))
         }
-        Command::AdvanceBulkJob {
+        MetaCommand::AdvanceBulkJob {
             job_id,
             cursor,
             processed,
@@ -64,10 +83,6 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
             txn.put(&job_key(job_id), &job)?;
             Ok(CommandResult::BulkJob(job))
         }
-        other => Ok(reject(
-            RejectReason::Conflict,
-            &format!("command {other} is not for the meta group"),
-        )),
     }
 }
 
@@ -112,21 +127,21 @@ fn reject(reason: RejectReason, message: &str) -> CommandResult {
     CommandResult::Rejected(Rejection::new(reason, message))
 }
 
-pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
+pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
     match q {
-        Query::GetApp { app_id } => Ok(QueryResult::Apps(
+        MetaQuery::GetApp { app_id } => Ok(QueryResult::Apps(
             reader.get::<App>(&app_key(app_id))?.into_iter().collect(),
         )),
-        Query::ListApps => Ok(QueryResult::Apps(
+        MetaQuery::ListApps => Ok(QueryResult::Apps(
             reader.scan_prefix(APP_PREFIX, MAX_APPS_LISTED)?,
         )),
-        Query::GetBulkJob { job_id } => Ok(QueryResult::BulkJobs(
+        MetaQuery::GetBulkJob { job_id } => Ok(QueryResult::BulkJobs(
             reader
                 .get::<BulkJob>(&job_key(job_id))?
                 .into_iter()
                 .collect(),
         )),
-        Query::RunningBulkJobs => {
+        MetaQuery::RunningBulkJobs => {
             let ids: Vec<Uuid> = reader.scan_prefix(RUNNING_PREFIX, MAX_APPS_LISTED)?;
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
@@ -134,16 +149,13 @@ pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
             }
             Ok(QueryResult::BulkJobs(jobs))
         }
-        other => Err(io::Error::other(format!(
-            "query {other:?} is not for the meta group"
-        ))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::types::GroupId;
+    use crate::ids::GroupId;
     use crate::store;
 
     fn app(id: &str, partitions: u32, active: bool) -> App {
@@ -155,7 +167,7 @@ mod tests {
         }
     }
 
-    fn commit(db: &rocksdb::DB, cmds: &[Command]) -> Vec<CommandResult> {
+    fn commit(db: &rocksdb::DB, cmds: &[MetaCommand]) -> Vec<CommandResult> {
         let mut txn = SmTxn::new(db, GroupId::META);
         let out = cmds.iter().map(|c| apply(&mut txn, c).unwrap()).collect();
         let mut batch = rocksdb::WriteBatch::default();
@@ -171,30 +183,30 @@ mod tests {
         let results = commit(
             &db,
             &[
-                Command::RegisterApp {
+                MetaCommand::RegisterApp {
                     app: app("revamp", 2, true),
                 },
                 // Same body again: idempotent.
-                Command::RegisterApp {
+                MetaCommand::RegisterApp {
                     app: app("revamp", 2, true),
                 },
                 // Partition change: refused, nothing changes.
-                Command::RegisterApp {
+                MetaCommand::RegisterApp {
                     app: app("revamp", 3, true),
                 },
-                Command::SetAppActive {
+                MetaCommand::SetAppActive {
                     app_id: "revamp".into(),
                     active: true,
                 },
-                Command::SetAppActive {
+                MetaCommand::SetAppActive {
                     app_id: "revamp".into(),
                     active: false,
                 },
-                Command::SetAppActive {
+                MetaCommand::SetAppActive {
                     app_id: "revamp".into(),
                     active: false,
                 },
-                Command::SetAppActive {
+                MetaCommand::SetAppActive {
                     app_id: "ghost".into(),
                     active: true,
                 },
@@ -214,13 +226,13 @@ mod tests {
 
         let reader = SmReader::new(&db, GroupId::META);
         assert_eq!(
-            query(&reader, &Query::ListApps).unwrap(),
+            query(&reader, &MetaQuery::ListApps).unwrap(),
             QueryResult::Apps(vec![app("revamp", 2, false)])
         );
         assert_eq!(
             query(
                 &reader,
-                &Query::GetApp {
+                &MetaQuery::GetApp {
                     app_id: "ghost".into()
                 }
             )

@@ -10,7 +10,7 @@ use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 
-use super::types::{Entry, GroupId, LogId, TypeConfig, Vote};
+use super::types::{Entry, GroupId, LogId, LogTypes, TypeConfig, Vote};
 use super::wal_sync::{Waiter, WalSync};
 use crate::store::{decode, encode, io_err, keys, CF_LOG, CF_RAFT};
 
@@ -58,7 +58,7 @@ impl LogStore {
     }
 
     /// The last entry of this group's log, if any.
-    fn last_entry(&self) -> io::Result<Option<Entry>> {
+    fn last_entry<L: LogTypes>(&self) -> io::Result<Option<Entry<L>>> {
         let end = keys::log_key(self.group, u64::MAX);
         let mut iter = self
             .db
@@ -88,11 +88,11 @@ impl LogStore {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
+impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, io::Error> {
+    ) -> Result<Vec<Entry<L>>, io::Error> {
         let start = match range.start_bound() {
             Bound::Included(x) => *x,
             Bound::Excluded(x) => *x + 1,
@@ -114,17 +114,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
         Ok(out)
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+    async fn read_vote(&mut self) -> Result<Option<Vote<L>>, io::Error> {
         self.get_state(VOTE)
     }
 }
 
-impl RaftLogStorage<TypeConfig> for LogStore {
+impl<L: LogTypes> RaftLogStorage<TypeConfig<L>> for LogStore {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let last_purged_log_id: Option<LogId> = self.get_state(PURGED)?;
-        let last_log_id = match self.last_entry()? {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig<L>>, io::Error> {
+        let last_purged_log_id: Option<LogId<L>> = self.get_state(PURGED)?;
+        let last_log_id = match self.last_entry::<L>()? {
             Some(e) => Some(e.log_id()),
             None => last_purged_log_id,
         };
@@ -138,27 +138,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+    async fn save_vote(&mut self, vote: &Vote<L>) -> Result<(), io::Error> {
         self.put_state(VOTE, vote)?;
         self.wal.sync().await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+    async fn save_committed(&mut self, committed: Option<LogId<L>>) -> Result<(), io::Error> {
         // Not synced: a lost committed id only means re-applying from the last applied one.
         self.put_state(COMMITTED, &committed)
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.get_state::<Option<LogId>>(COMMITTED)?.flatten())
+    async fn read_committed(&mut self) -> Result<Option<LogId<L>>, io::Error> {
+        Ok(self.get_state::<Option<LogId<L>>>(COMMITTED)?.flatten())
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: IOFlushed<TypeConfig>,
+        callback: IOFlushed<TypeConfig<L>>,
     ) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
+        I: IntoIterator<Item = Entry<L>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::default();
@@ -171,16 +171,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         // Written now (readable on return), durable when the syncer calls back.
         self.db.write(batch).map_err(io_err)?;
-        self.wal.after_sync(Waiter::Append(callback));
+        self.wal.after_sync(Waiter::Append(Box::new(move |res| {
+            callback.io_completed(res)
+        })));
         Ok(())
     }
 
-    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+    async fn truncate_after(&mut self, last_log_id: Option<LogId<L>>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
         self.delete_logs(from, u64::MAX)
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+    async fn purge(&mut self, log_id: LogId<L>) -> Result<(), io::Error> {
         // The state machine's writes are not synced one by one; before the log that could
         // rebuild them is gone, make everything written so far durable.
         self.wal.sync().await?;

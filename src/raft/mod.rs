@@ -1,12 +1,15 @@
 //! Raft plumbing: one openraft group per shard plus the meta group, all on one RocksDB
-//! and one gRPC transport per node.
+//! and one gRPC transport per node. Domain-free: what a log carries ([`LogTypes`]) and
+//! what a group does with it ([`GroupLogic`]) are the application's, chosen in `node`.
 //!
-//! `types` (type config, group ids) → `log_store` + `wal_sync` (durable log, group
-//! commit) → `state_machine` + `snapshot` (apply, snapshot files) → `network` + `peers`
-//! (outgoing RPCs) → `service` (incoming RPCs) → `group` (the groups a node runs).
+//! `types` (type config) → `log_store` + `wal_sync` (durable log, group commit) →
+//! `logic` + `state_machine` + `snapshot` (apply, snapshot files) → `network` + `peers`
+//! (outgoing RPCs) → `service` (incoming RPCs) → `group` (the groups a node runs; write
+//! and read on a leader).
 
 pub mod group;
 pub mod log_store;
+pub mod logic;
 pub mod network;
 pub mod peers;
 pub mod service;
@@ -14,3 +17,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 pub mod wal_sync;
+
+pub use group::{Group, GroupError, Groups};
+pub use logic::GroupLogic;
+pub use types::LogTypes;

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 use super::peers::Peers;
 use super::snapshot::SnapshotFile;
-use super::types::{GroupId, NodeId, NodeInfo, TypeConfig, Vote};
+use super::types::{GroupId, LogTypes, NodeId, NodeInfo, TypeConfig, Vote};
 use crate::proto::raft::raft_transport_client::RaftTransportClient;
 use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
 use crate::store::{decode, encode};
@@ -36,7 +36,7 @@ impl NetworkFactory {
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+impl<L: LogTypes> RaftNetworkFactory<TypeConfig<L>> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
@@ -57,32 +57,34 @@ pub struct PeerClient {
     peers: Arc<Peers>,
 }
 
-type RpcResult<T> = Result<T, RPCError<TypeConfig>>;
+type RpcResult<T, L> = Result<T, RPCError<TypeConfig<L>>>;
 
-fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+fn unreachable<L: LogTypes>(e: impl std::fmt::Display) -> Unreachable<TypeConfig<L>> {
     Unreachable::from_string(e.to_string())
 }
 
 impl PeerClient {
-    fn client(&self) -> Result<RaftTransportClient<Channel>, Unreachable<TypeConfig>> {
+    fn client<L: LogTypes>(
+        &self,
+    ) -> Result<RaftTransportClient<Channel>, Unreachable<TypeConfig<L>>> {
         self.peers
             .client(self.target, &self.addr)
             .map_err(unreachable)
     }
 
-    fn envelope<T: serde::Serialize>(&self, msg: &T) -> RpcResult<Envelope> {
+    fn envelope<L: LogTypes, T: serde::Serialize>(&self, msg: &T) -> RpcResult<Envelope, L> {
         let payload =
             encode(msg).map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
         Ok(self.peers.envelope(self.group, self.target, payload))
     }
 
     /// Sends one unary RPC and decodes its reply, within the RPC's time budget.
-    async fn call<Req, Resp, F, Fut>(
+    async fn call<L: LogTypes, Req, Resp, F, Fut>(
         &self,
         req: &Req,
         option: &RPCOption,
         rpc: F,
-    ) -> RpcResult<Resp>
+    ) -> RpcResult<Resp, L>
     where
         Req: serde::Serialize,
         Resp: serde::de::DeserializeOwned,
@@ -105,7 +107,7 @@ impl PeerClient {
     }
 }
 
-fn status_error(s: &tonic::Status) -> RPCError<TypeConfig> {
+fn status_error<L: LogTypes>(s: &tonic::Status) -> RPCError<TypeConfig<L>> {
     match s.code() {
         tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
             RPCError::Network(NetworkError::from_string(s.message().to_string()))
@@ -114,14 +116,14 @@ fn status_error(s: &tonic::Status) -> RPCError<TypeConfig> {
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for PeerClient {
+impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
     type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        rpc: AppendEntriesRequest<TypeConfig<L>>,
         option: RPCOption,
-    ) -> RpcResult<AppendEntriesResponse<TypeConfig>> {
+    ) -> RpcResult<AppendEntriesResponse<TypeConfig<L>>, L> {
         self.call(&rpc, &option, |mut c, e| async move {
             c.append_entries(e).await
         })
@@ -130,27 +132,27 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig<L>>,
         option: RPCOption,
-    ) -> RpcResult<VoteResponse<TypeConfig>> {
+    ) -> RpcResult<VoteResponse<TypeConfig<L>>, L> {
         self.call(&rpc, &option, |mut c, e| async move { c.vote(e).await })
             .await
     }
 
     async fn pre_vote(
         &mut self,
-        rpc: VoteRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig<L>>,
         option: RPCOption,
-    ) -> RpcResult<VoteResponse<TypeConfig>> {
+    ) -> RpcResult<VoteResponse<TypeConfig<L>>, L> {
         self.call(&rpc, &option, |mut c, e| async move { c.pre_vote(e).await })
             .await
     }
 
     async fn transfer_leader(
         &mut self,
-        req: TransferLeaderRequest<TypeConfig>,
+        req: TransferLeaderRequest<TypeConfig<L>>,
         option: RPCOption,
-    ) -> RpcResult<TransferLeaderResponse<TypeConfig>> {
+    ) -> RpcResult<TransferLeaderResponse<TypeConfig<L>>, L> {
         self.call(&req, &option, |mut c, e| async move {
             c.transfer_leader(e).await
         })
@@ -159,13 +161,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn full_snapshot(
         &mut self,
-        vote: Vote,
-        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>,
+        vote: Vote<L>,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig<L>, SnapshotFile>,
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         _option: RPCOption,
-    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+    ) -> Result<SnapshotResponse<TypeConfig<L>>, StreamingError<TypeConfig<L>>> {
         let header = self
-            .envelope(&vote)
+            .envelope::<L, _>(&vote)
             .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?;
         let mut client = self.client()?;
         let mut file = tokio::fs::File::open(&snapshot.snapshot.path)

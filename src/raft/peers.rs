@@ -9,7 +9,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::proto::raft::raft_transport_client::RaftTransportClient;
 use crate::proto::raft::Envelope;
 
-use super::types::{GroupId, NodeId};
+use crate::ids::{GroupId, NodeId};
 
 /// Connect timeout: a node that is down fails fast instead of stalling its callers.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);

@@ -1,39 +1,56 @@
 //! The node's gRPC transport server: Raft RPCs of every group, snapshot streams and
 //! forwarded client requests. Each message is checked for cluster, group and target.
+//! What a forwarded request means is not this layer's business: it hands the payload to
+//! a [`ForwardHandler`] (the router's leader side).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::group::{Group, Groups};
 use super::snapshot::{self, SnapshotFile};
-use super::types::{GroupId, NodeId, Raft, TypeConfig, Vote};
-use crate::config::Config;
+use super::types::{GroupId, LogTypes, NodeId, Raft, TypeConfig, Vote};
 use crate::proto::raft::raft_transport_server::RaftTransport;
 use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
-use crate::router::{local, Forwarded, RouteError};
 use crate::store::{decode, encode};
 
-pub struct TransportService {
-    node_id: NodeId,
-    cluster_id: String,
-    shards: u32,
-    groups: Arc<Groups>,
+/// Serves a request another node forwarded to a group this node (it believes) leads.
+pub trait ForwardHandler<L: LogTypes>: Send + Sync + 'static {
+    /// Runs the encoded request `payload` on `group` and answers the encoded reply.
+    fn serve<'a>(&'a self, group: &'a Group<L>, payload: &'a [u8]) -> BoxFuture<'a, Vec<u8>>;
+}
+
+/// Who this node is, as the transport checks incoming messages against it.
+pub struct Identity {
+    pub node_id: NodeId,
+    pub cluster_id: String,
+    pub shards: u32,
+}
+
+pub struct TransportService<L: LogTypes> {
+    me: Identity,
+    groups: Arc<Groups<L>>,
+    forwards: Arc<dyn ForwardHandler<L>>,
     /// Where incoming snapshot streams are written before they are installed.
     incoming_dir: PathBuf,
 }
 
-impl TransportService {
-    pub fn new(config: &Config, groups: Arc<Groups>) -> Self {
+impl<L: LogTypes> TransportService<L> {
+    pub fn new(
+        me: Identity,
+        groups: Arc<Groups<L>>,
+        forwards: Arc<dyn ForwardHandler<L>>,
+        incoming_dir: PathBuf,
+    ) -> Self {
         TransportService {
-            node_id: config.node_id,
-            cluster_id: config.cluster_id.clone(),
-            shards: config.shards,
+            me,
             groups,
-            incoming_dir: config.data_dir.join("snapshots").join("incoming"),
+            forwards,
+            incoming_dir,
         }
     }
 
@@ -41,7 +58,7 @@ impl TransportService {
     async fn serve<Req, Resp, E, Fut>(
         &self,
         req: Request<Envelope>,
-        call: impl FnOnce(Raft, Req) -> Fut,
+        call: impl FnOnce(Raft<L>, Req) -> Fut,
     ) -> Result<Response<Reply>, Status>
     where
         Req: serde::de::DeserializeOwned,
@@ -56,27 +73,30 @@ impl TransportService {
     }
 
     /// The group an envelope is for, after checking it is meant for this node.
-    fn group(&self, e: &Envelope) -> Result<&Group, Status> {
-        if e.cluster_id != self.cluster_id {
+    fn group(&self, e: &Envelope) -> Result<&Group<L>, Status> {
+        if e.cluster_id != self.me.cluster_id {
             return Err(Status::failed_precondition(format!(
                 "message for cluster {:?} reached cluster {:?}",
-                e.cluster_id, self.cluster_id
+                e.cluster_id, self.me.cluster_id
             )));
         }
-        if e.shards != self.shards {
+        if e.shards != self.me.shards {
             return Err(Status::failed_precondition(format!(
                 "sender has {} shards, node {} has {}: fix the `shards` setting",
-                e.shards, self.node_id, self.shards
+                e.shards, self.me.node_id, self.me.shards
             )));
         }
-        if e.target_node != self.node_id {
+        if e.target_node != self.me.node_id {
             return Err(Status::failed_precondition(format!(
                 "message for node {} reached node {}",
-                e.target_node, self.node_id
+                e.target_node, self.me.node_id
             )));
         }
         self.groups.get(GroupId(e.group_id)).ok_or_else(|| {
-            Status::not_found(format!("no group {} on node {}", e.group_id, self.node_id))
+            Status::not_found(format!(
+                "no group {} on node {}",
+                e.group_id, self.me.node_id
+            ))
         })
     }
 }
@@ -96,7 +116,7 @@ fn fatal(e: impl std::fmt::Display) -> Status {
 }
 
 #[tonic::async_trait]
-impl RaftTransport for TransportService {
+impl<L: LogTypes> RaftTransport for TransportService<L> {
     async fn append_entries(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
         self.serve(
             req,
@@ -135,7 +155,7 @@ impl RaftTransport for TransportService {
             .header
             .ok_or_else(|| Status::invalid_argument("snapshot stream without header"))?;
         let g = self.group(&header)?;
-        let vote: Vote = decode(&header.payload).map_err(bad_payload)?;
+        let vote: Vote<L> = decode(&header.payload).map_err(bad_payload)?;
 
         tokio::fs::create_dir_all(&self.incoming_dir).await?;
         let path = self
@@ -154,9 +174,8 @@ impl RaftTransport for TransportService {
     async fn forward(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
         let e = req.into_inner();
         let g = self.group(&e)?;
-        let forwarded: Forwarded = decode(&e.payload).map_err(bad_payload)?;
-        let result: Result<_, RouteError> = local::execute(g, forwarded).await;
-        reply(&result)
+        let payload = self.forwards.serve(g, &e.payload).await;
+        Ok(Response::new(Reply { payload }))
     }
 }
 
@@ -175,14 +194,14 @@ async fn receive(
     Ok(())
 }
 
-async fn install(
-    g: &Group,
-    vote: Vote,
+async fn install<L: LogTypes>(
+    g: &Group<L>,
+    vote: Vote<L>,
     path: &std::path::Path,
-) -> Result<openraft::raft::SnapshotResponse<TypeConfig>, Status> {
-    let meta = snapshot::read_meta(path)
+) -> Result<openraft::raft::SnapshotResponse<TypeConfig<L>>, Status> {
+    let meta = snapshot::read_meta::<L>(path)
         .map_err(|e| Status::invalid_argument(format!("bad snapshot: {e}")))?;
-    let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
+    let snapshot = openraft::alias::SnapshotOf::<TypeConfig<L>, SnapshotFile> {
         meta,
         snapshot: SnapshotFile {
             path: path.to_path_buf(),

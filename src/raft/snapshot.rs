@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{Direction, IteratorMode, DB};
 
-use super::types::{GroupId, LogId, SnapshotMeta, StoredMembership};
+use super::types::{GroupId, LogId, LogTypes, SnapshotMeta, StoredMembership};
 use crate::store::{decode, encode, io_err, keys, CF_SM, CF_SM_META};
 
 const MAGIC: &[u8; 8] = b"GSSNAP1\n";
@@ -31,14 +31,18 @@ pub fn group_dir(root: &Path, group: GroupId) -> PathBuf {
 }
 
 /// `{last index}-{unique}.snap`: names sort by the position they cover.
-fn final_name(meta: &SnapshotMeta, unique: &str) -> String {
+fn final_name<L: LogTypes>(meta: &SnapshotMeta<L>, unique: &str) -> String {
     let index = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
     format!("{index:020}-{unique}.snap")
 }
 
 /// Writes a snapshot of `group` (data and applied state read from one RocksDB snapshot)
 /// into `dir`, and returns its meta and file.
-pub fn build(db: &DB, group: GroupId, dir: &Path) -> io::Result<(SnapshotMeta, SnapshotFile)> {
+pub fn build<L: LogTypes>(
+    db: &DB,
+    group: GroupId,
+    dir: &Path,
+) -> io::Result<(SnapshotMeta<L>, SnapshotFile)> {
     let unique = uuid::Uuid::new_v4().simple().to_string();
     fs::create_dir_all(dir)?;
     let snap = db.snapshot();
@@ -47,12 +51,12 @@ pub fn build(db: &DB, group: GroupId, dir: &Path) -> io::Result<(SnapshotMeta, S
         snap.get_cf(cf_meta, keys::named_key(group, name))
             .map_err(io_err)
     };
-    let last_log_id: Option<LogId> = read_meta(LAST_APPLIED)?.map(|b| decode(&b)).transpose()?;
-    let last_membership: StoredMembership = read_meta(MEMBERSHIP)?
+    let last_log_id: Option<LogId<L>> = read_meta(LAST_APPLIED)?.map(|b| decode(&b)).transpose()?;
+    let last_membership: StoredMembership<L> = read_meta(MEMBERSHIP)?
         .map(|b| decode(&b))
         .transpose()?
         .unwrap_or_default();
-    let meta = SnapshotMeta {
+    let meta = SnapshotMeta::<L> {
         last_log_id,
         last_membership,
     };
@@ -79,13 +83,18 @@ pub fn build(db: &DB, group: GroupId, dir: &Path) -> io::Result<(SnapshotMeta, S
     w.write_all(&END.to_le_bytes())?;
     let file = w.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    let path = dir.join(final_name(&meta, &unique));
+    let path = dir.join(final_name::<L>(&meta, &unique));
     fs::rename(&tmp, &path)?;
     Ok((meta, SnapshotFile { path }))
 }
 
 /// Reads the meta at the head of a snapshot file and leaves `r` at the first record.
-fn read_header(r: &mut impl Read) -> io::Result<SnapshotMeta> {
+fn read_header<L: LogTypes>(r: &mut impl Read) -> io::Result<SnapshotMeta<L>> {
+    decode(&read_header_bytes(r)?)
+}
+
+/// The encoded meta at the head of a snapshot file; leaves `r` at the first record.
+fn read_header_bytes(r: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
     if &magic != MAGIC {
@@ -97,7 +106,7 @@ fn read_header(r: &mut impl Read) -> io::Result<SnapshotMeta> {
     let len = read_u32(r)? as usize;
     let mut meta = vec![0u8; len];
     r.read_exact(&mut meta)?;
-    decode(&meta)
+    Ok(meta)
 }
 
 fn read_u32(r: &mut impl Read) -> io::Result<u32> {
@@ -107,8 +116,8 @@ fn read_u32(r: &mut impl Read) -> io::Result<u32> {
 }
 
 /// The meta of a snapshot file.
-pub fn read_meta(path: &Path) -> io::Result<SnapshotMeta> {
-    read_header(&mut BufReader::new(File::open(path)?))
+pub fn read_meta<L: LogTypes>(path: &Path) -> io::Result<SnapshotMeta<L>> {
+    read_header::<L>(&mut BufReader::new(File::open(path)?))
 }
 
 /// Calls `each(key, value)` for every record of a snapshot file, in order.
@@ -117,7 +126,7 @@ pub fn for_each_record(
     mut each: impl FnMut(&[u8], &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut r = BufReader::new(File::open(path)?);
-    read_header(&mut r)?;
+    read_header_bytes(&mut r)?;
     let (mut key, mut value) = (Vec::new(), Vec::new());
     loop {
         let klen = read_u32(&mut r)?;
@@ -163,11 +172,15 @@ pub fn remove_others(dir: &Path, keep: &Path) -> io::Result<()> {
 }
 
 /// Moves a received snapshot file into `dir` under its final name (durably).
-pub fn adopt(dir: &Path, received: &Path, meta: &SnapshotMeta) -> io::Result<SnapshotFile> {
+pub fn adopt<L: LogTypes>(
+    dir: &Path,
+    received: &Path,
+    meta: &SnapshotMeta<L>,
+) -> io::Result<SnapshotFile> {
     fs::create_dir_all(dir)?;
     File::open(received)?.sync_all()?;
     let unique = uuid::Uuid::new_v4().simple().to_string();
-    let path = dir.join(final_name(meta, &unique));
+    let path = dir.join(final_name::<L>(meta, &unique));
     fs::rename(received, &path)?;
     File::open(dir)?.sync_all()?;
     Ok(SnapshotFile { path })

@@ -1,5 +1,5 @@
 //! The openraft state machine of one group: a thin adapter that applies each committed
-//! [`Command`] through the group kind's pure apply function, and builds and installs
+//! command through the group's [`GroupLogic`] in one atomic batch, and builds and installs
 //! snapshots of the group's key range.
 
 use std::io;
@@ -12,15 +12,14 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::{WriteBatch, DB};
 
+use super::logic::GroupLogic;
 use super::snapshot::{self, SnapshotFile, LAST_APPLIED, MEMBERSHIP};
-use super::types::{GroupId, GroupKind, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use super::types::{GroupId, LogId, LogTypes, SnapshotMeta, StoredMembership, TypeConfig};
 use super::wal_sync::WalSync;
-use crate::command::{Command, CommandResult, Query, QueryResult};
-use crate::shard::due_signal::DueSignal;
 use crate::store::txn::{SmReader, SmTxn};
 use crate::store::{decode, encode, io_err, keys, CF_SM, CF_SM_META};
 
-type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
+type Snapshot<L> = openraft::alias::SnapshotOf<TypeConfig<L>, SnapshotFile>;
 
 /// Marks a snapshot install in progress: names the file to redo it from after a crash.
 const INSTALLING: &str = "installing";
@@ -28,49 +27,57 @@ const INSTALLING: &str = "installing";
 const INSTALL_BATCH_BYTES: usize = 4 << 20;
 
 /// One group's state machine in the node's shared RocksDB.
-#[derive(Clone)]
-pub struct GroupStateMachine {
+pub struct GroupStateMachine<L: LogTypes> {
     db: Arc<DB>,
     group: GroupId,
     snapshot_dir: PathBuf,
     wal: WalSync,
-    due: Arc<DueSignal>,
+    logic: Arc<dyn GroupLogic<L>>,
 }
 
-impl GroupStateMachine {
+impl<L: LogTypes> Clone for GroupStateMachine<L> {
+    fn clone(&self) -> Self {
+        GroupStateMachine {
+            db: self.db.clone(),
+            group: self.group,
+            snapshot_dir: self.snapshot_dir.clone(),
+            wal: self.wal.clone(),
+            logic: self.logic.clone(),
+        }
+    }
+}
+
+impl<L: LogTypes> GroupStateMachine<L> {
     /// Opens the state machine of `group`, finishing a snapshot install a crash interrupted.
     pub fn open(
         db: Arc<DB>,
         group: GroupId,
         snapshot_root: &std::path::Path,
         wal: WalSync,
+        logic: Arc<dyn GroupLogic<L>>,
     ) -> io::Result<Self> {
         let sm = GroupStateMachine {
             db,
             group,
             snapshot_dir: snapshot::group_dir(snapshot_root, group),
             wal,
-            due: Arc::default(),
+            logic,
         };
         if let Some(path) = sm.get_meta::<PathBuf>(INSTALLING)? {
             tracing::warn!(%group, ?path, "redoing an interrupted snapshot install");
-            let meta = snapshot::read_meta(&path)?;
+            let meta = snapshot::read_meta::<L>(&path)?;
             sm.install_file(&meta, &path)?;
         }
         Ok(sm)
-    }
-
-    pub fn db(&self) -> &DB {
-        &self.db
     }
 
     pub fn group(&self) -> GroupId {
         self.group
     }
 
-    /// What the shard's timer learns from applied writes of runs that fall due.
-    pub fn due_signal(&self) -> &Arc<DueSignal> {
-        &self.due
+    /// Runs `f` on the applied state (whether that is linearizable is the caller's affair).
+    pub fn read<T>(&self, f: impl FnOnce(&SmReader) -> io::Result<T>) -> io::Result<T> {
+        f(&SmReader::new(&self.db, self.group))
     }
 
     fn cf_meta(&self) -> &rocksdb::ColumnFamily {
@@ -87,26 +94,10 @@ impl GroupStateMachine {
         raw.map(|b| decode(&b)).transpose()
     }
 
-    /// Answers a read from the applied state. The caller makes it linearizable.
-    pub fn query(&self, q: &Query) -> io::Result<QueryResult> {
-        let reader = SmReader::new(&self.db, self.group);
-        match self.group.kind() {
-            GroupKind::Meta => crate::meta::apply::query(&reader, q),
-            GroupKind::Shard(_) => crate::shard::query::query(&reader, q),
-        }
-    }
-
-    fn apply_command(&self, txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
-        match self.group.kind() {
-            GroupKind::Meta => crate::meta::apply::apply(txn, cmd),
-            GroupKind::Shard(_) => crate::shard::apply::apply(txn, cmd),
-        }
-    }
-
     /// Replaces this group's state with the snapshot in `path`: durably marks the install,
     /// clears the group's range, loads the records in bounded batches, then records the
     /// applied state and clears the mark in one final batch.
-    fn install_file(&self, meta: &SnapshotMeta, path: &std::path::Path) -> io::Result<()> {
+    fn install_file(&self, meta: &SnapshotMeta<L>, path: &std::path::Path) -> io::Result<()> {
         let marker = keys::named_key(self.group, INSTALLING);
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(true);
@@ -143,16 +134,16 @@ impl GroupStateMachine {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
+impl<L: LogTypes> RaftSnapshotBuilder<TypeConfig<L>> for GroupStateMachine<L> {
     type SnapshotData = SnapshotFile;
 
-    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<L>, io::Error> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let (meta, file) = snapshot::build(&this.db, this.group, &this.snapshot_dir)?;
+            let (meta, file) = snapshot::build::<L>(&this.db, this.group, &this.snapshot_dir)?;
             snapshot::remove_others(&this.snapshot_dir, &file.path)?;
             tracing::info!(group = %this.group, last = ?meta.last_log_id, "built snapshot");
-            Ok(Snapshot {
+            Ok(Snapshot::<L> {
                 meta,
                 snapshot: file,
             })
@@ -162,11 +153,13 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for GroupStateMachine {
+impl<L: LogTypes> RaftStateMachine<TypeConfig<L>> for GroupStateMachine<L> {
     type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<L>>, StoredMembership<L>), io::Error> {
         let applied = self.get_meta(LAST_APPLIED)?;
         let membership = self.get_meta(MEMBERSHIP)?.unwrap_or_default();
         Ok((applied, membership))
@@ -174,7 +167,8 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+        Strm:
+            Stream<Item = Result<EntryResponder<TypeConfig<L>>, io::Error>> + Unpin + OptionalSend,
     {
         let mut txn = SmTxn::new(&self.db, self.group);
         let mut batch = WriteBatch::default();
@@ -183,16 +177,16 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         while let Some((entry, responder)) = entries.try_next().await? {
             last_applied = Some(entry.log_id());
             let result = match &entry.payload {
-                EntryPayload::Blank => CommandResult::None,
-                EntryPayload::Normal(cmd) => self.apply_command(&mut txn, cmd)?,
+                EntryPayload::Blank => L::Reply::default(),
+                EntryPayload::Normal(cmd) => self.logic.apply(&mut txn, cmd)?,
                 EntryPayload::Membership(m) => {
-                    let stored = StoredMembership::new(Some(entry.log_id()), m.clone());
+                    let stored = StoredMembership::<L>::new(Some(entry.log_id()), m.clone());
                     batch.put_cf(
                         self.cf_meta(),
                         keys::named_key(self.group, MEMBERSHIP),
                         encode(&stored)?,
                     );
-                    CommandResult::None
+                    L::Reply::default()
                 }
             };
             if let Some(r) = responder {
@@ -202,9 +196,6 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         let Some(last) = last_applied else {
             return Ok(());
         };
-        let earliest_due = txn
-            .first_put_with_prefix(&[crate::shard::keys::TIME])
-            .map(|k| crate::shard::keys::time_and_id(k).0);
         txn.write_into(&mut batch);
         batch.put_cf(
             self.cf_meta(),
@@ -213,9 +204,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         );
         // Not synced: the entries are durable in the log, and purge syncs before dropping them.
         self.db.write(batch).map_err(io_err)?;
-        if let Some(due) = earliest_due {
-            self.due.written(due, chrono::Utc::now().timestamp());
-        }
+        self.logic.after_commit(&txn);
         for (r, result) in replies {
             r.send(result);
         }
@@ -228,13 +217,13 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta,
+        meta: &SnapshotMeta<L>,
         snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
         let this = self.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
-            let file = snapshot::adopt(&this.snapshot_dir, &snapshot.path, &meta)?;
+            let file = snapshot::adopt::<L>(&this.snapshot_dir, &snapshot.path, &meta)?;
             this.install_file(&meta, &file.path)?;
             snapshot::remove_others(&this.snapshot_dir, &file.path)?;
             tracing::info!(group = %this.group, last = ?meta.last_log_id, "installed snapshot");
@@ -245,12 +234,12 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         self.wal.sync().await
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<L>>, io::Error> {
         let Some(file) = snapshot::latest(&self.snapshot_dir)? else {
             return Ok(None);
         };
-        let meta = snapshot::read_meta(&file.path)?;
-        Ok(Some(Snapshot {
+        let meta = snapshot::read_meta::<L>(&file.path)?;
+        Ok(Some(Snapshot::<L> {
             meta,
             snapshot: file,
         }))

@@ -1,104 +1,62 @@
-//! The Raft type configuration shared by every group on a node, and the group id.
+//! The Raft type configuration shared by every group on a node.
 //!
-//! Every group (the meta group and each shard) runs the same openraft type config: the
-//! log carries a [`Command`] and applying it yields a [`CommandResult`]. Which commands a
-//! group accepts depends on its kind (see [`GroupId::kind`]).
+//! This layer knows nothing of apps or schedules: what a log carries is a type parameter,
+//! [`LogTypes`], chosen by the application (`crate::command::SchedulerLog`). Every group of
+//! a node runs the same [`TypeConfig`]; what a group does with a command is its
+//! [`GroupLogic`](super::logic::GroupLogic).
 
-use std::fmt;
+use std::fmt::{Debug, Display};
+use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
+use openraft::{AppData, AppDataResponse, EntryPayload, RaftTypeConfig};
 
-use crate::command::{Command, CommandResult};
+pub use crate::ids::{GroupId, GroupKind, NodeId, NodeInfo};
 
-/// A node's identity in every group's membership. Never reused.
-pub type NodeId = u64;
-
-/// Where a node can be reached; stored in every group's membership so any member can
-/// route to any other (`grpc_addr` for Raft and forwarding, `http_addr` for clients).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    pub grpc_addr: String,
-    pub http_addr: String,
+/// What the application puts into a log and gets back from applying it.
+pub trait LogTypes:
+    Debug + Clone + Copy + Default + Eq + PartialEq + Ord + PartialOrd + Send + Sync + 'static
+{
+    /// A state change proposed to a group's log.
+    type Command: AppData + Clone + Display;
+    /// What applying one command answers its proposer. `Default` answers entries without
+    /// a command (blank and membership entries).
+    type Reply: AppDataResponse + Default;
 }
 
-impl fmt::Display for NodeInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "grpc={} http={}", self.grpc_addr, self.http_addr)
-    }
+/// openraft's type configuration over the application's [`LogTypes`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TypeConfig<L: LogTypes>(PhantomData<L>);
+
+type LeaderIdOf = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;
+
+impl<L: LogTypes> RaftTypeConfig for TypeConfig<L> {
+    type D = L::Command;
+    type R = L::Reply;
+    type NodeId = NodeId;
+    type Node = NodeInfo;
+    type Term = u64;
+    type LeaderId = LeaderIdOf;
+    type Vote = openraft::impls::Vote<LeaderIdOf>;
+    type Payload = EntryPayload<L::Command, NodeId, NodeInfo>;
+    type Entry = openraft::Entry<
+        <LeaderIdOf as openraft::vote::RaftLeaderId>::Committed,
+        EntryPayload<L::Command, NodeId, NodeInfo>,
+    >;
+    type AsyncRuntime = openraft::impls::TokioRuntime;
+    type Responder<T>
+        = openraft::impls::ProgressResponder<Self, T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
 }
 
-openraft::declare_raft_types!(
-    /// The type configuration of every Raft group.
-    pub TypeConfig:
-        D = Command,
-        R = CommandResult,
-        NodeId = NodeId,
-        Node = NodeInfo,
-);
-
-pub type Raft = openraft::Raft<TypeConfig, crate::raft::state_machine::GroupStateMachine>;
-pub type Entry = openraft::alias::EntryOf<TypeConfig>;
-pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
-pub type Vote = openraft::alias::VoteOf<TypeConfig>;
-pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
-pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-
-/// A Raft group: 0 is the meta group (apps, cluster settings), 1..=shards are shards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct GroupId(pub u64);
-
-/// What a group holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupKind {
-    Meta,
-    Shard(u32),
-}
-
-impl GroupId {
-    pub const META: GroupId = GroupId(0);
-
-    /// The group of shard `shard` (0-based).
-    pub fn shard(shard: u32) -> GroupId {
-        GroupId(shard as u64 + 1)
-    }
-
-    pub fn kind(self) -> GroupKind {
-        match self.0 {
-            0 => GroupKind::Meta,
-            n => GroupKind::Shard((n - 1) as u32),
-        }
-    }
-
-    /// All groups of a cluster with `shards` shards: meta first.
-    pub fn all(shards: u32) -> impl Iterator<Item = GroupId> {
-        std::iter::once(GroupId::META).chain((0..shards).map(GroupId::shard))
-    }
-
-    /// The group's id as the 8-byte big-endian prefix of its keys.
-    pub fn prefix(self) -> [u8; 8] {
-        self.0.to_be_bytes()
-    }
-}
-
-impl fmt::Display for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind() {
-            GroupKind::Meta => write!(f, "meta"),
-            GroupKind::Shard(n) => write!(f, "shard-{n}"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn group_ids_put_meta_first_then_shards() {
-        let all: Vec<_> = GroupId::all(3).collect();
-        assert_eq!(all, vec![GroupId(0), GroupId(1), GroupId(2), GroupId(3)]);
-        assert_eq!(GroupId(2).kind(), GroupKind::Shard(1));
-        assert_eq!(GroupId::META.to_string(), "meta");
-        assert_eq!(GroupId::shard(7).to_string(), "shard-7");
-    }
-}
+pub type Raft<L> = openraft::Raft<TypeConfig<L>, super::state_machine::GroupStateMachine<L>>;
+pub type Entry<L> = openraft::alias::EntryOf<TypeConfig<L>>;
+pub type LogId<L> = openraft::alias::LogIdOf<TypeConfig<L>>;
+pub type Vote<L> = openraft::alias::VoteOf<TypeConfig<L>>;
+pub type StoredMembership<L> = openraft::alias::StoredMembershipOf<TypeConfig<L>>;
+pub type SnapshotMeta<L> = openraft::alias::SnapshotMetaOf<TypeConfig<L>>;

@@ -8,15 +8,12 @@ use std::io;
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 
-use openraft::storage::IOFlushed;
 use rocksdb::DB;
-
-use super::types::TypeConfig;
 
 /// Someone waiting for the WAL to be durable.
 pub enum Waiter {
-    /// An openraft log append.
-    Append(IOFlushed<TypeConfig>),
+    /// An openraft log append (its `IOFlushed` callback).
+    Append(Box<dyn FnOnce(io::Result<()>) + Send>),
     /// Any other write that must be durable before its caller goes on (a vote).
     Notify(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
@@ -25,7 +22,7 @@ impl Waiter {
     fn complete(self, res: &Result<(), String>) {
         let res = res.clone().map_err(io::Error::other);
         match self {
-            Waiter::Append(cb) => cb.io_completed(res),
+            Waiter::Append(done) => done(res),
             Waiter::Notify(tx) => {
                 let _ = tx.send(res);
             }

@@ -1,21 +1,27 @@
 //! Routes a client's write or read to the leader of the group that owns the data.
 //!
-//! The gateway of any node calls [`Router::write`] / [`Router::read`]. If this node leads
-//! the group, the request runs here ([`local`]); otherwise it is forwarded over gRPC to the
-//! node this node believes is leader, which runs it locally or answers "not leader, try X".
-//! Retries stop at a deadline; the client never sees a redirect.
+//! The gateway of any node calls [`Router::write`] / [`Router::read`] (or the typed calls
+//! of [`calls`]). If this node leads the group, the request runs here
+//! ([`Group::write`] / [`Group::read`]); otherwise it is forwarded over gRPC to the node
+//! this node believes is leader, whose router runs it there ([`ForwardHandler`]) or
+//! answers "not leader, try X". Retries stop at a deadline; the client never sees a
+//! redirect.
 
-pub mod local;
+pub mod calls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, CommandResult, Query, QueryResult};
-use crate::raft::group::Groups;
+pub use calls::CallError;
+
+use crate::command::{Command, CommandResult, Group, Groups, Query, QueryResult, SchedulerLog};
+use crate::ids::{GroupId, NodeId, NodeInfo};
 use crate::raft::peers::Peers;
-use crate::raft::types::{GroupId, NodeId, NodeInfo};
+use crate::raft::service::ForwardHandler;
+pub use crate::raft::GroupError;
 use crate::store::{decode, encode};
 
 /// How long a request may spend finding its leader (elections take a few seconds).
@@ -25,35 +31,18 @@ const NO_LEADER_PAUSE: Duration = Duration::from_millis(100);
 /// Most time one forwarded call may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A request forwarded to a group's leader.
+/// A request routed to a group's leader (run there, or forwarded to it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Forwarded {
+pub enum Request {
     Write(Command),
     Read(Query),
 }
 
-/// What a forwarded request answered.
+/// What a routed request answered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ForwardedReply {
+pub enum Answer {
     Write(CommandResult),
     Read(QueryResult),
-}
-
-/// Why a request could not be served.
-#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
-pub enum RouteError {
-    /// This node does not lead the group; the leader is named when known.
-    #[error("not the leader of the group (leader: {leader:?})")]
-    NotLeader { leader: Option<(NodeId, NodeInfo)> },
-    /// No leader could serve it in time (election, lost quorum, unreachable nodes).
-    #[error("{0}")]
-    Unavailable(String),
-    /// The write may or may not have committed (its leader changed under it).
-    #[error("{0}")]
-    Indeterminate(String),
-    /// A bug or a storage failure.
-    #[error("{0}")]
-    Internal(String),
 }
 
 /// Sends requests to group leaders.
@@ -78,52 +67,52 @@ impl Router {
     }
 
     /// Proposes `cmd` to `group` and returns what applying it answered.
-    pub async fn write(&self, group: GroupId, cmd: Command) -> Result<CommandResult, RouteError> {
-        match self.route(group, Forwarded::Write(cmd)).await? {
-            ForwardedReply::Write(r) => Ok(r),
-            ForwardedReply::Read(_) => Err(RouteError::Internal("read reply to a write".into())),
+    pub async fn write(&self, group: GroupId, cmd: Command) -> Result<CommandResult, GroupError> {
+        match self.route(group, Request::Write(cmd)).await? {
+            Answer::Write(r) => Ok(r),
+            Answer::Read(_) => Err(GroupError::Internal("read reply to a write".into())),
         }
     }
 
     /// Answers `query` from `group`'s leader, linearizably.
-    pub async fn read(&self, group: GroupId, query: Query) -> Result<QueryResult, RouteError> {
-        match self.route(group, Forwarded::Read(query)).await? {
-            ForwardedReply::Read(r) => Ok(r),
-            ForwardedReply::Write(_) => Err(RouteError::Internal("write reply to a read".into())),
+    pub async fn read(&self, group: GroupId, query: Query) -> Result<QueryResult, GroupError> {
+        match self.route(group, Request::Read(query)).await? {
+            Answer::Read(r) => Ok(r),
+            Answer::Write(_) => Err(GroupError::Internal("write reply to a read".into())),
         }
     }
 
-    async fn route(&self, group_id: GroupId, req: Forwarded) -> Result<ForwardedReply, RouteError> {
+    async fn route(&self, group_id: GroupId, req: Request) -> Result<Answer, GroupError> {
         let group = self
             .groups
             .get(group_id)
-            .ok_or_else(|| RouteError::Internal(format!("no group {group_id} on this node")))?;
+            .ok_or_else(|| GroupError::Internal(format!("no group {group_id} on this node")))?;
         let deadline = Instant::now() + ROUTE_DEADLINE;
         // Whom to ask next: start with whoever this node believes leads.
-        let mut target = local::known_leader(group);
-        let mut last_err = RouteError::Unavailable(format!("{group_id} has no leader"));
+        let mut target = group.known_leader();
+        let mut last_err = GroupError::Unavailable(format!("{group_id} has no leader"));
         while Instant::now() < deadline {
             let attempt = match &target {
-                Some((id, _)) if *id == self.node_id => local::execute(group, req.clone()).await,
+                Some((id, _)) if *id == self.node_id => run_here(group, req.clone()).await,
                 Some((id, node)) => self.forward(group_id, *id, node, &req).await,
-                None => Err(RouteError::NotLeader { leader: None }),
+                None => Err(GroupError::NotLeader { leader: None }),
             };
             match attempt {
                 Ok(reply) => return Ok(reply),
-                Err(RouteError::NotLeader { leader }) => {
+                Err(GroupError::NotLeader { leader }) => {
                     if leader.is_none() || leader == target {
                         tokio::time::sleep(NO_LEADER_PAUSE).await;
-                        target = local::known_leader(group);
+                        target = group.known_leader();
                     } else {
                         target = leader;
                     }
                     last_err =
-                        RouteError::Unavailable(format!("{group_id} has no reachable leader"));
+                        GroupError::Unavailable(format!("{group_id} has no reachable leader"));
                 }
-                Err(RouteError::Unavailable(msg)) => {
+                Err(GroupError::Unavailable(msg)) => {
                     tokio::time::sleep(NO_LEADER_PAUSE).await;
-                    target = local::known_leader(group);
-                    last_err = RouteError::Unavailable(msg);
+                    target = group.known_leader();
+                    last_err = GroupError::Unavailable(msg);
                 }
                 Err(e) => return Err(e),
             }
@@ -136,21 +125,21 @@ impl Router {
         group: GroupId,
         target: NodeId,
         node: &NodeInfo,
-        req: &Forwarded,
-    ) -> Result<ForwardedReply, RouteError> {
-        let payload = encode(req).map_err(|e| RouteError::Internal(e.to_string()))?;
+        req: &Request,
+    ) -> Result<Answer, GroupError> {
+        let payload = encode(req)?;
         let mut client = self
             .peers
             .client(target, &node.grpc_addr)
-            .map_err(|e| RouteError::Unavailable(e.to_string()))?;
+            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
         let envelope = self.peers.envelope(group, target, payload);
         // A write that may have reached the leader must not be retried blindly: it could
         // apply twice. Only failures that prove it was never delivered are retryable.
         let maybe_delivered = |what: String| match req {
-            Forwarded::Write(_) => RouteError::Indeterminate(format!(
+            Request::Write(_) => GroupError::Indeterminate(format!(
                 "{what}; the write may or may not have been applied"
             )),
-            Forwarded::Read(_) => RouteError::Unavailable(what),
+            Request::Read(_) => GroupError::Unavailable(what),
         };
         let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(envelope))
             .await
@@ -158,14 +147,47 @@ impl Router {
             .map_err(|s| {
                 let what = format!("forward to node {target}: {}", s.message());
                 if never_delivered(&s) {
-                    RouteError::Unavailable(what)
+                    GroupError::Unavailable(what)
                 } else {
                     maybe_delivered(what)
                 }
             })?;
-        let result: Result<ForwardedReply, RouteError> =
-            decode(&reply.into_inner().payload).map_err(|e| RouteError::Internal(e.to_string()))?;
+        let result: Result<Answer, GroupError> = decode(&reply.into_inner().payload)?;
         result
+    }
+}
+
+/// Runs `req` on `group`, which this node must lead: a write is proposed and applied; a
+/// read waits until this leader has applied everything committed when it was asked.
+async fn run_here(group: &Group, req: Request) -> Result<Answer, GroupError> {
+    match req {
+        Request::Write(cmd) => group.write(cmd).await.map(Answer::Write),
+        Request::Read(query) => {
+            let kind = group.id;
+            let answer = group
+                .read(move |r| match query {
+                    Query::Meta(q) if !kind.is_shard() => crate::meta::apply::query(r, &q),
+                    Query::Shard(q) if kind.is_shard() => crate::shard::query::query(r, &q),
+                    other => Err(std::io::Error::other(format!(
+                        "query {other:?} is not for {kind}"
+                    ))),
+                })
+                .await?;
+            Ok(Answer::Read(answer))
+        }
+    }
+}
+
+/// The leader side of a forward: another node's router sent `payload` to a group here.
+impl ForwardHandler<SchedulerLog> for Router {
+    fn serve<'a>(&'a self, group: &'a Group, payload: &'a [u8]) -> BoxFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            let answer = match decode::<Request>(payload) {
+                Ok(req) => run_here(group, req).await,
+                Err(e) => Err(GroupError::Internal(format!("undecodable request: {e}"))),
+            };
+            encode(&answer).unwrap_or_default()
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::raft::types::{GroupId, GroupKind};
+use crate::ids::{GroupId, GroupKind};
 
 /// Most shards an id can name (12 bits).
 pub const MAX_SHARDS: u32 = 1 << 12;

@@ -35,7 +35,7 @@ pub fn url(url: &str) -> Option<String> {
 
 /// The callback headers: valid HTTP names and values, and none the firing engine sets itself.
 pub fn headers(headers: &std::collections::BTreeMap<String, String>) -> Vec<String> {
-    use crate::callback::http::RESERVED_HEADERS;
+    use super::headers::RESERVED_HEADERS;
     let mut problems = Vec::new();
     for (name, value) in headers {
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {

@@ -2,26 +2,55 @@
 //! clock, no randomness), so every replica holds the same bytes.
 
 use std::io;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::schedules::{insert, rearm, remove};
+use super::due_signal::DueSignal;
+use super::index::{insert, rearm, remove};
 use super::{claims, crons, keys, retention};
-use crate::command::{Command, CommandResult, RejectReason, Rejection};
+use crate::command::{Command, CommandResult, RejectReason, Rejection, SchedulerLog, ShardCommand};
+use crate::raft::GroupLogic;
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
 
-pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
+/// A shard's logic: schedules, runs, claims and outcomes. Tells the shard's timer (through
+/// `due`) about runs it writes that fall due.
+#[derive(Default)]
+pub struct ShardLogic {
+    pub due: Arc<DueSignal>,
+}
+
+impl GroupLogic<SchedulerLog> for ShardLogic {
+    fn apply(&self, txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
+        match cmd {
+            Command::Shard(cmd) => apply(txn, cmd),
+            other => Ok(CommandResult::Rejected(Rejection::new(
+                RejectReason::Conflict,
+                format!("command {other} is not for a shard"),
+            ))),
+        }
+    }
+
+    fn after_commit(&self, written: &SmTxn) {
+        if let Some(k) = written.first_put_with_prefix(&[keys::TIME]) {
+            let due = keys::time_and_id(k).0;
+            self.due.written(due, chrono::Utc::now().timestamp());
+        }
+    }
+}
+
+pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
     match cmd {
-        Command::CreateSchedules { schedules } => {
+        ShardCommand::CreateSchedules { schedules } => {
             let mut created = Vec::with_capacity(schedules.len());
             for s in schedules {
                 created.push(create(txn, s)?);
             }
             Ok(CommandResult::Schedules(created))
         }
-        Command::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
-        Command::DeleteSchedules { ids, at_ms } => {
+        ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
+        ShardCommand::DeleteSchedules { ids, at_ms } => {
             let mut deleted = vec![];
             for id in ids {
                 if let CommandResult::Schedules(s) = delete(txn, id, (*at_ms / 1000) as i64)? {
@@ -30,7 +59,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
             }
             Ok(CommandResult::Schedules(deleted))
         }
-        Command::ReconcileSchedules { ids, at } => {
+        ShardCommand::ReconcileSchedules { ids, at } => {
             let mut rearmed = vec![];
             for id in ids {
                 if let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? {
@@ -41,15 +70,15 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
             }
             Ok(CommandResult::Schedules(rearmed))
         }
-        Command::PurgeFinished { cutoffs, limit } => {
+        ShardCommand::PurgeFinished { cutoffs, limit } => {
             retention::purge(txn, cutoffs, *limit)?;
             Ok(CommandResult::None)
         }
-        Command::RefillCrons { now, limit } => {
+        ShardCommand::RefillCrons { now, limit } => {
             crons::refill(txn, *now, *limit)?;
             Ok(CommandResult::None)
         }
-        Command::ClaimRuns {
+        ShardCommand::ClaimRuns {
             ids,
             node,
             deadline_ms,
@@ -61,14 +90,10 @@ pub fn apply(txn: &mut SmTxn, cmd: &Command) -> io::Result<CommandResult> {
             *deadline_ms,
             *at_ms,
         )?)),
-        Command::RecordOutcomes { outcomes } => {
+        ShardCommand::RecordOutcomes { outcomes } => {
             claims::record(txn, outcomes)?;
             Ok(CommandResult::None)
         }
-        other => Ok(CommandResult::Rejected(Rejection::new(
-            RejectReason::Conflict,
-            format!("command {other} is not for a shard"),
-        ))),
     }
 }
 
@@ -102,9 +127,6 @@ fn delete(txn: &mut SmTxn, id: &Uuid, now: i64) -> io::Result<CommandResult> {
         crons::delete(txn, &mut s, now)?;
     } else {
         remove(txn, &s);
-        if let Some(parent) = s.parent {
-            txn.delete(&keys::run(&parent, s.schedule_time, id));
-        }
     }
     Ok(CommandResult::Schedules(vec![s]))
 }

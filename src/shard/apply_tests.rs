@@ -3,9 +3,11 @@
 use uuid::Uuid;
 
 use super::{apply::apply, crons, keys, query::query};
-use crate::command::{Command, CommandResult, Query, QueryResult, RejectReason, When};
+use crate::command::{
+    CommandResult, QueryResult, RejectReason, ShardCommand as Command, ShardQuery as Query, When,
+};
 use crate::cron::CronSpec;
-use crate::raft::types::GroupId;
+use crate::ids::GroupId;
 use crate::schedule::page::Cursor;
 use crate::schedule::{id, HttpCallback, Schedule, Status};
 use crate::store::txn::{SmReader, SmTxn};

@@ -6,8 +6,8 @@ use std::io;
 
 use uuid::Uuid;
 
+use super::index::{insert, remove};
 use super::keys;
-use super::schedules::{insert, remove};
 use crate::schedule::{id, Schedule, Status};
 use crate::store::txn::SmTxn;
 
@@ -45,7 +45,6 @@ pub fn materialise(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result
             attempts: vec![],
         };
         insert(txn, &run)?;
-        txn.put(&keys::run(&cron.id, t, &run.id), &())?;
     }
     // A full batch ends at its last run; otherwise nothing is due before the window's end.
     let until = match times.last() {
@@ -106,11 +105,10 @@ pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> 
         future.push(keys::time_and_id(k));
         Ok(true)
     })?;
-    for (time, run_id) in future {
+    for (_, run_id) in future {
         if let Some(run) = txn.get::<Schedule>(&keys::schedule(&run_id))? {
             if run.status == Status::Scheduled {
                 remove(txn, &run);
-                txn.delete(&keys::run(&cron.id, time, &run_id));
             }
         }
     }

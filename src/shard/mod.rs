@@ -5,12 +5,12 @@ pub mod apply;
 pub mod claims;
 pub mod crons;
 pub mod due_signal;
+pub mod index;
 pub mod keys;
 pub mod query;
 pub mod retention;
-pub mod schedules;
 
-use crate::raft::types::GroupId;
+use crate::ids::GroupId;
 
 /// The shard group holding partition `partition` of app `app_id` in a cluster of `shards`.
 ///
@@ -41,7 +41,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::types::GroupKind;
+    use crate::ids::GroupKind;
 
     #[test]
     fn partitions_map_deterministically_and_spread() {

@@ -5,18 +5,18 @@ use std::io;
 use uuid::Uuid;
 
 use super::keys;
-use crate::command::{Query, QueryResult, When};
+use crate::command::{QueryResult, ShardQuery, When};
 use crate::schedule::page::Cursor;
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmReader;
 
-pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
+pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
     let found = match q {
-        Query::GetSchedule { id } => reader
+        ShardQuery::GetSchedule { id } => reader
             .get::<Schedule>(&keys::schedule(id))?
             .into_iter()
             .collect(),
-        Query::AppSchedules {
+        ShardQuery::AppSchedules {
             app_id,
             start,
             end,
@@ -24,23 +24,18 @@ pub fn query(reader: &SmReader, q: &Query) -> io::Result<QueryResult> {
             status,
             limit,
         } => app_schedules(reader, app_id, *start, *end, *after, *status, *limit)?,
-        Query::ScheduleRuns {
+        ShardQuery::ScheduleRuns {
             id,
             when,
             now,
             before,
             limit,
         } => runs(reader, id, *when, *now, *before, *limit)?,
-        Query::AppCrons {
+        ShardQuery::AppCrons {
             app_id,
             status,
             limit,
         } => app_crons(reader, app_id, *status, *limit)?,
-        other => {
-            return Err(io::Error::other(format!(
-                "query {other:?} is not for a shard"
-            )))
-        }
     };
     Ok(QueryResult::Schedules(found))
 }

@@ -6,8 +6,8 @@ use std::io;
 
 use uuid::Uuid;
 
+use super::index::remove;
 use super::keys;
-use super::schedules::remove;
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
 
@@ -45,9 +45,6 @@ pub fn purge(txn: &mut SmTxn, cutoffs: &[(String, i64)], limit: usize) -> io::Re
             };
             if is_finished(&s) {
                 remove(txn, &s);
-                if let Some(parent) = s.parent {
-                    txn.delete(&keys::run(&parent, s.schedule_time, &id));
-                }
                 removed += 1;
             }
         }

@@ -1,7 +1,7 @@
 //! Key encoding. Every key starts with its group's 8-byte big-endian id, so one group's
 //! keys form one contiguous range (for snapshots and range deletes) and sort by index.
 
-use crate::raft::types::GroupId;
+use crate::ids::GroupId;
 
 /// `group ‖ index`: a Raft log entry.
 pub fn log_key(group: GroupId, index: u64) -> [u8; 16] {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rocksdb::{WriteBatch, DB};
 
 use super::{decode, encode, keys, CF_SM};
-use crate::raft::types::GroupId;
+use crate::ids::GroupId;
 
 /// Reads and writes of one group's state machine keys (without the group prefix).
 pub struct SmTxn<'a> {
@@ -109,10 +109,10 @@ impl<'a> SmTxn<'a> {
     }
 
     /// Moves this batch's writes into `batch` (with group prefixes).
-    pub fn write_into(self, batch: &mut WriteBatch) {
+    pub fn write_into(&self, batch: &mut WriteBatch) {
         let cf = self.db.cf_handle(CF_SM).expect("sm column family");
-        for (k, v) in self.overlay {
-            let key = keys::sm_key(self.group, &k);
+        for (k, v) in &self.overlay {
+            let key = keys::sm_key(self.group, k);
             match v {
                 Some(v) => batch.put_cf(cf, key, v),
                 None => batch.delete_cf(cf, key),

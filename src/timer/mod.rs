@@ -14,23 +14,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use openraft::raft::ReadPolicy;
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::callback::{policy, Dispatcher};
-use crate::command::{Command, CommandResult, Query, QueryResult};
+pub mod plan;
+
+use plan::{claim_deadline_ms, claim_until, config_of, next_look_ms, why_not_fire, Clock};
+
+use crate::callback::Dispatcher;
+use crate::command::{Command, CommandResult, Group, ShardCommand};
 use crate::config::FiringSettings;
+use crate::ids::{GroupId, NodeId};
 use crate::meta::app::App;
 use crate::metrics::METRICS;
-use crate::raft::group::{Group, Groups};
-use crate::raft::types::{GroupId, NodeId};
-use crate::router::{local, Forwarded, ForwardedReply};
+use crate::router::calls::{done_of, schedules_of};
+use crate::router::Router;
 use crate::schedule::run::Outcome;
-use crate::schedule::time::now_ms;
 use crate::schedule::Schedule;
+use crate::shard::due_signal::DueSignal;
 use crate::shard::{claims, keys};
 use crate::store::txn::SmReader;
+use crate::workers::Worker;
 
 /// Most runs one claim entry takes.
 const CLAIM_BATCH: usize = 2000;
@@ -39,9 +42,11 @@ const FULL_CLAIM_SCAN: Duration = Duration::from_secs(30);
 
 pub struct Timer {
     pub node_id: NodeId,
-    pub groups: Arc<Groups>,
+    pub router: Router,
     pub dispatcher: Arc<Dispatcher>,
     pub settings: FiringSettings,
+    /// Read once per look; every decision takes that reading.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What a leader remembers between its looks at a shard.
@@ -56,36 +61,39 @@ struct Lead {
 }
 
 impl Timer {
-    /// Runs the timer of `shard` until `stop` turns true.
-    pub async fn run(self: Arc<Self>, shard: GroupId, mut stop: watch::Receiver<bool>) {
-        let g = self.groups.get(shard).expect("shard group");
+    /// Runs the timer of `shard` (told of new due runs by `due`) until the node stops.
+    pub async fn run(self: Arc<Self>, shard: GroupId, due: Arc<DueSignal>, mut worker: Worker) {
+        let groups = self.router.groups().clone();
+        let g = groups.get(shard).expect("shard group");
         loop {
-            if *stop.borrow() {
+            if worker.stopping() {
                 return;
             }
             if !g.is_led_by(self.node_id) {
+                worker.set_active(false);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    _ = stop.changed() => return,
+                    _ = worker.stop.changed() => return,
                 }
                 continue;
             }
-            if let Err(e) = self.lead(g, &mut stop).await {
-                tracing::warn!(group = %shard, "timer: {e:#}");
+            let led = self
+                .lead(g, &due, &mut worker)
+                .await
+                .with_context(|| format!("timer of {shard}"));
+            if led.is_err() {
+                worker.report(true, &led);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
 
     /// Fires the shard's runs while this node leads it in the current term.
-    async fn lead(&self, g: &Group, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn lead(&self, g: &Group, due: &DueSignal, worker: &mut Worker) -> anyhow::Result<()> {
         let term = g.metrics().current_term;
         // Everything committed by earlier leaders is applied before looking.
-        g.raft
-            .ensure_linearizable(ReadPolicy::ReadIndex)
-            .await
-            .context("catching up as new leader")?;
-        g.sm.due_signal().take();
+        g.catch_up().await.context("catching up as new leader")?;
+        due.take();
         let mut lead = Lead {
             group: g.id,
             term,
@@ -97,34 +105,36 @@ impl Timer {
         let ahead = self.settings.claim_ahead_ms;
         loop {
             let m = g.metrics();
-            if *stop.borrow() || m.current_leader != Some(self.node_id) || m.current_term != term {
+            if worker.stopping() || m.current_leader != Some(self.node_id) || m.current_term != term
+            {
                 tracing::info!(group = %g.id, term, "timer: no longer leading");
                 return Ok(());
             }
-            if let Some(earliest) = g.sm.due_signal().take() {
+            if let Some(earliest) = due.take() {
                 lead.due_floor = lead.due_floor.min(earliest);
             }
             let room = self
                 .settings
                 .max_outstanding
                 .saturating_sub(self.dispatcher.in_flight.len());
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let mut busy = room == 0;
             if room > 0 {
-                let until = ((now + ahead) / 1000) as i64;
+                let until = claim_until(now, ahead);
                 busy |= self.claim_due(g, &mut lead, until, now, room).await?;
                 busy |= self.reclaim_expired(g, &mut lead, now, room).await?;
             }
-            let next_second = ((now + ahead) / 1000 + 1) * 1000 - ahead;
             let wait = if busy {
                 Duration::from_millis(if room == 0 { 20 } else { 0 })
             } else {
-                Duration::from_millis(next_second.saturating_sub(now_ms()))
+                let next = next_look_ms(now, ahead);
+                Duration::from_millis(next.saturating_sub(self.clock.now_ms()))
             };
+            worker.report(true, &Ok(()));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = g.sm.due_signal().woken() => {}
-                _ = stop.changed() => {}
+                _ = due.woken() => {}
+                _ = worker.stop.changed() => {}
             }
         }
     }
@@ -155,8 +165,10 @@ impl Timer {
         if runs.is_empty() {
             return Ok(false);
         }
-        self.fire_or_miss(g, lead, runs, now, |apps, run| self.refuse(apps, run, now))
-            .await?;
+        self.fire_or_miss(g, lead, runs, now, |apps, run| {
+            why_not_fire(apps.get(&run.app_id).and_then(Option::as_ref), run, now)
+        })
+        .await?;
         Ok(full)
     }
 
@@ -214,7 +226,7 @@ impl Timer {
         now: u64,
         why_not: impl Fn(&HashMap<String, Option<App>>, &Schedule) -> Option<String>,
     ) -> anyhow::Result<()> {
-        let apps = self.apps_of(&runs);
+        let apps = self.apps_of(&runs).await?;
         let (mut to_fire, mut misses) = (Vec::new(), Vec::new());
         for run in runs {
             match why_not(&apps, &run) {
@@ -238,87 +250,38 @@ impl Timer {
         if runs.is_empty() {
             return Ok(());
         }
-        let config = |run: &Schedule| {
-            apps.get(&run.app_id)
-                .and_then(|a| a.as_ref())
-                .map(|a| a.configuration)
-                .unwrap_or_default()
-        };
-        let deadline_ms = runs
-            .iter()
-            .map(|r| {
-                let due_ms = r.due_time().max(0) as u64 * 1000;
-                due_ms.max(now) + policy::attempts_budget_ms(&config(r))
-            })
-            .max()
-            .unwrap_or(now)
-            + self.settings.claim_margin_ms;
-        let cmd = Command::ClaimRuns {
+        let deadline_ms = claim_deadline_ms(&runs, apps, now, self.settings.claim_margin_ms);
+        let cmd = ShardCommand::ClaimRuns {
             ids: runs.iter().map(|r| r.id).collect(),
             node: self.node_id,
             deadline_ms,
             at_ms: now,
         };
         let earliest_ms = runs.iter().map(|r| r.due_time().max(0) as u64 * 1000).min();
-        let CommandResult::Schedules(claimed) = propose(g, lead, cmd).await? else {
-            anyhow::bail!("claim answered something else than runs");
-        };
-        let committed = now_ms();
+        let claimed = schedules_of("ClaimRuns", propose(g, lead, cmd).await?)?;
+        let committed = self.clock.now_ms();
         if let Some(due) = earliest_ms.filter(|due| committed > due + 20 && *due > now) {
             tracing::warn!(group = %g.id, runs = claimed.len(), late_ms = committed - due, took_ms = committed - now, "claim committed after its runs fell due");
         }
         METRICS.claim_batches.inc();
         METRICS.claims.inc_by(claimed.len() as u64);
         for run in claimed {
-            let cfg = config(&run);
+            let cfg = config_of(apps, &run);
             self.dispatcher.fire(g.id, run, cfg, deadline_ms);
         }
         Ok(())
     }
 
-    /// Why `run` must not fire now, if it must not.
-    fn refuse(
-        &self,
-        apps: &HashMap<String, Option<App>>,
-        run: &Schedule,
-        now: u64,
-    ) -> Option<String> {
-        let Some(app) = apps.get(&run.app_id).and_then(Option::as_ref) else {
-            return Some(format!("app {} is not registered", run.app_id));
-        };
-        if !app.active {
-            return Some(format!(
-                "app {} was deactivated when the run fell due",
-                app.app_id
-            ));
-        }
-        let window = app.configuration.misfire_window as u64;
-        let due = run.due_time().max(0) as u64;
-        (now / 1000 > due + window).then(|| {
-            format!(
-                "not fired within the app's misfireWindow of {window}s: due at {due}, found at {}",
-                now / 1000
-            )
-        })
-    }
-
     /// The apps of `runs`, from this node's replica of the meta group.
-    fn apps_of(&self, runs: &[Schedule]) -> HashMap<String, Option<App>> {
+    async fn apps_of(&self, runs: &[Schedule]) -> anyhow::Result<HashMap<String, Option<App>>> {
         let mut apps = HashMap::new();
         for run in runs {
-            if apps.contains_key(&run.app_id) {
-                continue;
+            if !apps.contains_key(&run.app_id) {
+                let app = self.router.app_replica(&run.app_id).await?;
+                apps.insert(run.app_id.clone(), app);
             }
-            let query = Query::GetApp {
-                app_id: run.app_id.clone(),
-            };
-            let app = match self.groups.meta().sm.query(&query) {
-                Ok(QueryResult::Apps(mut a)) => a.pop(),
-                _ => None,
-            };
-            apps.insert(run.app_id.clone(), app);
         }
-        apps
+        Ok(apps)
     }
 }
 
@@ -329,14 +292,15 @@ async fn read_runs(
 ) -> anyhow::Result<Vec<Schedule>> {
     let sm = g.sm.clone();
     let runs = tokio::task::spawn_blocking(move || {
-        let reader = SmReader::new(sm.db(), sm.group());
-        let mut runs = Vec::new();
-        for id in ids_of(&reader)? {
-            if let Some(run) = reader.get::<Schedule>(&keys::schedule(&id))? {
-                runs.push(run);
+        sm.read(|reader| {
+            let mut runs = Vec::new();
+            for id in ids_of(reader)? {
+                if let Some(run) = reader.get::<Schedule>(&keys::schedule(&id))? {
+                    runs.push(run);
+                }
             }
-        }
-        Ok::<_, std::io::Error>(runs)
+            Ok(runs)
+        })
     })
     .await??;
     Ok(runs)
@@ -348,7 +312,8 @@ async fn record_misses(g: &Group, lead: &Lead, misses: Vec<Outcome>) -> anyhow::
         return Ok(());
     }
     let n = misses.len() as u64;
-    propose(g, lead, Command::RecordOutcomes { outcomes: misses }).await?;
+    let cmd = ShardCommand::RecordOutcomes { outcomes: misses };
+    done_of("RecordOutcomes", propose(g, lead, cmd).await?)?;
     METRICS
         .outcomes
         .with_label_values(&[crate::schedule::Status::Miss.name()])
@@ -356,11 +321,10 @@ async fn record_misses(g: &Group, lead: &Lead, misses: Vec<Outcome>) -> anyhow::
     Ok(())
 }
 
-/// Proposes `cmd` to the shard as its leader in `lead.term`.
-async fn propose(g: &Group, lead: &Lead, cmd: Command) -> anyhow::Result<CommandResult> {
-    match local::execute(g, Forwarded::Write(cmd)).await {
-        Ok(ForwardedReply::Write(r)) => Ok(r),
-        Ok(ForwardedReply::Read(_)) => anyhow::bail!("a write answered as a read"),
-        Err(e) => Err(anyhow::anyhow!("{} (term {}): {e}", lead.group, lead.term)),
-    }
+/// Proposes `cmd` to the shard as its leader in `lead.term` (never forwarded: only a
+/// leader fires).
+async fn propose(g: &Group, lead: &Lead, cmd: ShardCommand) -> anyhow::Result<CommandResult> {
+    g.write(Command::Shard(cmd))
+        .await
+        .map_err(|e| anyhow::anyhow!("{} (term {}): {e}", lead.group, lead.term))
 }

@@ -69,7 +69,7 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
     for i in 0..300u64 {
         let via = i % 3 + 1;
         if i == 150 {
-            let leader = cluster.leader_of(via, 0).expect("meta leader");
+            let leader = cluster.leader_of(via, 0).await.expect("meta leader");
             cluster.kill(leader);
             killed = Some(leader);
         }
@@ -102,12 +102,16 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
     }
     // The restarted node's own meta replica catches up with the leader's.
     cluster
-        .eventually("restarted node catches up", Duration::from_secs(30), || {
-            let s = cluster.status(killed);
-            let mine = group_on(&s, killed, 0);
-            let leader = mine["leader"].as_u64().unwrap();
-            leader != 0 && mine["applied_index"] == group_on(&s, leader, 0)["applied_index"]
-        })
+        .eventually(
+            "restarted node catches up",
+            Duration::from_secs(30),
+            async || {
+                let s = cluster.status(killed).await;
+                let mine = group_on(&s, killed, 0);
+                let leader = mine["leader"].as_u64().unwrap();
+                leader != 0 && mine["applied_index"] == group_on(&s, leader, 0)["applied_index"]
+            },
+        )
         .await;
 
     // Node 3 goes down; more apps are registered; the others snapshot and purge their logs.
@@ -122,7 +126,7 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
         acked.insert(app);
     }
     for node in [1, 2] {
-        cluster.ctl(node, &["snapshot", "--all"]);
+        cluster.ctl(node, &["snapshot", "--all"]).await;
     }
     // The leader purges once no replication stream is reading the entries (asynchronously).
     let mut purged = 0;
@@ -130,8 +134,8 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
         .eventually(
             "the meta leader purges its log",
             Duration::from_secs(20),
-            || {
-                let s = cluster.status(1);
+            async || {
+                let s = cluster.status(1).await;
                 let leader = group_on(&s, 1, 0)["leader"].as_u64().unwrap();
                 let meta = group_on(&s, leader, 0);
                 purged = meta["purged_index"].as_u64().unwrap();
@@ -145,8 +149,8 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
         .eventually(
             "lagging node installs a snapshot",
             Duration::from_secs(30),
-            || {
-                let s = cluster.status(lagging);
+            async || {
+                let s = cluster.status(lagging).await;
                 let mine = group_on(&s, lagging, 0);
                 mine["snapshot_index"].as_u64().unwrap() >= purged
                     && mine["applied_index"].as_u64().unwrap() >= purged
@@ -154,16 +158,18 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
         )
         .await;
     // Served from the lagging node's own state machine: make it the meta leader.
-    let out = cluster.ctl(
-        lagging,
-        &[
-            "transfer-leader",
-            "--group",
-            "0",
-            "--to",
-            &lagging.to_string(),
-        ],
-    );
+    let out = cluster
+        .ctl(
+            lagging,
+            &[
+                "transfer-leader",
+                "--group",
+                "0",
+                "--to",
+                &lagging.to_string(),
+            ],
+        )
+        .await;
     assert!(
         out.contains(&format!("leader is now node {lagging}")),
         "{out}"

@@ -262,9 +262,11 @@ async fn a_slow_endpoint_cannot_starve_other_apps() {
         assert_eq!(status, 200, "{reply}");
     }
     cluster
-        .eventually("brisk's runs delivered", Duration::from_secs(20), || {
-            rx.deliveries().iter().filter(|d| d.path == "/ok/b").count() == 60
-        })
+        .eventually(
+            "brisk's runs delivered",
+            Duration::from_secs(20),
+            async || rx.deliveries().iter().filter(|d| d.path == "/ok/b").count() == 60,
+        )
         .await;
     let deliveries = rx.deliveries();
     let brisk_late = deliveries

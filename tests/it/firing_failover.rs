@@ -22,10 +22,14 @@ fn shard_of(id: &str) -> u64 {
 }
 
 /// The groups `node` leads, as node `via` sees them.
-fn led_by(cluster: &Cluster, via: u64, node: u64) -> BTreeSet<u64> {
-    (1..=SHARDS as u64)
-        .filter(|g| cluster.leader_of(via, *g) == Some(node))
-        .collect()
+async fn led_by(cluster: &Cluster, via: u64, node: u64) -> BTreeSet<u64> {
+    let mut led = BTreeSet::new();
+    for g in 1..=SHARDS as u64 {
+        if cluster.leader_of(via, g).await == Some(node) {
+            led.insert(g);
+        }
+    }
+    led
 }
 
 async fn sleep_until(t: i64) {
@@ -101,10 +105,11 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
 
     let victim = cluster
         .leader_of(1, shard_of(&held))
+        .await
         .expect("leader of the held run's shard");
     let cut_off = victim % 3 + 1;
     sleep_until(base + 5).await;
-    let victim_shards = led_by(&cluster, cut_off, victim);
+    let victim_shards = led_by(&cluster, cut_off, victim).await;
     let killed_at = now();
     cluster.kill(victim);
     sleep_until(base + 8).await;
@@ -115,7 +120,7 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
     cluster.heal_all();
 
     cluster
-        .eventually("every run delivered", Duration::from_secs(90), || {
+        .eventually("every run delivered", Duration::from_secs(90), async || {
             let seen = by_run(&rx.deliveries()).len();
             seen >= ids.len()
         })
@@ -133,8 +138,8 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
             cluster.logs()
         );
         let mut done = vec![];
-        for id in pending.iter().take(200) {
-            let s = cluster.schedule(1 + (id.len() as u64 % 3), id).await;
+        for (i, id) in pending.iter().take(200).enumerate() {
+            let s = cluster.schedule(1 + i as u64 % 3, id).await;
             match s["status"].as_str().unwrap() {
                 "SUCCESS" | "FAILURE" | "MISS" => done.push(*id),
                 "SCHEDULED" => {}
@@ -205,7 +210,10 @@ async fn an_every_second_cron_loses_no_second_across_a_leader_kill() {
     });
     let started = now();
     let cron = cluster.create(1, &body).await;
-    let leader = cluster.leader_of(1, shard_of(&cron)).expect("shard leader");
+    let leader = cluster
+        .leader_of(1, shard_of(&cron))
+        .await
+        .expect("shard leader");
 
     sleep_until(started + 20).await;
     let killed_at = now();

@@ -189,8 +189,8 @@ impl Cluster {
         if !cluster.opts.top.contains("balance_leaders = false") {
             // Let the balancer finish moving leaders, so tests start on a settled cluster.
             cluster
-                .eventually("leaders settled", Duration::from_secs(60), || {
-                    cluster.settled()
+                .eventually("leaders settled", Duration::from_secs(60), async || {
+                    cluster.settled().await
                 })
                 .await;
         }
@@ -198,8 +198,8 @@ impl Cluster {
     }
 
     /// Whether every group is led by its preferred leader, as node 1 sees it.
-    fn settled(&self) -> bool {
-        let s = self.status(1);
+    async fn settled(&self) -> bool {
+        let s = self.status(1).await;
         let Some(node) = s["nodes"]
             .as_array()
             .and_then(|n| n.iter().find(|n| n["node_id"] == 1))
@@ -213,7 +213,7 @@ impl Cluster {
                 .iter()
                 .map(|v| v.as_u64().unwrap())
                 .collect();
-            let group = goscheduler::raft::types::GroupId(g["group_id"].as_u64().unwrap());
+            let group = goscheduler::ids::GroupId(g["group_id"].as_u64().unwrap());
             goscheduler::admin::balance::preferred_leader(group, &voters) == g["leader"].as_u64()
         })
     }
@@ -369,12 +369,13 @@ impl Cluster {
     }
 
     /// `goschedctl --addr <node> <args>`: its stdout, or a panic with its stderr.
-    pub fn ctl(&self, id: u64, args: &[&str]) -> String {
-        let out = Command::new(CTL)
+    pub async fn ctl(&self, id: u64, args: &[&str]) -> String {
+        let out = tokio::process::Command::new(CTL)
             .arg("--addr")
             .arg(&self.node(id).grpc)
             .args(args)
             .output()
+            .await
             .expect("run goschedctl");
         assert!(
             out.status.success(),
@@ -385,13 +386,13 @@ impl Cluster {
     }
 
     /// `goschedctl status --json` through node `id`.
-    pub fn status(&self, id: u64) -> Value {
-        serde_json::from_str(&self.ctl(id, &["status", "--json"])).unwrap()
+    pub async fn status(&self, id: u64) -> Value {
+        serde_json::from_str(&self.ctl(id, &["status", "--json"]).await).unwrap()
     }
 
     /// The leader of `group` as node `via` reports it.
-    pub fn leader_of(&self, via: u64, group: u64) -> Option<u64> {
-        let s = self.status(via);
+    pub async fn leader_of(&self, via: u64, group: u64) -> Option<u64> {
+        let s = self.status(via).await;
         let node = s["nodes"]
             .as_array()?
             .iter()
@@ -445,9 +446,14 @@ impl Cluster {
     }
 
     /// Polls `check` every 200 ms until it returns true or `within` passes.
-    pub async fn eventually(&self, what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    pub async fn eventually(
+        &self,
+        what: &str,
+        within: Duration,
+        mut check: impl AsyncFnMut() -> bool,
+    ) {
         let deadline = Instant::now() + within;
-        while !check() {
+        while !check().await {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}\n{}",

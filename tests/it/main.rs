@@ -8,6 +8,7 @@ mod crons;
 mod firing;
 mod firing_failover;
 mod harness;
+mod layers;
 mod membership;
 mod paging;
 mod partition;

@@ -9,8 +9,8 @@ use serde_json::Value;
 use crate::harness::{Cluster, Options, SHARDS};
 
 /// The voters of every group as node `via` sees them.
-fn voter_sets(cluster: &Cluster, via: u64) -> Vec<Vec<u64>> {
-    let s = cluster.status(via);
+async fn voter_sets(cluster: &Cluster, via: u64) -> Vec<Vec<u64>> {
+    let s = cluster.status(via).await;
     let node = s["nodes"]
         .as_array()
         .unwrap()
@@ -49,7 +49,7 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
         cluster.node(new).grpc.clone(),
         cluster.node(new).http.clone(),
     );
-    let add = |via: u64| {
+    let add = async |via: u64| {
         let id = new.to_string();
         let args = [
             "add-node",
@@ -60,9 +60,9 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
             "--http-addr",
             &http,
         ];
-        cluster.ctl(via, &args)
+        cluster.ctl(via, &args).await
     };
-    let out = add(2);
+    let out = add(2).await;
     assert_eq!(out.lines().count(), 1 + SHARDS as usize, "{out}");
     assert!(
         out.lines()
@@ -70,10 +70,11 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
         "{out}"
     );
     assert!(voter_sets(&cluster, 1)
+        .await
         .iter()
         .all(|v| v == &vec![1, 2, 3, new]));
     // Adding it again changes nothing.
-    let again = add(3);
+    let again = add(3).await;
     assert!(
         again.lines().all(|l| l.contains("already a voter")),
         "{again}"
@@ -86,14 +87,18 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(body["status"]["totalCount"], 20, "{body}");
-    let out = cluster.ctl(
-        new,
-        &["transfer-leader", "--group", "0", "--to", &new.to_string()],
-    );
+    let out = cluster
+        .ctl(
+            new,
+            &["transfer-leader", "--group", "0", "--to", &new.to_string()],
+        )
+        .await;
     assert!(out.contains(&format!("leader is now node {new}")), "{out}");
 
     // Removal: from every group; the rest keep serving without it.
-    let out = cluster.ctl(1, &["remove-node", "--id", &new.to_string()]);
+    let out = cluster
+        .ctl(1, &["remove-node", "--id", &new.to_string()])
+        .await;
     assert!(
         out.lines()
             .all(|l| l.contains(&format!("node {new} removed"))),
@@ -103,7 +108,12 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
         .eventually(
             "node removed from every group",
             Duration::from_secs(20),
-            || voter_sets(&cluster, 1).iter().all(|v| v == &vec![1, 2, 3]),
+            async || {
+                voter_sets(&cluster, 1)
+                    .await
+                    .iter()
+                    .all(|v| v == &vec![1, 2, 3])
+            },
         )
         .await;
     cluster.kill(new);
@@ -116,7 +126,7 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let status: Value = cluster.status(3);
+    let status: Value = cluster.status(3).await;
     assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status}");
 }
 

@@ -47,7 +47,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_goes_on() {
         acked.insert(app);
     }
 
-    let old = cluster.leader_of(1, 0).expect("meta leader");
+    let old = cluster.leader_of(1, 0).await.expect("meta leader");
     let others: Vec<u64> = (1..=3).filter(|n| *n != old).collect();
     cluster.isolate(old);
 
@@ -69,7 +69,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_goes_on() {
         assert_eq!(register(&cluster, others[i % 2], &app).await, 200, "{app}");
         acked.insert(app);
     }
-    let new = cluster.leader_of(others[0], 0).unwrap();
+    let new = cluster.leader_of(others[0], 0).await.unwrap();
     assert_ne!(new, old);
 
     cluster.heal_all();
@@ -91,19 +91,23 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_goes_on() {
     );
     // The old leader's own replica catches up: it applies what the majority committed.
     cluster
-        .eventually("old leader catches up", Duration::from_secs(20), || {
-            let s = cluster.status(old);
-            let applied = |n: u64| {
-                let node = s["nodes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|x| x["node_id"] == n)
-                    .cloned();
-                node.map(|x| x["groups"][0]["applied_index"].clone())
-            };
-            let leader = s["nodes"][0]["groups"][0]["leader"].as_u64().unwrap_or(0);
-            leader != 0 && applied(old).is_some() && applied(old) == applied(leader)
-        })
+        .eventually(
+            "old leader catches up",
+            Duration::from_secs(20),
+            async || {
+                let s = cluster.status(old).await;
+                let applied = |n: u64| {
+                    let node = s["nodes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|x| x["node_id"] == n)
+                        .cloned();
+                    node.map(|x| x["groups"][0]["applied_index"].clone())
+                };
+                let leader = s["nodes"][0]["groups"][0]["leader"].as_u64().unwrap_or(0);
+                leader != 0 && applied(old).is_some() && applied(old) == applied(leader)
+            },
+        )
         .await;
 }

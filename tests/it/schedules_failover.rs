@@ -25,7 +25,10 @@ async fn acknowledged_creates_survive_a_shard_leader_kill() {
             .unwrap()
             .0
     };
-    let leader = cluster.leader_of(1, shard_group).expect("shard leader");
+    let leader = cluster
+        .leader_of(1, shard_group)
+        .await
+        .expect("shard leader");
     let others: Vec<u64> = (1..=3).filter(|n| *n != leader).collect();
 
     let mut acked = vec![first["data"]["schedule"]["scheduleId"]

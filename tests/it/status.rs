@@ -62,8 +62,8 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
         .eventually(
             "leaders agreed and spread over 3 nodes",
             Duration::from_secs(40),
-            || {
-                last = cluster.status(2);
+            async || {
+                last = cluster.status(2).await;
                 spread(&last)
             },
         )
@@ -71,15 +71,64 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
     assert_eq!(last["nodes"].as_array().unwrap().len(), 3);
     assert!(last["unreachable"].as_array().unwrap().is_empty());
 
-    // The table form names every group on every node.
-    let table = cluster.ctl(1, &["status"]);
+    // The table form names every group on every node, then every worker on every node.
+    let table = cluster.ctl(1, &["status"]).await;
+    let (groups, workers) = table
+        .split_once("\n\n")
+        .expect("a groups and a workers table");
     assert!(
-        table.contains("meta") && table.contains("shard-7"),
+        groups.contains("meta") && groups.contains("shard-7"),
         "{table}"
     );
     assert_eq!(
-        table.lines().count(),
+        groups.lines().count(),
         1 + 3 * (1 + SHARDS as usize),
         "{table}"
     );
+    // Per node: a timer per shard, outcomes, refill, retention, bulk jobs, the balancer.
+    assert_eq!(
+        workers.lines().count(),
+        1 + 3 * (SHARDS as usize + 5),
+        "{table}"
+    );
+    for name in [
+        "timer shard-0",
+        "outcomes",
+        "cron-refill",
+        "retention",
+        "bulk-jobs",
+        "leader-balancer",
+    ] {
+        assert!(workers.contains(name), "worker {name} not listed:\n{table}");
+    }
+    // Each node's timers are active exactly on the shards it leads.
+    let timers_follow_leaders = |status: &Value| {
+        status["nodes"].as_array().unwrap().iter().all(|node| {
+            let led: BTreeSet<String> = node["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|g| g["group_id"] != 0 && g["leader"] == node["node_id"])
+                .map(|g| format!("timer {}", g["name"].as_str().unwrap()))
+                .collect();
+            let active: BTreeSet<String> = node["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|w| w["active"] == true && w["name"].as_str().unwrap().starts_with("timer"))
+                .map(|w| w["name"].as_str().unwrap().to_string())
+                .collect();
+            !led.is_empty() && active == led
+        })
+    };
+    cluster
+        .eventually(
+            "timers active where their shard is led",
+            Duration::from_secs(10),
+            async || {
+                last = cluster.status(1).await;
+                timers_follow_leaders(&last)
+            },
+        )
+        .await;
 }

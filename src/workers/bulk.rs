@@ -11,41 +11,40 @@ use futures::future::join_all;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::command::{Command, Query, QueryResult};
+use super::Round;
+use crate::command::{MetaCommand, ShardCommand};
+use crate::ids::{GroupId, NodeId};
 use crate::meta::bulk::{BulkAction, BulkJob};
-use crate::raft::types::{GroupId, NodeId};
+use crate::router::calls::{schedules_of, AppPage};
 use crate::router::Router;
 use crate::schedule::page::Cursor;
 use crate::schedule::{id, Schedule};
 
-const PERIOD: Duration = Duration::from_secs(1);
+pub const PERIOD: Duration = Duration::from_secs(1);
 /// Schedules acted on per page.
 pub const PAGE: usize = 500;
 
-/// Runs until `stop` turns true.
-pub async fn run(node_id: NodeId, router: Router, shards: u32, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PERIOD) => {}
-            _ = stop.changed() => return,
+pub struct Bulk {
+    pub node_id: NodeId,
+    pub router: Router,
+    pub shards: u32,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Round for Bulk {
+    async fn round(&mut self) -> anyhow::Result<bool> {
+        if !self.router.groups().meta().is_led_by(self.node_id) {
+            return Ok(false);
         }
-        let meta = router.groups().meta();
-        if !meta.is_led_by(node_id) {
-            continue;
-        }
-        let jobs = match meta.sm.query(&Query::RunningBulkJobs) {
-            Ok(QueryResult::BulkJobs(jobs)) => jobs,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!("reading bulk jobs: {e}");
-                continue;
-            }
-        };
-        for job in jobs {
-            if let Err(e) = run_job(node_id, &router, shards, job, &stop).await {
-                tracing::warn!("bulk job: {e}");
+        let mut failed = None;
+        for job in self.router.running_bulk_jobs_replica().await? {
+            let job_id = job.job_id;
+            let (node_id, shards) = (self.node_id, self.shards);
+            if let Err(e) = run_job(node_id, &self.router, shards, job, &self.stop).await {
+                failed = Some(e.context(format!("bulk job {job_id}")));
             }
         }
+        failed.map_or(Ok(true), Err)
     }
 }
 
@@ -56,12 +55,7 @@ async fn run_job(
     mut job: BulkJob,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let app = match router.groups().meta().sm.query(&Query::GetApp {
-        app_id: job.app_id.clone(),
-    })? {
-        QueryResult::Apps(apps) => apps.into_iter().next(),
-        _ => None,
-    };
+    let app = router.app_replica(&job.app_id).await?;
     let partitions = app.map(|a| a.partitions).unwrap_or(0);
     loop {
         // Stop when told to, or when another node leads meta (it resumes the job).
@@ -80,14 +74,14 @@ async fn run_job(
             .or(job.cursor);
         let processed = act(router, shards, &job, &page).await?;
         let now_ms = chrono::Utc::now().timestamp_millis() as u64;
-        let advance = Command::AdvanceBulkJob {
+        let advance = MetaCommand::AdvanceBulkJob {
             job_id: job.job_id,
             cursor,
             processed,
             done,
             at_ms: now_ms,
         };
-        router.write(GroupId::META, advance).await?;
+        router.advance_bulk_job(advance).await?;
         if done {
             tracing::info!(job = %job.job_id, app = %job.app_id, processed = job.processed + processed, "bulk job done");
             return Ok(());
@@ -104,27 +98,16 @@ async fn next_page(
     partitions: u32,
     job: &BulkJob,
 ) -> anyhow::Result<Vec<Schedule>> {
-    let groups = crate::shard::app_shards(&job.app_id, partitions, shards);
-    let reads = groups.into_iter().map(|g| {
-        let q = Query::AppSchedules {
-            app_id: job.app_id.clone(),
-            start: job.start_time,
-            end: job.end_time,
-            after: job.cursor,
-            status: job.status,
-            limit: PAGE,
-        };
-        router.read(g, q)
-    });
-    let mut all = vec![];
-    for r in join_all(reads).await {
-        if let QueryResult::Schedules(s) = r? {
-            all.extend(s);
-        }
-    }
-    all.sort_by_key(|s| (s.schedule_time, s.id));
-    all.truncate(PAGE);
-    Ok(all)
+    let shards = crate::shard::app_shards(&job.app_id, partitions, shards);
+    let page = AppPage {
+        app_id: job.app_id.clone(),
+        start: job.start_time,
+        end: job.end_time,
+        after: job.cursor,
+        status: job.status,
+        limit: PAGE,
+    };
+    Ok(router.app_schedules(&shards, &page).await?)
 }
 
 /// Deletes or re-arms `page`, one command per shard; returns how many it acted on.
@@ -143,22 +126,20 @@ async fn act(
     let now = chrono::Utc::now();
     let writes = per_shard.into_iter().map(|(g, ids)| {
         let cmd = match job.action {
-            BulkAction::Delete => Command::DeleteSchedules {
+            BulkAction::Delete => ShardCommand::DeleteSchedules {
                 ids,
                 at_ms: now.timestamp_millis() as u64,
             },
-            BulkAction::Reconcile => Command::ReconcileSchedules {
+            BulkAction::Reconcile => ShardCommand::ReconcileSchedules {
                 ids,
                 at: now.timestamp(),
             },
         };
-        router.write(g, cmd)
+        router.shard(g, cmd)
     });
     let mut acted = 0;
     for r in join_all(writes).await {
-        if let crate::command::CommandResult::Schedules(s) = r? {
-            acted += s.len() as u64;
-        }
+        acted += schedules_of("bulk action", r?)?.len() as u64;
     }
     Ok(acted)
 }

@@ -1,4 +1,5 @@
-//! A schedule's record and index entries in its shard, kept together in one place.
+//! A schedule's record and its index entries in its shard, kept together in one place:
+//! nothing else in the shard writes or deletes index entries of a schedule.
 
 use std::io;
 
@@ -7,11 +8,15 @@ use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
 
 /// Stores `s` with its index entries: a cron in its app's cron index; a one-time schedule
-/// or run in the (app, time) index and, while pending, in the time index.
+/// or run in the (app, time) index and, while pending, in the time index; a run also in
+/// its cron's run index.
 pub fn insert(txn: &mut SmTxn, s: &Schedule) -> io::Result<()> {
     txn.put(&keys::schedule(&s.id), s)?;
     if s.is_cron() {
         return txn.put(&keys::app_cron(&s.app_id, &s.id), &());
+    }
+    if let Some(cron) = s.parent {
+        txn.put(&keys::run(&cron, s.schedule_time, &s.id), &())?;
     }
     if s.status == Status::Scheduled {
         txn.put(&keys::due(s.due_time(), &s.id), &())?;
@@ -29,6 +34,9 @@ pub fn remove(txn: &mut SmTxn, s: &Schedule) {
     match s.claim {
         Some(c) => txn.delete(&keys::claim(c.deadline_ms, &s.id)),
         None => txn.delete(&keys::due(s.due_time(), &s.id)),
+    }
+    if let Some(cron) = s.parent {
+        txn.delete(&keys::run(&cron, s.schedule_time, &s.id));
     }
     txn.delete(&keys::app_time(&s.app_id, s.schedule_time, &s.id));
 }

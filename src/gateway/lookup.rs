@@ -1,0 +1,22 @@
+//! Finding what a request names before acting on it: its app.
+
+use super::envelope::ApiError;
+use super::Gateway;
+use crate::command::{RejectReason, Rejection};
+use crate::meta::app::App;
+
+/// The app: from this node's replica of the meta group when it has it active (fast),
+/// otherwise confirmed by a linearizable read, so an app registered or activated through
+/// another node a moment ago is found. (A deactivation racing a create may let that create
+/// through; the two are unordered anyway.)
+pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
+    if let Ok(Some(app)) = gw.router.app_replica(app_id).await {
+        if app.active {
+            return Ok(app);
+        }
+    }
+    gw.router
+        .app(app_id)
+        .await?
+        .ok_or_else(|| Rejection::new(RejectReason::UnregisteredApp, "unregistered App").into())
+}

@@ -1,0 +1,190 @@
+//! Request parsing shared by the handlers: JSON bodies, page sizes, statuses,
+//! continuation tokens, time ranges and schedule ids. Each failure names the problem.
+
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::envelope::ApiError;
+use crate::ids::GroupId;
+use crate::schedule::page::Cursor;
+use crate::schedule::{id, time, Status};
+
+/// Parses a JSON body, naming what is wrong with it.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::unparsable("empty body, expected a JSON object"));
+    }
+    serde_json::from_slice(body).map_err(ApiError::unparsable)
+}
+
+/// Parses a schedule id and finds its shard; `None` for a well-formed id no shard holds.
+pub fn locate(raw: &str, shards: u32) -> Result<Option<(Uuid, GroupId)>, ApiError> {
+    let id = Uuid::parse_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid schedule id {raw:?}: {e}")))?;
+    Ok(id::shard_of_id(&id, shards).map(|shard| (id, shard)))
+}
+
+pub const DEFAULT_SIZE: i64 = 15;
+pub const MAX_SIZE: i64 = 1000;
+/// Longest time range a query may cover.
+pub const MAX_RANGE_SECS: i64 = 30 * 24 * 3600;
+const HOUR: i64 = 3600;
+
+/// Query parameters; the wiki spells the continuation ones in camelCase, the original
+/// code in snake_case: both are accepted.
+#[derive(Debug, Default, Deserialize)]
+pub struct RangeParams {
+    pub size: Option<String>,
+    pub status: Option<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub continuation_token: Option<String>,
+    #[serde(rename = "continuationToken")]
+    pub continuation_token_camel: Option<String>,
+    pub continuation_start_time: Option<String>,
+    #[serde(rename = "continuationStartTime")]
+    pub continuation_start_time_camel: Option<String>,
+}
+
+/// A validated time range, status filter and page position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Range {
+    pub start: i64,
+    pub end: i64,
+    pub status: Option<Status>,
+    pub size: usize,
+    pub after: Option<Cursor>,
+}
+
+pub fn parse_status(s: &str) -> Result<Status, ApiError> {
+    serde_json::from_value(json!(s.to_ascii_uppercase())).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid status {s:?}: use SCHEDULED, DELETED, SUCCESS, FAILURE or MISS"
+        ))
+    })
+}
+
+/// The cursor of a continuation token given in either spelling (the first given wins;
+/// an empty one is none).
+pub fn parse_token(first: Option<&str>, second: Option<&str>) -> Result<Option<Cursor>, ApiError> {
+    first
+        .or(second)
+        .filter(|t| !t.is_empty())
+        .map(|t| Cursor::from_token(t).map_err(ApiError::bad_request))
+        .transpose()
+}
+
+/// A page size: 1 to [`MAX_SIZE`]; absent or 0 means [`DEFAULT_SIZE`].
+pub fn parse_size(size: Option<&str>) -> Result<usize, ApiError> {
+    let size = match size.filter(|s| !s.is_empty()) {
+        None => DEFAULT_SIZE,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("Size provided({s}) is not a number")))?,
+    };
+    if size < 0 {
+        return Err(ApiError::bad_request(format!(
+            "Size provided({size}) should not be less than 0"
+        )));
+    }
+    if size > MAX_SIZE {
+        return Err(ApiError::bad_request(format!(
+            "Size provided({size}) should not be more than {MAX_SIZE}"
+        )));
+    }
+    Ok(if size == 0 { DEFAULT_SIZE } else { size } as usize)
+}
+
+/// Checks the parameters. Defaults: only a start → one hour from it; only an end → the
+/// hour before it; neither → from an hour ago to a day ahead.
+pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Range, ApiError> {
+    let size = parse_size(p.size.as_deref())?;
+    let status = p
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(parse_status)
+        .transpose()?;
+    let parse_time = |s: &Option<String>| {
+        s.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| time::parse(s, zone).map_err(ApiError::bad_request))
+            .transpose()
+    };
+    let (start, end) = match (parse_time(&p.start_time)?, parse_time(&p.end_time)?) {
+        (Some(s), Some(e)) => (s, e),
+        (Some(s), None) => (s, s + HOUR),
+        (None, Some(e)) => (e - HOUR, e),
+        (None, None) => (now - HOUR, now + 24 * HOUR),
+    };
+    if end < start {
+        return Err(ApiError::bad_request(
+            "end_time cannot be before start_time",
+        ));
+    }
+    if end - start > MAX_RANGE_SECS {
+        return Err(ApiError::bad_request(
+            "Time range of more than 30 days is not allowed",
+        ));
+    }
+    let after = parse_token(
+        p.continuation_token.as_deref(),
+        p.continuation_token_camel.as_deref(),
+    )?;
+    Ok(Range {
+        start,
+        end,
+        status,
+        size,
+        after,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> RangeParams {
+        let q: String = pairs.iter().map(|(k, v)| format!("{k}={v}&")).collect();
+        serde_urlencoded::from_str(&q).unwrap()
+    }
+
+    #[test]
+    fn ranges_follow_the_original_rules() {
+        let utc = chrono_tz::Tz::UTC;
+        let r = parse_range(&params(&[]), utc, 10_000).unwrap();
+        assert_eq!(
+            (r.start, r.end, r.size, r.status, r.after),
+            (6_400, 96_400, 15, None, None)
+        );
+        let r = parse_range(&params(&[("start_time", "2023-06-28 10:00:00")]), utc, 0).unwrap();
+        assert_eq!(r.end - r.start, 3600);
+        let r = parse_range(&params(&[("size", "0"), ("status", "success")]), utc, 0).unwrap();
+        assert_eq!((r.size, r.status), (15, Some(Status::Success)));
+
+        let err = |pairs: &[(&str, &str)]| parse_range(&params(pairs), utc, 0).unwrap_err().message;
+        assert_eq!(
+            err(&[("size", "-1")]),
+            "Size provided(-1) should not be less than 0"
+        );
+        assert!(err(&[("size", "x")]).contains("not a number"));
+        assert!(err(&[("size", "1001")]).contains("not be more than 1000"));
+        assert!(err(&[("status", "ERROR")]).contains("invalid status"));
+        assert_eq!(
+            err(&[
+                ("start_time", "2023-06-28 10:00:00"),
+                ("end_time", "2023-08-28 10:00:00")
+            ]),
+            "Time range of more than 30 days is not allowed"
+        );
+        assert!(err(&[
+            ("start_time", "2023-06-28 10:00:00"),
+            ("end_time", "2023-06-27 10:00:00")
+        ])
+        .contains("cannot be before"));
+        assert!(err(&[("end_time", "yesterday")]).contains("invalid time"));
+        assert!(err(&[("continuationToken", "abc")]).contains("invalid continuation token"));
+    }
+}

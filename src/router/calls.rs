@@ -1,0 +1,280 @@
+//! Typed calls: one method per command or query, each answering the type its caller needs.
+//! Unpacking a [`CommandResult`] / [`QueryResult`] happens here and nowhere else.
+//!
+//! App state is read through here too: [`Router::app`] linearizably from the meta leader,
+//! [`Router::app_replica`] / [`Router::apps_replica`] from this node's own replica (fast,
+//! possibly behind).
+
+use uuid::Uuid;
+
+use super::{GroupError, Router};
+use crate::command::{
+    Command, CommandResult, MetaCommand, MetaQuery, Query, QueryResult, Rejection, ShardCommand,
+    ShardQuery,
+};
+use crate::ids::GroupId;
+use crate::meta::app::App;
+use crate::meta::bulk::BulkJob;
+use crate::schedule::Schedule;
+
+/// Why a typed write did not do what it was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// No leader served it (or it may or may not have applied).
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// Apply refused it, from the committed state.
+    #[error("{}", .0.message)]
+    Rejected(Rejection),
+}
+
+fn unexpected(what: impl std::fmt::Display, got: impl std::fmt::Debug) -> GroupError {
+    GroupError::Internal(format!("{what} answered {got:?}"))
+}
+
+/// The answer of a command that returns one app.
+pub fn app_of(cmd: &str, r: CommandResult) -> Result<App, CallError> {
+    match r {
+        CommandResult::App(app) => Ok(app),
+        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
+        other => Err(unexpected(cmd, other).into()),
+    }
+}
+
+/// The answer of a command that returns schedules.
+pub fn schedules_of(cmd: &str, r: CommandResult) -> Result<Vec<Schedule>, CallError> {
+    match r {
+        CommandResult::Schedules(s) => Ok(s),
+        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
+        other => Err(unexpected(cmd, other).into()),
+    }
+}
+
+/// The answer of a command that returns nothing.
+pub fn done_of(cmd: &str, r: CommandResult) -> Result<(), CallError> {
+    match r {
+        CommandResult::None => Ok(()),
+        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
+        other => Err(unexpected(cmd, other).into()),
+    }
+}
+
+fn bulk_job_of(cmd: &str, r: CommandResult) -> Result<BulkJob, CallError> {
+    match r {
+        CommandResult::BulkJob(job) => Ok(job),
+        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
+        other => Err(unexpected(cmd, other).into()),
+    }
+}
+
+/// The answer of a query that returns apps.
+pub fn apps_of(q: &str, r: QueryResult) -> Result<Vec<App>, GroupError> {
+    match r {
+        QueryResult::Apps(apps) => Ok(apps),
+        other => Err(unexpected(q, other)),
+    }
+}
+
+/// The answer of a query that returns schedules.
+pub fn found_schedules(q: &str, r: QueryResult) -> Result<Vec<Schedule>, GroupError> {
+    match r {
+        QueryResult::Schedules(s) => Ok(s),
+        other => Err(unexpected(q, other)),
+    }
+}
+
+fn bulk_jobs_of(q: &str, r: QueryResult) -> Result<Vec<BulkJob>, GroupError> {
+    match r {
+        QueryResult::BulkJobs(jobs) => Ok(jobs),
+        other => Err(unexpected(q, other)),
+    }
+}
+
+impl Router {
+    async fn meta(&self, cmd: MetaCommand) -> Result<CommandResult, GroupError> {
+        self.write(GroupId::META, Command::Meta(cmd)).await
+    }
+
+    async fn meta_read(&self, q: MetaQuery) -> Result<QueryResult, GroupError> {
+        self.read(GroupId::META, Query::Meta(q)).await
+    }
+
+    /// Writes `cmd` to `shard` (any node; forwarded to its leader).
+    pub async fn shard(
+        &self,
+        shard: GroupId,
+        cmd: ShardCommand,
+    ) -> Result<CommandResult, GroupError> {
+        self.write(shard, Command::Shard(cmd)).await
+    }
+
+    /// Reads `q` from `shard`'s leader.
+    pub async fn shard_read(
+        &self,
+        shard: GroupId,
+        q: ShardQuery,
+    ) -> Result<Vec<Schedule>, GroupError> {
+        found_schedules("shard query", self.read(shard, Query::Shard(q)).await?)
+    }
+
+    pub async fn register_app(&self, app: App) -> Result<App, CallError> {
+        app_of(
+            "RegisterApp",
+            self.meta(MetaCommand::RegisterApp { app }).await?,
+        )
+    }
+
+    pub async fn set_app_active(&self, app_id: String, active: bool) -> Result<App, CallError> {
+        let cmd = MetaCommand::SetAppActive { app_id, active };
+        app_of("SetAppActive", self.meta(cmd).await?)
+    }
+
+    /// One app, read linearizably.
+    pub async fn app(&self, app_id: &str) -> Result<Option<App>, GroupError> {
+        let q = MetaQuery::GetApp {
+            app_id: app_id.to_string(),
+        };
+        Ok(apps_of("GetApp", self.meta_read(q).await?)?.pop())
+    }
+
+    /// Every app, read linearizably.
+    pub async fn apps(&self) -> Result<Vec<App>, GroupError> {
+        apps_of("ListApps", self.meta_read(MetaQuery::ListApps).await?)
+    }
+
+    /// One app as this node's meta replica has it (no round trip; may be behind).
+    pub async fn app_replica(&self, app_id: &str) -> Result<Option<App>, GroupError> {
+        let q = MetaQuery::GetApp {
+            app_id: app_id.to_string(),
+        };
+        Ok(apps_of("GetApp", self.meta_replica(q).await?)?.pop())
+    }
+
+    /// Every app as this node's meta replica has it (no round trip; may be behind).
+    pub async fn apps_replica(&self) -> Result<Vec<App>, GroupError> {
+        apps_of("ListApps", self.meta_replica(MetaQuery::ListApps).await?)
+    }
+
+    /// Every bulk job still running, as this node's meta replica has it.
+    pub async fn running_bulk_jobs_replica(&self) -> Result<Vec<BulkJob>, GroupError> {
+        let r = self.meta_replica(MetaQuery::RunningBulkJobs).await?;
+        bulk_jobs_of("RunningBulkJobs", r)
+    }
+
+    async fn meta_replica(&self, q: MetaQuery) -> Result<QueryResult, GroupError> {
+        let sm = self.groups.meta().sm.clone();
+        tokio::task::spawn_blocking(move || sm.read(|r| crate::meta::apply::query(r, &q)))
+            .await
+            .map_err(|e| GroupError::Internal(e.to_string()))?
+            .map_err(GroupError::from)
+    }
+
+    pub async fn start_bulk_job(&self, job: BulkJob) -> Result<BulkJob, CallError> {
+        bulk_job_of(
+            "StartBulkJob",
+            self.meta(MetaCommand::StartBulkJob { job }).await?,
+        )
+    }
+
+    pub async fn advance_bulk_job(&self, cmd: MetaCommand) -> Result<BulkJob, CallError> {
+        bulk_job_of("AdvanceBulkJob", self.meta(cmd).await?)
+    }
+
+    pub async fn bulk_job(&self, job_id: Uuid) -> Result<Option<BulkJob>, GroupError> {
+        let r = self.meta_read(MetaQuery::GetBulkJob { job_id }).await?;
+        Ok(bulk_jobs_of("GetBulkJob", r)?.pop())
+    }
+
+    /// Stores new schedules in `shard`; answers them as stored, in order.
+    pub async fn create_schedules(
+        &self,
+        shard: GroupId,
+        schedules: Vec<Schedule>,
+    ) -> Result<Vec<Schedule>, CallError> {
+        let cmd = ShardCommand::CreateSchedules { schedules };
+        schedules_of("CreateSchedules", self.shard(shard, cmd).await?)
+    }
+
+    /// Deletes one schedule; answers it as it was (a cron: DELETED).
+    pub async fn delete_schedule(
+        &self,
+        shard: GroupId,
+        id: Uuid,
+        at_ms: u64,
+    ) -> Result<Schedule, CallError> {
+        let cmd = ShardCommand::DeleteSchedule { id, at_ms };
+        let mut deleted = schedules_of("DeleteSchedule", self.shard(shard, cmd).await?)?;
+        match deleted.len() {
+            1 => Ok(deleted.remove(0)),
+            n => Err(unexpected("DeleteSchedule", format!("{n} schedules")).into()),
+        }
+    }
+
+    /// Finishes runs of `shard` (through its current leader, wherever it is).
+    pub async fn record_outcomes(
+        &self,
+        shard: GroupId,
+        outcomes: Vec<crate::schedule::run::Outcome>,
+    ) -> Result<(), CallError> {
+        let cmd = ShardCommand::RecordOutcomes { outcomes };
+        done_of("RecordOutcomes", self.shard(shard, cmd).await?)
+    }
+
+    /// One schedule by id, if `shard` holds it.
+    pub async fn schedule(&self, shard: GroupId, id: Uuid) -> Result<Option<Schedule>, GroupError> {
+        Ok(self
+            .shard_read(shard, ShardQuery::GetSchedule { id })
+            .await?
+            .pop())
+    }
+}
+
+impl Router {
+    /// Reads `query` from each of `shards` in parallel and gathers what they hold.
+    pub async fn scatter(
+        &self,
+        shards: &[GroupId],
+        query: impl Fn() -> ShardQuery,
+    ) -> Result<Vec<Schedule>, GroupError> {
+        let reads = shards.iter().map(|shard| self.shard_read(*shard, query()));
+        let mut all = vec![];
+        for found in futures::future::join_all(reads).await {
+            all.extend(found?);
+        }
+        Ok(all)
+    }
+
+    /// The first `limit` schedules of `page` over `shards` (an app's), in (time, id) order:
+    /// each shard is asked for its first `limit`, and the merge is cut.
+    pub async fn app_schedules(
+        &self,
+        shards: &[GroupId],
+        page: &AppPage,
+    ) -> Result<Vec<Schedule>, GroupError> {
+        let mut all = self
+            .scatter(shards, || ShardQuery::AppSchedules {
+                app_id: page.app_id.clone(),
+                start: page.start,
+                end: page.end,
+                after: page.after,
+                status: page.status,
+                limit: page.limit,
+            })
+            .await?;
+        all.sort_by_key(|s| (s.schedule_time, s.id));
+        all.truncate(page.limit);
+        Ok(all)
+    }
+}
+
+/// Which of an app's schedules to read: time in `[start, end]`, the given status,
+/// strictly after `after` in (time, id) order, at most `limit`.
+#[derive(Debug, Clone)]
+pub struct AppPage {
+    pub app_id: String,
+    pub start: i64,
+    pub end: i64,
+    pub after: Option<crate::schedule::page::Cursor>,
+    pub status: Option<crate::schedule::Status>,
+    pub limit: usize,
+}

@@ -1,0 +1,52 @@
+//! The retention worker: every minute, on each shard this node leads, propose a bounded
+//! `PurgeFinished` with every app's cutoff (now − its `firedScheduleRetentionPeriod`).
+
+use std::time::Duration;
+
+use super::Round;
+use crate::command::{Command, ShardCommand};
+use crate::ids::NodeId;
+use crate::router::Router;
+
+pub const PERIOD: Duration = Duration::from_secs(60);
+/// Most index entries one purge looks at.
+const PURGE_LIMIT: usize = 2000;
+
+pub struct Retention {
+    pub node_id: NodeId,
+    pub router: Router,
+}
+
+impl Round for Retention {
+    async fn round(&mut self) -> anyhow::Result<bool> {
+        let groups = self.router.groups();
+        if !groups.shards().any(|g| g.is_led_by(self.node_id)) {
+            return Ok(false);
+        }
+        let now = chrono::Utc::now().timestamp();
+        let cutoffs: Vec<(String, i64)> = self
+            .router
+            .apps_replica()
+            .await?
+            .into_iter()
+            .map(|a| {
+                let days = a.configuration.fired_schedule_retention_period as i64;
+                (a.app_id, now - days * 86_400)
+            })
+            .collect();
+        if cutoffs.is_empty() {
+            return Ok(true);
+        }
+        let mut failed = None;
+        for g in groups.shards().filter(|g| g.is_led_by(self.node_id)) {
+            let cmd = ShardCommand::PurgeFinished {
+                cutoffs: cutoffs.clone(),
+                limit: PURGE_LIMIT,
+            };
+            if let Err(e) = g.write(Command::Shard(cmd)).await {
+                failed = Some(anyhow::anyhow!("{}: {e}", g.id));
+            }
+        }
+        failed.map_or(Ok(true), Err)
+    }
+}
