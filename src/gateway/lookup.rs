@@ -10,7 +10,7 @@ use crate::meta::app::App;
 /// another node a moment ago is found. (A deactivation racing a create may let that create
 /// through; the two are unordered anyway.)
 pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
-    if let Ok(Some(app)) = gw.router.app_replica(app_id).await {
+    if let Ok(Some(app)) = gw.router.app_replica(app_id) {
         if app.active {
             return Ok(app);
         }

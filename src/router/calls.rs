@@ -142,12 +142,17 @@ impl Router {
         apps_of("ListApps", self.meta_read(MetaQuery::ListApps).await?)
     }
 
-    /// One app as this node's meta replica has it (no round trip; may be behind).
-    pub async fn app_replica(&self, app_id: &str) -> Result<Option<App>, GroupError> {
+    /// One app as this node's meta replica has it (no round trip; may be behind). Read
+    /// inline: one small, hot key, served from RocksDB's memtable or block cache, costs
+    /// less than a hop to the blocking pool (which cost 8–19 % of single creates/s on this
+    /// box: docs/BENCHMARKS.md).
+    pub fn app_replica(&self, app_id: &str) -> Result<Option<App>, GroupError> {
         let q = MetaQuery::GetApp {
             app_id: app_id.to_string(),
         };
-        Ok(apps_of("GetApp", self.meta_replica(q).await?)?.pop())
+        let sm = &self.groups.meta().sm;
+        let found = sm.read(|r| crate::meta::apply::query(r, &q))?;
+        Ok(apps_of("GetApp", found)?.pop())
     }
 
     /// Every app as this node's meta replica has it (no round trip; may be behind).

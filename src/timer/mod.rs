@@ -226,7 +226,7 @@ impl Timer {
         now: u64,
         why_not: impl Fn(&HashMap<String, Option<App>>, &Schedule) -> Option<String>,
     ) -> anyhow::Result<()> {
-        let apps = self.apps_of(&runs).await?;
+        let apps = self.apps_of(&runs)?;
         let (mut to_fire, mut misses) = (Vec::new(), Vec::new());
         for run in runs {
             match why_not(&apps, &run) {
@@ -273,11 +273,11 @@ impl Timer {
     }
 
     /// The apps of `runs`, from this node's replica of the meta group.
-    async fn apps_of(&self, runs: &[Schedule]) -> anyhow::Result<HashMap<String, Option<App>>> {
+    fn apps_of(&self, runs: &[Schedule]) -> anyhow::Result<HashMap<String, Option<App>>> {
         let mut apps = HashMap::new();
         for run in runs {
             if !apps.contains_key(&run.app_id) {
-                let app = self.router.app_replica(&run.app_id).await?;
+                let app = self.router.app_replica(&run.app_id)?;
                 apps.insert(run.app_id.clone(), app);
             }
         }

@@ -55,7 +55,7 @@ async fn run_job(
     mut job: BulkJob,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let app = router.app_replica(&job.app_id).await?;
+    let app = router.app_replica(&job.app_id)?;
     let partitions = app.map(|a| a.partitions).unwrap_or(0);
     loop {
         // Stop when told to, or when another node leads meta (it resumes the job).

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Compares two builds on this box in one run: for each binary directory given, a fresh
+# 3-node cluster (cluster-config/, data in a temp dir) and the same benches, one after the
+# other, all driven by the newest goschedctl. Figures to compare are ratios within a run.
+#   scripts/bench-ab.sh DIR_A DIR_B     (each holding a `goscheduler` binary)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+CTL="$BIN_DIR/goschedctl"
+[ -x "$CTL" ] || build_release
+
+start_cluster() { # $1 = binary dir, $2 = data dir
+    for n in 1 2 3; do
+        GOSCHED_DATA_DIR="$2/node$n" nohup "$1/goscheduler" --config "cluster-config/node$n.toml" \
+            >>"$2/node$n.log" 2>&1 &
+        echo $! >"$2/node$n.pid"
+    done
+    for n in 1 2 3; do
+        for _ in $(seq 1 300); do
+            curl -sf "http://127.0.0.1:808$n/goscheduler/healthcheck" >/dev/null && break
+            sleep 0.2
+        done
+    done
+    sleep 10 # leaders settle (balancer)
+}
+
+stop_cluster() { # $1 = data dir
+    for n in 1 2 3; do kill -TERM "$(cat "$1/node$n.pid")" 2>/dev/null || true; done
+    sleep 3
+    for n in 1 2 3; do kill -KILL "$(cat "$1/node$n.pid")" 2>/dev/null || true; done
+}
+
+for dir in "$@"; do
+    data=$(mktemp -d)
+    echo "=== $dir"
+    start_cluster "$dir" "$data"
+    echo "--- single creates, 64 in flight"
+    "$CTL" bench --count 20000 --lead-secs 900 --concurrency 64 --creates-only
+    echo "--- batch of 100, 16 in flight"
+    "$CTL" bench --count 100000 --lead-secs 900 --batch 100 --concurrency 16 --creates-only
+    echo "--- lateness, 1,000 runs due in one second"
+    "$CTL" bench --count 1000 --lead-secs 3 --batch 500 --rounds 3
+    stop_cluster "$data"
+    rm -rf "$data"
+done
