@@ -197,7 +197,7 @@ async fn serve_grpc(
         shards: config.shards,
     };
     let incoming = config.data_dir.join("snapshots").join("incoming");
-    let transport = TransportService::new(me, groups.clone(), Arc::new(router), incoming);
+    let transport = TransportService::new(me, groups.clone(), Arc::new(router.clone()), incoming);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -208,7 +208,7 @@ async fn serve_grpc(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AdminServer::new(AdminService::new(
-            config, groups, peers, workers,
+            config, router, peers, workers,
         )))
         .add_service(reflection)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {

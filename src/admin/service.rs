@@ -18,6 +18,7 @@ use crate::proto::admin::{
     TransferLeaderRequest,
 };
 use crate::raft::peers::Peers;
+use crate::router::{GroupError, Router};
 use crate::workers::Workers;
 
 /// How long a membership change keeps retrying a group that is between leaders.
@@ -33,7 +34,7 @@ enum MembershipOp {
 
 pub struct AdminService {
     config: Arc<Config>,
-    groups: Arc<Groups>,
+    router: Router,
     peers: Arc<Peers>,
     workers: Arc<Workers>,
 }
@@ -41,16 +42,20 @@ pub struct AdminService {
 impl AdminService {
     pub fn new(
         config: Arc<Config>,
-        groups: Arc<Groups>,
+        router: Router,
         peers: Arc<Peers>,
         workers: Arc<Workers>,
     ) -> Self {
         AdminService {
             config,
-            groups,
+            router,
             peers,
             workers,
         }
+    }
+
+    fn groups(&self) -> &Groups {
+        self.router.groups()
     }
 
     /// An admin client on the shared channel to the leader `id`.
@@ -58,26 +63,28 @@ impl AdminService {
         &self,
         id: NodeId,
         node: &NodeInfo,
-    ) -> Result<AdminClient<tonic::transport::Channel>, Status> {
+    ) -> Result<AdminClient<tonic::transport::Channel>, GroupError> {
         let channel = self
             .peers
             .channel(id, &node.grpc_addr)
-            .map_err(|e| Status::unavailable(format!("node {id} unreachable: {e}")))?;
+            .map_err(|e| GroupError::Unavailable(format!("node {id} unreachable: {e}")))?;
         Ok(AdminClient::new(channel))
     }
 
     /// The groups a request names: one by id, or all of them.
     fn select(&self, group_id: u64, all: bool) -> Result<Vec<&Group>, Status> {
         if all {
-            return Ok(self.groups.iter().collect());
+            return Ok(self.groups().iter().collect());
         }
-        self.groups
+        self.groups()
             .get(GroupId(group_id))
             .map(|g| vec![g])
             .ok_or_else(|| Status::not_found(format!("no group {group_id}")))
     }
 
-    /// Runs `op` on each selected group's leader: here, or forwarded as a one-group request.
+    /// Runs `op` on each selected group's leader (here, or forwarded there as a one-group
+    /// request) through the router, which retries a group between leaders. Both
+    /// operations are idempotent, so a retry after a lost reply is safe.
     async fn on_leaders(
         &self,
         group_id: u64,
@@ -86,67 +93,96 @@ impl AdminService {
     ) -> Result<Vec<String>, Status> {
         let mut lines = Vec::new();
         for g in self.select(group_id, all)? {
-            // A group may be between leaders (an election, a leader transfer): retry a
-            // while. Both operations are idempotent, so a retry after a lost reply is safe.
-            let deadline = Instant::now() + OP_RETRY;
-            let line = loop {
-                match self.on_leader(g, op).await {
-                    Ok(line) => break line,
-                    Err(e) if Instant::now() < deadline && e.code() == tonic::Code::Unavailable => {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+            let there = |leader: NodeId, node: NodeInfo| async move {
+                let mut client = self.admin_client(leader, &node)?;
+                let reply = match op {
+                    MembershipOp::Add(id, info) => {
+                        let one = AddNodeRequest {
+                            node_id: *id,
+                            grpc_addr: info.grpc_addr.clone(),
+                            http_addr: info.http_addr.clone(),
+                            group_id: g.id.0,
+                            all_groups: false,
+                        };
+                        client.add_node(one).await
                     }
-                    Err(e) => return Err(e),
-                }
+                    MembershipOp::Remove(id) => {
+                        let one = RemoveNodeRequest {
+                            node_id: *id,
+                            group_id: g.id.0,
+                            all_groups: false,
+                        };
+                        client.remove_node(one).await
+                    }
+                };
+                reply.map(|r| r.into_inner().message).map_err(from_status)
             };
+            let line = self
+                .router
+                .on_leader(g.id, OP_RETRY, |g| membership_here(g, op), there)
+                .await
+                .map_err(to_status)?;
             lines.push(line);
         }
         Ok(lines)
     }
 
-    /// Runs `op` on `g`'s leader: here, or forwarded as a one-group request.
-    async fn on_leader(&self, g: &Group, op: &MembershipOp) -> Result<String, Status> {
-        let Some((leader, node)) = self.remote_leader(g)? else {
-            let local = match op {
-                MembershipOp::Add(id, info) => membership::add_node(g, *id, info.clone()).await,
-                MembershipOp::Remove(id) => membership::remove_node(g, *id).await,
-            };
-            // Refused because leadership moved meanwhile: worth a retry.
-            return local.map_err(|e| match e {
-                MembershipError::LeaderMoved(m) => Status::unavailable(m),
-                MembershipError::Refused(m) => Status::failed_precondition(m),
-            });
-        };
-        let mut client = self.admin_client(leader, &node)?;
-        let reply = match op {
-            MembershipOp::Add(id, info) => {
-                let one = AddNodeRequest {
-                    node_id: *id,
-                    grpc_addr: info.grpc_addr.clone(),
-                    http_addr: info.http_addr.clone(),
-                    group_id: g.id.0,
-                    all_groups: false,
-                };
-                client.add_node(one).await?
-            }
-            MembershipOp::Remove(id) => {
-                let one = RemoveNodeRequest {
-                    node_id: *id,
-                    group_id: g.id.0,
-                    all_groups: false,
-                };
-                client.remove_node(one).await?
-            }
-        };
-        Ok(reply.into_inner().message)
-    }
-
-    /// The leader of `group` if it is another node, or `None` if it is this one.
-    fn remote_leader(&self, group: &Group) -> Result<Option<(NodeId, NodeInfo)>, Status> {
-        match group.known_leader() {
-            Some((id, _)) if id == self.config.node_id => Ok(None),
-            Some(leader) => Ok(Some(leader)),
-            None => Err(Status::unavailable(format!("{} has no leader", group.id))),
+    /// Moves `g`'s leadership to `to` from this node, its leader, and waits (bounded).
+    async fn transfer_here(&self, g: &Group, to: NodeId) -> Result<String, GroupError> {
+        if to == self.config.node_id {
+            return Ok(format!("{}: node {to} already leads", g.id));
         }
+        g.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+        let deadline = Instant::now() + TRANSFER_WAIT;
+        let done = loop {
+            if g.known_leader().is_some_and(|(id, _)| id == to) {
+                break true;
+            }
+            if Instant::now() > deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Ok(if done {
+            format!("{}: leader is now node {to}", g.id)
+        } else {
+            format!("{}: transfer to node {to} did not complete in time", g.id)
+        })
+    }
+}
+
+/// Runs `op` on `g`, which this node leads.
+async fn membership_here(g: &Group, op: &MembershipOp) -> Result<String, GroupError> {
+    let local = match op {
+        MembershipOp::Add(id, info) => membership::add_node(g, *id, info.clone()).await,
+        MembershipOp::Remove(id) => membership::remove_node(g, *id).await,
+    };
+    local.map_err(|e| match e {
+        // Leadership moved meanwhile: worth a retry on the new leader.
+        MembershipError::LeaderMoved(m) => GroupError::Unavailable(m),
+        MembershipError::Refused(m) => GroupError::Refused(m),
+    })
+}
+
+/// A forwarded admin call's failure, as the router's retry loop understands it.
+fn from_status(s: Status) -> GroupError {
+    match s.code() {
+        tonic::Code::Unavailable => GroupError::Unavailable(s.message().to_string()),
+        tonic::Code::FailedPrecondition => GroupError::Refused(s.message().to_string()),
+        _ => GroupError::Internal(format!("{}: {}", s.code(), s.message())),
+    }
+}
+
+/// What the operator sees of a failed admin operation.
+fn to_status(e: GroupError) -> Status {
+    match e {
+        GroupError::Refused(m) => Status::failed_precondition(m),
+        GroupError::Internal(m) => Status::internal(m),
+        other => Status::unavailable(other.to_string()),
     }
 }
 
@@ -164,8 +200,8 @@ impl Admin for AdminService {
             cluster_id: self.config.cluster_id.clone(),
             http_addr: self.config.http_addr.clone(),
             grpc_addr: self.config.grpc_addr.clone(),
-            groups: self.groups.iter().map(status::group_status).collect(),
-            members: status::members(self.groups.meta()),
+            groups: self.groups().iter().map(status::group_status).collect(),
+            members: status::members(self.groups().meta()),
             workers: self.workers.statuses(),
         }))
     }
@@ -175,56 +211,40 @@ impl Admin for AdminService {
         req: Request<TransferLeaderRequest>,
     ) -> Result<Response<ActionReply>, Status> {
         let req = req.into_inner();
+        let to = req.to_node;
         let mut lines = Vec::new();
-        for g in self.select(req.group_id, req.all_groups)? {
-            if let Some((leader, node)) = self.remote_leader(g)? {
-                if req.all_groups {
-                    // "All groups" means all groups this node leads.
-                    continue;
+        if req.all_groups {
+            // "All groups" means all groups this node leads.
+            for g in self.groups().iter() {
+                if g.is_led_by(self.config.node_id) {
+                    lines.push(self.transfer_here(g, to).await.map_err(to_status)?);
                 }
-                let one = TransferLeaderRequest {
-                    group_id: g.id.0,
-                    all_groups: false,
-                    to_node: req.to_node,
-                };
-                let reply = self
-                    .admin_client(leader, &node)?
-                    .transfer_leader(one)
-                    .await?;
-                lines.push(format!(
-                    "(via leader {leader}) {}",
-                    reply.into_inner().message
-                ));
-                continue;
             }
-            if req.to_node == self.config.node_id {
-                lines.push(format!("{}: node {} already leads", g.id, req.to_node));
-                continue;
-            }
-            g.raft
-                .trigger()
-                .transfer_leader(req.to_node)
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
-            let deadline = Instant::now() + TRANSFER_WAIT;
-            let done = loop {
-                if g.known_leader().is_some_and(|(id, _)| id == req.to_node) {
-                    break true;
-                }
-                if Instant::now() > deadline {
-                    break false;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            lines.push(if done {
-                format!("{}: leader is now node {}", g.id, req.to_node)
-            } else {
-                format!(
-                    "{}: transfer to node {} did not complete in time",
-                    g.id, req.to_node
-                )
-            });
+            return Ok(action(lines));
         }
+        let g = self.select(req.group_id, false)?[0];
+        let there = |leader: NodeId, node: NodeInfo| async move {
+            let one = TransferLeaderRequest {
+                group_id: g.id.0,
+                all_groups: false,
+                to_node: to,
+            };
+            let reply = self
+                .admin_client(leader, &node)?
+                .transfer_leader(one)
+                .await
+                .map_err(from_status)?;
+            Ok(format!(
+                "(via leader {leader}) {}",
+                reply.into_inner().message
+            ))
+        };
+        let line = self
+            .router
+            .on_leader(g.id, OP_RETRY, |g| self.transfer_here(g, to), there)
+            .await
+            .map_err(to_status)?;
+        lines.push(line);
         Ok(action(lines))
     }
 

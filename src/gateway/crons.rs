@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::lookup::registered_app;
-use super::params::parse_status;
+use super::params::parse_status_filter;
 use super::views::{stored_view, ScheduleView};
 use super::Gateway;
 use crate::command::ShardQuery;
@@ -36,12 +36,7 @@ pub async fn list(
         .filter(|a| !a.is_empty())
         .ok_or_else(|| ApiError::bad_request("app_id is required"))?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let status = p
-        .status
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(parse_status)
-        .transpose()?;
+    let status = parse_status_filter(p.status.as_deref())?;
     let app = registered_app(&gw, &app_id).await?;
     let shards = app_shards(&app_id, app.partitions, gw.config.shards);
     let mut crons = gw

@@ -151,6 +151,7 @@ impl From<GroupError> for ApiError {
                 ApiError::new(503, format!("cluster unavailable, retry later: {e}"))
             }
             GroupError::Indeterminate(m) => ApiError::new(503, m),
+            GroupError::Refused(m) => ApiError::new(409, m),
             GroupError::Internal(m) => ApiError::new(500, format!("internal error: {m}")),
         }
     }

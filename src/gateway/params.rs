@@ -66,6 +66,11 @@ pub fn parse_status(s: &str) -> Result<Status, ApiError> {
     })
 }
 
+/// An optional status filter: absent or empty means any status.
+pub fn parse_status_filter(s: Option<&str>) -> Result<Option<Status>, ApiError> {
+    s.filter(|s| !s.is_empty()).map(parse_status).transpose()
+}
+
 /// The cursor of a continuation token given in either spelling (the first given wins;
 /// an empty one is none).
 pub fn parse_token(first: Option<&str>, second: Option<&str>) -> Result<Option<Cursor>, ApiError> {
@@ -101,12 +106,7 @@ pub fn parse_size(size: Option<&str>) -> Result<usize, ApiError> {
 /// hour before it; neither → from an hour ago to a day ahead.
 pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Range, ApiError> {
     let size = parse_size(p.size.as_deref())?;
-    let status = p
-        .status
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(parse_status)
-        .transpose()?;
+    let status = parse_status_filter(p.status.as_deref())?;
     let parse_time = |s: &Option<String>| {
         s.as_deref()
             .filter(|s| !s.is_empty())

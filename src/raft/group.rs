@@ -37,6 +37,9 @@ pub enum GroupError {
     /// The write may or may not have committed (its leader changed under it).
     #[error("{0}")]
     Indeterminate(String),
+    /// The group refused the operation on its state (e.g. removing its last voter).
+    #[error("{0}")]
+    Refused(String),
     /// A bug or a storage failure.
     #[error("{0}")]
     Internal(String),

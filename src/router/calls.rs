@@ -32,39 +32,49 @@ fn unexpected(what: impl std::fmt::Display, got: impl std::fmt::Debug) -> GroupE
     GroupError::Internal(format!("{what} answered {got:?}"))
 }
 
+/// What a command answered, as `pick` wants it; apply's refusal and any other answer
+/// become the call's error.
+fn answer<T>(
+    cmd: &str,
+    r: CommandResult,
+    pick: impl FnOnce(CommandResult) -> Result<T, CommandResult>,
+) -> Result<T, CallError> {
+    match pick(r) {
+        Ok(value) => Ok(value),
+        Err(CommandResult::Rejected(r)) => Err(CallError::Rejected(r)),
+        Err(other) => Err(unexpected(cmd, other).into()),
+    }
+}
+
 /// The answer of a command that returns one app.
 pub fn app_of(cmd: &str, r: CommandResult) -> Result<App, CallError> {
-    match r {
+    answer(cmd, r, |r| match r {
         CommandResult::App(app) => Ok(app),
-        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
-        other => Err(unexpected(cmd, other).into()),
-    }
+        other => Err(other),
+    })
 }
 
 /// The answer of a command that returns schedules.
 pub fn schedules_of(cmd: &str, r: CommandResult) -> Result<Vec<Schedule>, CallError> {
-    match r {
+    answer(cmd, r, |r| match r {
         CommandResult::Schedules(s) => Ok(s),
-        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
-        other => Err(unexpected(cmd, other).into()),
-    }
+        other => Err(other),
+    })
 }
 
 /// The answer of a command that returns nothing.
 pub fn done_of(cmd: &str, r: CommandResult) -> Result<(), CallError> {
-    match r {
+    answer(cmd, r, |r| match r {
         CommandResult::None => Ok(()),
-        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
-        other => Err(unexpected(cmd, other).into()),
-    }
+        other => Err(other),
+    })
 }
 
 fn bulk_job_of(cmd: &str, r: CommandResult) -> Result<BulkJob, CallError> {
-    match r {
+    answer(cmd, r, |r| match r {
         CommandResult::BulkJob(job) => Ok(job),
-        CommandResult::Rejected(r) => Err(CallError::Rejected(r)),
-        other => Err(unexpected(cmd, other).into()),
-    }
+        other => Err(other),
+    })
 }
 
 /// The answer of a query that returns apps.

@@ -9,6 +9,7 @@
 
 pub mod calls;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,18 +84,45 @@ impl Router {
     }
 
     async fn route(&self, group_id: GroupId, req: Request) -> Result<Answer, GroupError> {
+        self.on_leader(
+            group_id,
+            ROUTE_DEADLINE,
+            |g| run_here(g, req.clone()),
+            |id, node| {
+                let req = &req;
+                async move { self.forward(group_id, id, &node, req).await }
+            },
+        )
+        .await
+    }
+
+    /// Runs an operation on `group_id`'s leader until `within` passes: `here` when this
+    /// node leads, `there` (a forward) when another does. "Not the leader" follows the
+    /// leader named, or waits for one; "unavailable" waits and asks again; anything else
+    /// ends it. The one way to reach a leader, for client requests and admin operations.
+    pub async fn on_leader<'a, T, Here, There>(
+        &'a self,
+        group_id: GroupId,
+        within: Duration,
+        here: impl Fn(&'a Group) -> Here,
+        there: impl Fn(NodeId, NodeInfo) -> There,
+    ) -> Result<T, GroupError>
+    where
+        Here: Future<Output = Result<T, GroupError>>,
+        There: Future<Output = Result<T, GroupError>>,
+    {
         let group = self
             .groups
             .get(group_id)
             .ok_or_else(|| GroupError::Internal(format!("no group {group_id} on this node")))?;
-        let deadline = Instant::now() + ROUTE_DEADLINE;
+        let deadline = Instant::now() + within;
         // Whom to ask next: start with whoever this node believes leads.
         let mut target = group.known_leader();
         let mut last_err = GroupError::Unavailable(format!("{group_id} has no leader"));
         while Instant::now() < deadline {
             let attempt = match &target {
-                Some((id, _)) if *id == self.node_id => run_here(group, req.clone()).await,
-                Some((id, node)) => self.forward(group_id, *id, node, &req).await,
+                Some((id, _)) if *id == self.node_id => here(group).await,
+                Some((id, node)) => there(*id, node.clone()).await,
                 None => Err(GroupError::NotLeader { leader: None }),
             };
             match attempt {
