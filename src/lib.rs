@@ -3,7 +3,7 @@
 //! The data path, top to bottom:
 //! `gateway` (axum REST API on every node) → `router` (find the owning group's leader,
 //! run locally or forward over gRPC) → `raft` (one openraft group per shard plus the meta
-//! group, RocksDB log, gRPC transport) → state machine apply (`meta::apply`, pure and
+//! group, RocksDB log, gRPC transport) → state machine apply (`meta::logic`, `shard::logic`: pure and
 //! deterministic) → `store` (one RocksDB per node). `admin` operates the cluster;
 //! `node` wires it all together; `config` says how.
 

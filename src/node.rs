@@ -17,7 +17,7 @@ use crate::callback::Dispatcher;
 use crate::command::{Groups, SchedulerLog};
 use crate::config::Config;
 use crate::ids::{GroupId, NodeId, NodeInfo};
-use crate::meta::apply::MetaLogic;
+use crate::meta::logic::MetaLogic;
 use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::admin_server::AdminServer;
 use crate::proto::admin::StatusRequest;
@@ -26,11 +26,11 @@ use crate::raft::peers::{Peers, MAX_MESSAGE_BYTES};
 use crate::raft::service::{Identity, TransportService};
 use crate::raft::GroupLogic;
 use crate::router::Router;
-use crate::shard::apply::ShardLogic;
 use crate::shard::due_signal::DueSignal;
+use crate::shard::logic::ShardLogic;
 use crate::timer::plan::SystemClock;
 use crate::timer::Timer;
-use crate::workers::{bulk, refill, retention, Scope, Workers};
+use crate::workers::{bulk_jobs, refill, retention, Scope, Workers};
 use crate::{gateway, store};
 
 /// Outcomes waiting to be committed (senders wait when it is full).
@@ -149,13 +149,13 @@ fn start_workers(
         retention::PERIOD,
         retention,
     );
-    let bulk = bulk::Bulk {
+    let bulk = bulk_jobs::BulkJobs {
         node_id,
         router: router.clone(),
         shards: config.shards,
         stop: workers.stop_signal(),
     };
-    workers.every("bulk-jobs", Scope::MetaLeader, bulk::PERIOD, bulk);
+    workers.every("bulk-jobs", Scope::MetaLeader, bulk_jobs::PERIOD, bulk);
 
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(OUTCOME_QUEUE);
     let dispatcher = Dispatcher::new(&config.firing, outcomes_tx);

@@ -24,7 +24,7 @@ use crate::schedule::Schedule;
 /// An outcome on its way to its shard's log; the claim ends at `deadline_ms`, after which
 /// committing it is pointless (the run may have been fired again).
 #[derive(Debug)]
-pub struct Reported {
+pub struct PendingOutcome {
     pub group: GroupId,
     pub outcome: Outcome,
     pub deadline_ms: u64,
@@ -69,11 +69,11 @@ pub struct Dispatcher {
     per_app: usize,
     apps: Mutex<HashMap<String, Arc<Semaphore>>>,
     pub in_flight: Arc<InFlight>,
-    outcomes: mpsc::Sender<Reported>,
+    outcomes: mpsc::Sender<PendingOutcome>,
 }
 
 impl Dispatcher {
-    pub fn new(settings: &FiringSettings, outcomes: mpsc::Sender<Reported>) -> Arc<Self> {
+    pub fn new(settings: &FiringSettings, outcomes: mpsc::Sender<PendingOutcome>) -> Arc<Self> {
         Arc::new(Dispatcher {
             client: http::client(),
             calls: Arc::new(Semaphore::new(settings.concurrency)),
@@ -106,12 +106,12 @@ impl Dispatcher {
         let this = self.clone();
         tokio::spawn(async move {
             let outcome = this.call_with_retries(&run, &cfg).await;
-            let reported = Reported {
+            let pending = PendingOutcome {
                 group,
                 outcome,
                 deadline_ms,
             };
-            if this.outcomes.send(reported).await.is_err() {
+            if this.outcomes.send(pending).await.is_err() {
                 this.in_flight.finish(&run.id);
             }
         });

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{InFlight, Reported};
+use super::{InFlight, PendingOutcome};
 use crate::ids::GroupId;
 use crate::metrics::METRICS;
 use crate::router::Router;
@@ -28,11 +28,11 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub async fn run(
     router: Router,
     in_flight: Arc<InFlight>,
-    mut rx: mpsc::Receiver<Reported>,
+    mut rx: mpsc::Receiver<PendingOutcome>,
     worker: Worker,
 ) {
     let mut stop = worker.stop.clone();
-    let mut retry: Vec<Reported> = Vec::new();
+    let mut retry: Vec<PendingOutcome> = Vec::new();
     loop {
         let first = if retry.is_empty() {
             tokio::select! {
@@ -65,8 +65,12 @@ pub async fn run(
 }
 
 /// Commits `batch`, one entry per shard in parallel; returns what must be retried.
-async fn commit(router: &Router, in_flight: &InFlight, batch: Vec<Reported>) -> Vec<Reported> {
-    let mut by_group: BTreeMap<GroupId, Vec<Reported>> = BTreeMap::new();
+async fn commit(
+    router: &Router,
+    in_flight: &InFlight,
+    batch: Vec<PendingOutcome>,
+) -> Vec<PendingOutcome> {
+    let mut by_group: BTreeMap<GroupId, Vec<PendingOutcome>> = BTreeMap::new();
     for r in batch {
         by_group.entry(r.group).or_default().push(r);
     }

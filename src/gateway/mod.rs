@@ -4,7 +4,7 @@
 
 pub mod app_schedules;
 pub mod apps;
-pub mod bulk;
+pub mod bulk_actions;
 pub mod crons;
 pub mod envelope;
 pub mod health;
@@ -66,11 +66,11 @@ pub fn routes(gw: Gateway) -> axum::Router {
         )
         .route(
             "/goscheduler/apps/{app_id}/bulk-action/{action}",
-            post(bulk::start),
+            post(bulk_actions::start),
         )
         .route(
             "/goscheduler/apps/{app_id}/bulk-action/jobs/{job_id}",
-            get(bulk::progress),
+            get(bulk_actions::progress),
         )
         .route("/goscheduler/crons/schedules", get(crons::list))
         .route("/goscheduler/schedules/{id}/runs", get(runs::runs))

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{app_schedules, apps, bulk, crons, health, runs, schedules};
+use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,8 +27,8 @@ use super::{app_schedules, apps, bulk, crons, health, runs, schedules};
         runs::runs,
         crons::list,
         app_schedules::list,
-        bulk::start,
-        bulk::progress,
+        bulk_actions::start,
+        bulk_actions::progress,
     )
 )]
 pub struct ApiDoc;

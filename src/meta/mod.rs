@@ -1,5 +1,5 @@
 //! The meta group: the registry of apps and the bulk jobs run on their schedules.
 
 pub mod app;
-pub mod apply;
 pub mod bulk;
+pub mod logic;

@@ -112,6 +112,16 @@ impl<L: LogTypes> Group<L> {
         F: FnOnce(&SmReader) -> io::Result<T> + Send + 'static,
     {
         self.catch_up().await?;
+        self.read_applied(f).await
+    }
+
+    /// Answers `f` from this replica's applied state as it is (no read index: possibly
+    /// behind the leader), off the async threads.
+    pub async fn read_applied<T, F>(&self, f: F) -> Result<T, GroupError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SmReader) -> io::Result<T> + Send + 'static,
+    {
         let sm = self.sm.clone();
         tokio::task::spawn_blocking(move || sm.read(f))
             .await

@@ -161,7 +161,7 @@ impl Router {
             app_id: app_id.to_string(),
         };
         let sm = &self.groups.meta().sm;
-        let found = sm.read(|r| crate::meta::apply::query(r, &q))?;
+        let found = sm.read(|r| crate::meta::logic::query(r, &q))?;
         Ok(apps_of("GetApp", found)?.pop())
     }
 
@@ -177,11 +177,9 @@ impl Router {
     }
 
     async fn meta_replica(&self, q: MetaQuery) -> Result<QueryResult, GroupError> {
-        let sm = self.groups.meta().sm.clone();
-        tokio::task::spawn_blocking(move || sm.read(|r| crate::meta::apply::query(r, &q)))
+        let meta = self.groups.meta();
+        meta.read_applied(move |r| crate::meta::logic::query(r, &q))
             .await
-            .map_err(|e| GroupError::Internal(e.to_string()))?
-            .map_err(GroupError::from)
     }
 
     pub async fn start_bulk_job(&self, job: BulkJob) -> Result<BulkJob, CallError> {

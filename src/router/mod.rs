@@ -194,7 +194,7 @@ async fn run_here(group: &Group, req: Request) -> Result<Answer, GroupError> {
             let kind = group.id;
             let answer = group
                 .read(move |r| match query {
-                    Query::Meta(q) if !kind.is_shard() => crate::meta::apply::query(r, &q),
+                    Query::Meta(q) if !kind.is_shard() => crate::meta::logic::query(r, &q),
                     Query::Shard(q) if kind.is_shard() => crate::shard::query::query(r, &q),
                     other => Err(std::io::Error::other(format!(
                         "query {other:?} is not for {kind}"

@@ -1,12 +1,12 @@
 //! Shards: the data groups that hold schedules. An app's partition maps onto a shard
 //! deterministically, so every node agrees where a partition's schedules live.
 
-pub mod apply;
 pub mod claims;
-pub mod crons;
+pub mod cron_runs;
 pub mod due_signal;
 pub mod index;
 pub mod keys;
+pub mod logic;
 pub mod query;
 pub mod retention;
 
@@ -66,4 +66,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod apply_tests;
+mod logic_tests;

@@ -290,9 +290,8 @@ async fn read_runs(
     g: &Group,
     ids_of: impl FnOnce(&SmReader) -> std::io::Result<Vec<Uuid>> + Send + 'static,
 ) -> anyhow::Result<Vec<Schedule>> {
-    let sm = g.sm.clone();
-    let runs = tokio::task::spawn_blocking(move || {
-        sm.read(|reader| {
+    let runs = g
+        .read_applied(move |reader| {
             let mut runs = Vec::new();
             for id in ids_of(reader)? {
                 if let Some(run) = reader.get::<Schedule>(&keys::schedule(&id))? {
@@ -301,8 +300,7 @@ async fn read_runs(
             }
             Ok(runs)
         })
-    })
-    .await??;
+        .await?;
     Ok(runs)
 }
 

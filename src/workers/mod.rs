@@ -2,12 +2,12 @@
 //! `goschedctl status` (scope, trigger, rounds, last error).
 //!
 //! Most are periodic [`Round`]s started with [`Workers::every`]: `refill` (cron runs, shard
-//! leaders), `retention` (purge finished runs, shard leaders), `bulk` (bulk jobs, the meta
+//! leaders), `retention` (purge finished runs, shard leaders), `bulk_jobs` (the meta
 //! leader) and the leader balancer (`admin::balance`, every node). The firing timer
 //! (`timer`) runs its own loop per shard through [`Workers::spawn`] and reports each round
 //! on its [`Worker`] handle.
 
-pub mod bulk;
+pub mod bulk_jobs;
 pub mod refill;
 pub mod retention;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::Round;
 use crate::command::{Command, Group, Groups, ShardCommand};
 use crate::ids::NodeId;
-use crate::shard::crons;
+use crate::shard::cron_runs;
 
 /// How often the worker looks.
 pub const PERIOD: Duration = Duration::from_secs(1);
@@ -35,8 +35,9 @@ impl Round for Refill {
 
 async fn refill_if_due(g: &Group) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp();
-    let sm = g.sm.clone();
-    let due = tokio::task::spawn_blocking(move || sm.read(|r| crons::refill_due(r, now))).await??;
+    let due = g
+        .read_applied(move |r| cron_runs::refill_due(r, now))
+        .await?;
     if due {
         let cmd = ShardCommand::RefillCrons {
             now,

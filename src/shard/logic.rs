@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::due_signal::DueSignal;
 use super::index::{insert, rearm, remove};
-use super::{claims, crons, keys, retention};
+use super::{claims, cron_runs, keys, retention};
 use crate::command::{Command, CommandResult, RejectReason, Rejection, SchedulerLog, ShardCommand};
 use crate::raft::GroupLogic;
 use crate::schedule::{Schedule, Status};
@@ -75,7 +75,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             Ok(CommandResult::None)
         }
         ShardCommand::RefillCrons { now, limit } => {
-            crons::refill(txn, *now, *limit)?;
+            cron_runs::refill(txn, *now, *limit)?;
             Ok(CommandResult::None)
         }
         ShardCommand::ClaimRuns {
@@ -108,7 +108,7 @@ fn create(txn: &mut SmTxn, s: &Schedule) -> io::Result<Schedule> {
     insert(txn, &s)?;
     if s.is_cron() {
         let now = (s.created_at_ms / 1000) as i64;
-        crons::materialise(txn, &mut s, now)?;
+        cron_runs::materialise(txn, &mut s, now)?;
     }
     Ok(s)
 }
@@ -124,7 +124,7 @@ fn delete(txn: &mut SmTxn, id: &Uuid, now: i64) -> io::Result<CommandResult> {
         if s.status == Status::Deleted {
             return Ok(not_found());
         }
-        crons::delete(txn, &mut s, now)?;
+        cron_runs::delete(txn, &mut s, now)?;
     } else {
         remove(txn, &s);
     }

@@ -24,14 +24,14 @@ pub const PERIOD: Duration = Duration::from_secs(1);
 /// Schedules acted on per page.
 pub const PAGE: usize = 500;
 
-pub struct Bulk {
+pub struct BulkJobs {
     pub node_id: NodeId,
     pub router: Router,
     pub shards: u32,
     pub stop: watch::Receiver<bool>,
 }
 
-impl Round for Bulk {
+impl Round for BulkJobs {
     async fn round(&mut self) -> anyhow::Result<bool> {
         if !self.router.groups().meta().is_led_by(self.node_id) {
             return Ok(false);

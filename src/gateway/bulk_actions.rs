@@ -1,7 +1,7 @@
 //! `POST /goscheduler/apps/{appId}/bulk-action/{reconcile|delete}` starts a bulk job on
 //! every matching schedule (not just a first page) and answers at once; `GET
 //! /goscheduler/apps/{appId}/bulk-action/jobs/{jobId}` shows its progress. The meta leader's
-//! bulk worker does the work (see `scheduler::bulk`).
+//! `bulk-jobs` worker does the work (see `workers::bulk_jobs`).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{apply::apply, crons, keys, query::query};
+use super::{cron_runs, keys, logic::apply, query::query};
 use crate::command::{
     CommandResult, QueryResult, RejectReason, ShardCommand as Command, ShardQuery as Query, When,
 };
@@ -182,7 +182,7 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
     let CommandResult::Schedules(created) = &created[0] else {
         panic!()
     };
-    assert_eq!(created[0].runs_until, Some(T0 + crons::RUN_WINDOW_SECS));
+    assert_eq!(created[0].runs_until, Some(T0 + cron_runs::RUN_WINDOW_SECS));
     // Runs every 10 minutes for the next hour: 6 of them, newest first, linked to the cron.
     let future = runs(&db, c.id, When::Future, T0, None);
     assert_eq!(
@@ -212,9 +212,9 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
 
     // Not due for a refill until its runs end within REFILL_AHEAD of now.
     let reader = SmReader::new(&db, SHARD);
-    assert!(!crons::refill_due(&reader, T0).unwrap());
-    let later = T0 + crons::RUN_WINDOW_SECS - crons::REFILL_AHEAD_SECS + 1;
-    assert!(crons::refill_due(&reader, later).unwrap());
+    assert!(!cron_runs::refill_due(&reader, T0).unwrap());
+    let later = T0 + cron_runs::RUN_WINDOW_SECS - cron_runs::REFILL_AHEAD_SECS + 1;
+    assert!(cron_runs::refill_due(&reader, later).unwrap());
     commit(
         &db,
         &[Command::RefillCrons {
@@ -227,7 +227,7 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
         6 + 5,
         "up to later + 1 h"
     );
-    assert!(!crons::refill_due(&SmReader::new(&db, SHARD), later).unwrap());
+    assert!(!cron_runs::refill_due(&SmReader::new(&db, SHARD), later).unwrap());
 
     // Paging runs newest first with a cursor.
     let all = runs(&db, c.id, When::All, later, None);
@@ -285,7 +285,7 @@ fn a_dense_cron_is_refilled_in_bounded_steps() {
     );
     assert_eq!(
         runs(&db, c.id, When::All, T0, None).len(),
-        crons::MAX_RUNS_PER_REFILL
+        cron_runs::MAX_RUNS_PER_REFILL
     );
     // Refills ahead of time until the runs reach REFILL_AHEAD past now, each bounded.
     for _ in 0..10 {
@@ -293,8 +293,8 @@ fn a_dense_cron_is_refilled_in_bounded_steps() {
     }
     let n = runs(&db, c.id, When::All, T0, None).len() as i64;
     assert!(
-        n >= crons::REFILL_AHEAD_SECS
-            && n <= crons::REFILL_AHEAD_SECS + 2 * crons::MAX_RUNS_PER_REFILL as i64,
+        n >= cron_runs::REFILL_AHEAD_SECS
+            && n <= cron_runs::REFILL_AHEAD_SECS + 2 * cron_runs::MAX_RUNS_PER_REFILL as i64,
         "{n} runs"
     );
 }
