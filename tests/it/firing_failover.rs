@@ -232,8 +232,20 @@ async fn an_every_second_cron_loses_no_second_across_a_leader_kill() {
         .await;
     assert_eq!(status, 200, "{reply}");
     let ended = now();
-    // Runs claimed by the killed leader are re-sent once their claim expires (~11 s).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Runs claimed by the killed leader are re-sent once their claim expires (~11 s): wait
+    // (bounded) until every second before the delete has a delivery; the checks below
+    // name any that never came.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        let seen: BTreeSet<i64> = rx.deliveries().iter().map(|d| d.schedule_time).collect();
+        if seen
+            .first()
+            .is_some_and(|first| (*first..ended - 1).all(|s| seen.contains(&s)))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let deliveries = rx.deliveries();
     let mut per_second: BTreeMap<i64, Vec<&Delivery>> = BTreeMap::new();
