@@ -76,6 +76,9 @@ pub struct FiringSettings {
     /// Added to a claim's deadline beyond the app's timeouts and retries: how long a
     /// claimer cut off from its peers has to report the outcome before another node re-fires.
     pub claim_margin_ms: u64,
+    /// On a graceful stop (SIGTERM), how long the callbacks in flight may take to finish
+    /// and commit their outcomes, after leadership has been handed over.
+    pub drain_ms: u64,
 }
 
 impl Default for FiringSettings {
@@ -86,6 +89,7 @@ impl Default for FiringSettings {
             max_outstanding: 100_000,
             claim_ahead_ms: 300,
             claim_margin_ms: 10_000,
+            drain_ms: 10_000,
         }
     }
 }

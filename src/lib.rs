@@ -13,6 +13,7 @@ pub mod callback;
 pub mod command;
 pub mod config;
 pub mod cron;
+pub mod drain;
 pub mod gateway;
 pub mod ids;
 pub mod meta;

@@ -13,9 +13,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::balance::{self, Balancer};
 use crate::admin::service::AdminService;
-use crate::callback::Dispatcher;
+use crate::callback::{Dispatcher, InFlight};
 use crate::command::{Groups, SchedulerLog};
 use crate::config::Config;
+use crate::drain::{drain, Draining};
 use crate::ids::{GroupId, NodeId, NodeInfo};
 use crate::meta::logic::MetaLogic;
 use crate::proto::admin::admin_client::AdminClient;
@@ -85,6 +86,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
 
     let router = Router::new(config.node_id, groups.clone(), peers.clone());
+    let draining = Draining::default();
     let grpc = tokio::spawn(serve_grpc(
         config.clone(),
         router.clone(),
@@ -106,9 +108,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if config.bootstrap {
         bootstrap(&config, &groups).await?;
     }
-    start_workers(&config, &router, &workers, due);
+    let in_flight = start_workers(&config, &router, &workers, due, &draining);
 
     shutdown.await;
+    tracing::info!("stopping: handing over leadership, finishing callbacks in flight");
+    let within = Duration::from_millis(config.firing.drain_ms);
+    let alive_within = config.heartbeat() * 4;
+    drain(
+        config.node_id,
+        &groups,
+        &in_flight,
+        &draining,
+        alive_within,
+        within,
+    )
+    .await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     workers.join().await;
@@ -128,7 +142,8 @@ fn start_workers(
     router: &Router,
     workers: &Workers,
     due: BTreeMap<GroupId, Arc<DueSignal>>,
-) {
+    draining: &Draining,
+) -> Arc<InFlight> {
     let (node_id, groups) = (config.node_id, router.groups().clone());
     if config.balance_leaders {
         let balancer = Balancer::new(node_id, groups.clone(), config.heartbeat() * 4);
@@ -169,7 +184,9 @@ fn start_workers(
         dispatcher,
         settings: config.firing.clone(),
         clock: Arc::new(SystemClock),
+        draining: draining.clone(),
     });
+    let in_flight = timer.dispatcher.in_flight.clone();
     for (shard, due) in due {
         let timer = timer.clone();
         let trigger = "each second, and runs written due now";
@@ -180,6 +197,7 @@ fn start_workers(
             move |w| timer.run(shard, due, w),
         );
     }
+    in_flight
 }
 
 async fn serve_grpc(
@@ -197,7 +215,8 @@ async fn serve_grpc(
         shards: config.shards,
     };
     let incoming = config.data_dir.join("snapshots").join("incoming");
-    let transport = TransportService::new(me, groups.clone(), Arc::new(router.clone()), incoming);
+    let forwards = Arc::new(router.clone());
+    let transport = TransportService::new(me, groups.clone(), forwards, incoming);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;

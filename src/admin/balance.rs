@@ -79,27 +79,46 @@ impl Round for Balancer {
 /// The node `g` should move to, if this node leads it and the preferred one is ready.
 fn transfer_target(node_id: NodeId, g: &Group, alive_within: Duration) -> Option<NodeId> {
     let m = g.metrics();
-    if m.current_leader != Some(node_id) || m.state != openraft::ServerState::Leader {
-        return None;
-    }
     let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
     let to = preferred_leader(g.id, &voters)?;
-    if to == node_id {
-        return None;
+    ready_successors(node_id, g, alive_within)
+        .contains(&to)
+        .then_some(to)
+}
+
+/// The voters that could lead `g` after this node, its leader, most caught up first:
+/// alive (acked a heartbeat within `alive_within`) and at most [`MAX_LAG`] entries behind.
+/// Empty when this node does not lead `g`.
+pub fn ready_successors(node_id: NodeId, g: &Group, alive_within: Duration) -> Vec<NodeId> {
+    let m = g.metrics();
+    if m.current_leader != Some(node_id) || m.state != openraft::ServerState::Leader {
+        return vec![];
     }
-    let alive = m
-        .heartbeat
-        .as_ref()
-        .and_then(|h| h.get(&to).cloned().flatten())
-        .is_some_and(|acked| acked.elapsed() < alive_within);
     let last = m.last_log_index.unwrap_or(0);
-    let matched = m
-        .replication
-        .as_ref()
-        .and_then(|r| r.get(&to).cloned().flatten())
-        .map(|l| l.index)
-        .unwrap_or(0);
-    (alive && last.saturating_sub(matched) <= MAX_LAG).then_some(to)
+    let mut ready: Vec<(u64, NodeId)> = m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .filter(|v| *v != node_id)
+        .filter(|v| {
+            m.heartbeat
+                .as_ref()
+                .and_then(|h| h.get(v).cloned().flatten())
+                .is_some_and(|acked| acked.elapsed() < alive_within)
+        })
+        .map(|v| {
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&v).cloned().flatten())
+                .map(|l| l.index)
+                .unwrap_or(0);
+            (last.saturating_sub(matched), v)
+        })
+        .filter(|(behind, _)| *behind <= MAX_LAG)
+        .collect();
+    ready.sort_unstable();
+    ready.into_iter().map(|(_, v)| v).collect()
 }
 
 #[cfg(test)]

@@ -37,13 +37,13 @@ pub async fn run(
         let first = if retry.is_empty() {
             tokio::select! {
                 r = rx.recv() => r,
-                _ = stop.changed() => return,
+                _ = stop.changed() => return flush(&router, &in_flight, rx, retry).await,
             }
         } else {
             tokio::select! {
                 r = rx.recv() => r,
                 _ = tokio::time::sleep(RETRY_PAUSE) => None,
-                _ = stop.changed() => return,
+                _ = stop.changed() => return flush(&router, &in_flight, rx, retry).await,
             }
         };
         let mut batch = std::mem::take(&mut retry);
@@ -61,6 +61,29 @@ pub async fn run(
             n => Err(anyhow::anyhow!("{n} outcomes wait for a retry")),
         };
         worker.report(true, &result);
+    }
+}
+
+/// On stop: one last attempt to commit what is queued (a graceful stop has let the
+/// callbacks finish first), so their runs are not re-sent by the next leader.
+async fn flush(
+    router: &Router,
+    in_flight: &InFlight,
+    mut rx: mpsc::Receiver<PendingOutcome>,
+    mut batch: Vec<PendingOutcome>,
+) {
+    rx.close();
+    while let Ok(r) = rx.try_recv() {
+        batch.push(r);
+    }
+    if !batch.is_empty() {
+        let left = commit(router, in_flight, batch).await;
+        if !left.is_empty() {
+            tracing::warn!(
+                runs = left.len(),
+                "stopping with outcomes not committed: their runs will be re-sent"
+            );
+        }
     }
 }
 

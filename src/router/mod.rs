@@ -219,13 +219,68 @@ impl ForwardHandler<SchedulerLog> for Router {
     }
 }
 
-/// Whether a failed forward certainly never ran on the target: it could not connect, or
-/// the target refused the envelope before looking at the request.
+/// Whether a failed forward certainly never ran on the target, judged by where it failed,
+/// never by the message: the target's transport refused the envelope before reading the
+/// request, or this node could not connect at all. Anything else (a reset, a timeout, a
+/// stream error after the request left) may have run.
 fn never_delivered(s: &tonic::Status) -> bool {
     use tonic::Code;
     match s.code() {
         Code::FailedPrecondition | Code::NotFound | Code::InvalidArgument => true,
-        Code::Unavailable => s.message().contains("connect"),
-        _ => false,
+        _ => failed_to_connect(s),
+    }
+}
+
+/// Whether `e` or an error under it is a failure to connect (tonic's `ConnectError`).
+fn failed_to_connect(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if err.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::raft::raft_transport_client::RaftTransportClient;
+    use crate::proto::raft::Envelope;
+
+    #[tokio::test]
+    async fn only_a_failure_to_connect_proves_a_forward_was_never_delivered() {
+        // A port nobody listens on: the call fails while connecting.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_lazy();
+        let refused = RaftTransportClient::new(channel)
+            .forward(Envelope::default())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(never_delivered(&refused), "{refused:?}");
+
+        // The same code and even the word "connect" without a connect failure under it
+        // (a reset after the request left) may have been delivered.
+        let reset = tonic::Status::unavailable("connection reset by peer while connected");
+        assert!(!never_delivered(&reset));
+        assert!(!never_delivered(&tonic::Status::unknown(
+            "h2 protocol error"
+        )));
+        assert!(!never_delivered(&tonic::Status::cancelled(
+            "timeout expired"
+        )));
+        // Refusals by the target's transport, before it reads the request.
+        assert!(never_delivered(&tonic::Status::failed_precondition(
+            "wrong cluster"
+        )));
+        assert!(never_delivered(&tonic::Status::not_found("no group 9")));
     }
 }

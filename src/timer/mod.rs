@@ -23,6 +23,7 @@ use plan::{claim_deadline_ms, claim_until, config_of, next_look_ms, why_not_fire
 use crate::callback::Dispatcher;
 use crate::command::{Command, CommandResult, Group, ShardCommand};
 use crate::config::FiringSettings;
+use crate::drain::Draining;
 use crate::ids::{GroupId, NodeId};
 use crate::meta::app::App;
 use crate::metrics::METRICS;
@@ -47,6 +48,8 @@ pub struct Timer {
     pub settings: FiringSettings,
     /// Read once per look; every decision takes that reading.
     pub clock: Arc<dyn Clock>,
+    /// While this node drains (a graceful stop), it claims nothing new.
+    pub draining: Draining,
 }
 
 /// What a leader remembers between its looks at a shard.
@@ -113,10 +116,12 @@ impl Timer {
             if let Some(earliest) = due.take() {
                 lead.due_floor = lead.due_floor.min(earliest);
             }
-            let room = self
-                .settings
-                .max_outstanding
-                .saturating_sub(self.dispatcher.in_flight.len());
+            let room = match self.draining.is_on() {
+                true => 0,
+                false => {
+                    (self.settings.max_outstanding).saturating_sub(self.dispatcher.in_flight.len())
+                }
+            };
             let now = self.clock.now_ms();
             let mut busy = room == 0;
             if room > 0 {

@@ -303,6 +303,31 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM (a graceful stop); waits up to `within` for the node to exit and returns
+    /// whether it exited cleanly (status 0) in time. A node still running is killed.
+    pub async fn terminate(&mut self, id: u64, within: Duration) -> bool {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let Some(mut child) = node.child.lock().unwrap().take() else {
+            return false;
+        };
+        let pid = child.id().to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + within;
+        while sent && Instant::now() < deadline {
+            if let Ok(Some(exit)) = child.try_wait() {
+                return exit.success();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
     pub async fn restart(&mut self, id: u64) {
         self.spawn(id);
         self.wait_healthy(id, Duration::from_secs(60)).await;

@@ -7,6 +7,7 @@ mod cron_reference;
 mod crons;
 mod firing;
 mod firing_failover;
+mod graceful;
 mod harness;
 mod layers;
 mod membership;
