@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A 3-node cluster on 127.0.0.1 (configs in cluster-config/, data and logs in data/cluster/).
 #   scripts/cluster.sh up      start the nodes that are not running (idempotent; restarts rejoin)
-#   scripts/cluster.sh down    stop them (SIGTERM, then SIGKILL after 10 s)
+#   scripts/cluster.sh down    stop them (SIGTERM: a graceful drain; SIGKILL after 25 s)
 #   scripts/cluster.sh status  goschedctl status of the cluster
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -39,7 +39,7 @@ down() {
         if running "$n"; then
             local pid; pid=$(cat "$DATA/node$n.pid")
             kill -TERM "$pid"
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            for _ in $(seq 1 250); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
             echo "node $n stopped"
         fi

@@ -231,7 +231,7 @@ impl Timer {
         now: u64,
         why_not: impl Fn(&HashMap<String, Option<App>>, &Schedule) -> Option<String>,
     ) -> anyhow::Result<()> {
-        let apps = self.apps_of(&runs)?;
+        let apps = self.apps_of(&runs).await?;
         let (mut to_fire, mut misses) = (Vec::new(), Vec::new());
         for run in runs {
             match why_not(&apps, &run) {
@@ -277,12 +277,18 @@ impl Timer {
         Ok(())
     }
 
-    /// The apps of `runs`, from this node's replica of the meta group.
-    fn apps_of(&self, runs: &[Schedule]) -> anyhow::Result<HashMap<String, Option<App>>> {
+    /// The apps of `runs`, read linearizably from the meta group's leader: an activation,
+    /// deactivation or registration acknowledged before the claim is honoured even when this
+    /// node's own meta replica lags (cut off from the meta leader alone). When the meta
+    /// group cannot answer, nothing is claimed or missed: the runs wait for it.
+    async fn apps_of(&self, runs: &[Schedule]) -> anyhow::Result<HashMap<String, Option<App>>> {
         let mut apps = HashMap::new();
         for run in runs {
             if !apps.contains_key(&run.app_id) {
-                let app = self.router.app_replica(&run.app_id)?;
+                let app =
+                    self.router.app(&run.app_id).await.with_context(|| {
+                        format!("reading app {} before its runs fire", run.app_id)
+                    })?;
                 apps.insert(run.app_id.clone(), app);
             }
         }

@@ -267,6 +267,15 @@ impl Cluster {
         }
     }
 
+    /// Cuts the links between nodes `a` and `b`, both ways (each keeps its other link).
+    pub fn cut(&self, a: u64, b: u64) {
+        for ((from, to), p) in &self.links {
+            if (*from, *to) == (a, b) || (*from, *to) == (b, a) {
+                p.cut();
+            }
+        }
+    }
+
     /// Restores every link.
     pub fn heal_all(&self) {
         self.links.values().for_each(Proxy::heal);
