@@ -50,6 +50,14 @@ pub async fn finished(cluster: &Cluster, via: u64, id: &str, within: Duration) -
     }
 }
 
+/// Waits for `id` to finish and checks it ended MISS with `reason` in its message.
+pub async fn assert_missed(cluster: &Cluster, via: u64, id: &str, reason: &str) {
+    let done = finished(cluster, via, id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "MISS", "{done}");
+    let why = done["errorMessage"].as_str().unwrap_or_default();
+    assert!(why.contains(reason), "{done}");
+}
+
 fn of<'a>(deliveries: &'a [Delivery], id: &str) -> Vec<&'a Delivery> {
     deliveries.iter().filter(|d| d.schedule_id == id).collect()
 }
@@ -189,15 +197,7 @@ async fn a_deactivated_app_misses_its_runs_and_reconcile_fires_them_again() {
         .call(2, Method::POST, "/goscheduler/apps/sleepy/deactivate", None)
         .await;
     assert_eq!(status, 200, "{reply}");
-    let done = finished(&cluster, 3, &missed, Duration::from_secs(20)).await;
-    assert_eq!(done["status"], "MISS", "{done}");
-    assert!(
-        done["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("deactivated"),
-        "{done}"
-    );
+    assert_missed(&cluster, 3, &missed, "deactivated").await;
     assert_eq!(rx.count(), 0, "a deactivated app fired");
 
     // Activated again: new runs fire.
@@ -304,14 +304,6 @@ async fn runs_found_after_the_misfire_window_are_missed_with_a_reason() {
     tokio::time::sleep(Duration::from_secs(7)).await;
     cluster.restart(2).await;
     cluster.restart(3).await;
-    let done = finished(&cluster, 1, &id, Duration::from_secs(30)).await;
-    assert_eq!(done["status"], "MISS", "{done}");
-    assert!(
-        done["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("misfireWindow of 1s"),
-        "{done}"
-    );
+    assert_missed(&cluster, 1, &id, "misfireWindow of 1s").await;
     assert_eq!(rx.count(), 0, "a run past its misfire window fired");
 }
