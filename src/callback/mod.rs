@@ -17,7 +17,7 @@ use crate::config::FiringSettings;
 use crate::ids::GroupId;
 use crate::meta::app::AppConfiguration;
 use crate::metrics::METRICS;
-use crate::schedule::run::Outcome;
+use crate::schedule::run::{Fence, Outcome};
 use crate::schedule::time::now_ms;
 use crate::schedule::Schedule;
 
@@ -149,6 +149,6 @@ impl Dispatcher {
                 break;
             }
         }
-        Outcome::of_attempts(run.id, attempts)
+        Outcome::of_attempts(run.id, attempts).fenced(Fence::of(run.claim))
     }
 }

@@ -21,6 +21,37 @@ pub struct Claim {
     pub first_attempt: u32,
 }
 
+impl Claim {
+    /// The fence an outcome of this claim carries.
+    pub fn fence(&self) -> Fence {
+        Fence::Claim {
+            node: self.node,
+            deadline_ms: self.deadline_ms,
+        }
+    }
+}
+
+/// Which state of a run an outcome may finish, so a stale outcome (of a claim that expired
+/// and was taken again, or of a run re-armed since) changes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fence {
+    /// Written before outcomes were fenced: judged by the rule of then (any claimed run, or a
+    /// MISS of any pending run), so old log entries apply as they did.
+    #[default]
+    Unfenced,
+    /// Only a run nobody has claimed (a MISS the leader found before claiming).
+    Unclaimed,
+    /// Only while the run's current claim is this one.
+    Claim { node: u64, deadline_ms: u64 },
+}
+
+impl Fence {
+    /// The fence of an outcome about a run in the state `claim`.
+    pub fn of(claim: Option<Claim>) -> Fence {
+        claim.map_or(Fence::Unclaimed, |c| c.fence())
+    }
+}
+
 /// One HTTP call of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -55,9 +86,18 @@ pub struct Outcome {
     pub attempts: Vec<Attempt>,
     /// Why it failed or was missed.
     pub reason: Option<String>,
+    /// Which state of the run it may finish.
+    #[serde(default)]
+    pub fence: Fence,
 }
 
 impl Outcome {
+    /// This outcome, valid only for the run state `fence` names.
+    pub fn fenced(mut self, fence: Fence) -> Outcome {
+        self.fence = fence;
+        self
+    }
+
     /// The outcome of the calls made: SUCCESS if the last one succeeded.
     pub fn of_attempts(id: Uuid, attempts: Vec<Attempt>) -> Outcome {
         let last_error = attempts.last().and_then(|a| a.error.clone());
@@ -70,6 +110,7 @@ impl Outcome {
             },
             reason: last_error.map(|e| format!("{} attempt(s) failed; last: {e}", attempts.len())),
             attempts,
+            fence: Fence::Unfenced,
         }
     }
 
@@ -79,6 +120,7 @@ impl Outcome {
             status: Status::Miss,
             attempts: vec![],
             reason: Some(reason.into()),
+            fence: Fence::Unfenced,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::io;
 use uuid::Uuid;
 
 use super::keys;
-use crate::schedule::run::{Claim, Outcome, MAX_ATTEMPTS_KEPT};
+use crate::schedule::run::{Claim, Fence, Outcome, MAX_ATTEMPTS_KEPT};
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::{SmReader, SmTxn};
 
@@ -52,21 +52,30 @@ pub fn claim(
     Ok(claimed)
 }
 
-/// Finishes runs: a SUCCESS or FAILURE only for a claimed run, a MISS for any pending
-/// run. Runs already finished, deleted or re-armed are left alone. Returns how many ended.
+/// Whether outcome `o` may finish run `s` (pending): only in the state its fence names —
+/// under the claim it was made for, or (a MISS) while nobody has claimed the run.
+fn admits(o: &Outcome, s: &Schedule) -> bool {
+    match o.fence {
+        Fence::Unfenced => s.claim.is_some() || o.status == Status::Miss,
+        Fence::Unclaimed => s.claim.is_none() && o.status == Status::Miss,
+        fence @ Fence::Claim { .. } => s.claim.map(|c| c.fence()) == Some(fence),
+    }
+}
+
+/// Finishes runs whose outcome's fence matches their state (see [`admits`]). Runs already
+/// finished, deleted, re-armed or claimed again are left alone. Returns how many ended.
 pub fn record(txn: &mut SmTxn, outcomes: &[Outcome]) -> io::Result<usize> {
     let mut ended = 0;
     for o in outcomes {
         let Some(mut s) = txn.get::<Schedule>(&keys::schedule(&o.id))? else {
             continue;
         };
-        if s.status != Status::Scheduled || s.is_cron() {
+        if s.status != Status::Scheduled || s.is_cron() || !admits(o, &s) {
             continue;
         }
         match s.claim.take() {
             Some(c) => txn.delete(&keys::claim(c.deadline_ms, &o.id)),
-            None if o.status == Status::Miss => txn.delete(&keys::due(s.due_time(), &o.id)),
-            None => continue,
+            None => txn.delete(&keys::due(s.due_time(), &o.id)),
         }
         s.status = o.status;
         s.error_message = o.reason.clone();

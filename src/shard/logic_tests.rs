@@ -496,3 +496,52 @@ fn deleting_a_claimed_run_clears_its_claim_entry() {
     assert_eq!(count(&db, keys::CLAIM), 0);
     assert_eq!(count(&db, keys::SCHEDULE), 0);
 }
+
+#[test]
+fn only_an_outcome_of_the_current_claim_finishes_a_run() {
+    use crate::schedule::run::{Fence, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let a = one_time(1, 100);
+    let create = Command::CreateSchedules {
+        schedules: vec![a.clone()],
+    };
+    commit(&db, &[create, claim(&[a.id], 1, 5_000, 1_000)]);
+    let first = stored(&db, a.id).claim.unwrap().fence();
+    let record = |o: Outcome| Command::RecordOutcomes { outcomes: vec![o] };
+    // A MISS meant for an unclaimed run does not end a claimed one.
+    let miss = Outcome::miss(a.id, "found late").fenced(Fence::Unclaimed);
+    commit(&db, &[record(miss)]);
+    assert_eq!(stored(&db, a.id).status, Status::Scheduled);
+    // The first claim expires and node 2 claims again: node 1's late outcome is stale.
+    commit(&db, &[claim(&[a.id], 2, 9_000, 5_000)]);
+    let second = stored(&db, a.id).claim.unwrap().fence();
+    assert_ne!(first, second);
+    let stale = Outcome::of_attempts(a.id, vec![attempt(1, 500)]).fenced(first);
+    commit(&db, &[record(stale)]);
+    let s = stored(&db, a.id);
+    assert_eq!((s.status, s.attempts.len()), (Status::Scheduled, 0));
+    assert_eq!(s.claim.unwrap().node, 2);
+    assert_eq!(count(&db, keys::CLAIM), 1);
+    // The current claim's outcome ends it.
+    let current = Outcome::of_attempts(a.id, vec![attempt(2, 200)]).fenced(second);
+    commit(&db, &[record(current.clone())]);
+    let s = stored(&db, a.id);
+    assert_eq!((s.status, s.attempts.len()), (Status::Success, 1));
+    assert_eq!(count(&db, keys::CLAIM), 0);
+    // Re-armed by a reconcile, the run is pending and unclaimed again: an outcome of its
+    // old claim arriving now is stale too; a MISS fenced for an unclaimed run is taken.
+    commit(
+        &db,
+        &[Command::ReconcileSchedules {
+            ids: vec![a.id],
+            at: 300,
+        }],
+    );
+    commit(&db, &[record(current)]);
+    assert_eq!(stored(&db, a.id).status, Status::Scheduled);
+    let miss = Outcome::miss(a.id, "app deactivated").fenced(Fence::Unclaimed);
+    commit(&db, &[record(miss)]);
+    assert_eq!(stored(&db, a.id).status, Status::Miss);
+    assert_eq!(count(&db, keys::TIME), 0);
+}

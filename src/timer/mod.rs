@@ -29,7 +29,7 @@ use crate::meta::app::App;
 use crate::metrics::METRICS;
 use crate::router::calls::{done_of, schedules_of};
 use crate::router::Router;
-use crate::schedule::run::Outcome;
+use crate::schedule::run::{Fence, Outcome};
 use crate::schedule::Schedule;
 use crate::shard::due_signal::DueSignal;
 use crate::shard::{claims, keys};
@@ -235,7 +235,9 @@ impl Timer {
         let (mut to_fire, mut misses) = (Vec::new(), Vec::new());
         for run in runs {
             match why_not(&apps, &run) {
-                Some(reason) => misses.push(Outcome::miss(run.id, reason)),
+                Some(reason) => {
+                    misses.push(Outcome::miss(run.id, reason).fenced(Fence::of(run.claim)))
+                }
                 None => to_fire.push(run),
             }
         }
