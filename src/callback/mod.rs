@@ -19,7 +19,7 @@ use crate::meta::app::AppConfiguration;
 use crate::metrics::METRICS;
 use crate::schedule::run::{Fence, Outcome};
 use crate::schedule::time::now_ms;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Status};
 
 /// An outcome on its way to its shard's log; the claim ends at `deadline_ms`, after which
 /// committing it is pointless (the run may have been fired again).
@@ -105,7 +105,12 @@ impl Dispatcher {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let outcome = this.call_with_retries(&run, &cfg).await;
+            let Some(outcome) = this.call_with_retries(&run, &cfg, deadline_ms).await else {
+                // No call was made before the claim ran out: nothing to report; the run's
+                // leader sends it again once the claim has expired.
+                this.in_flight.finish(&run.id);
+                return;
+            };
             let pending = PendingOutcome {
                 group,
                 outcome,
@@ -118,7 +123,15 @@ impl Dispatcher {
         true
     }
 
-    async fn call_with_retries(&self, run: &Schedule, cfg: &AppConfiguration) -> Outcome {
+    /// Calls `run` at its second, retrying under the app's policy, each attempt only while
+    /// it cannot outlast the claim (`deadline_ms`): time spent waiting for a slot counts.
+    /// `None` when not even the first call could be made in time.
+    async fn call_with_retries(
+        &self,
+        run: &Schedule,
+        cfg: &AppConfiguration,
+        deadline_ms: u64,
+    ) -> Option<Outcome> {
         let due_ms = run.due_time().max(0) as u64 * 1000;
         tokio::time::sleep(Duration::from_millis(due_ms.saturating_sub(now_ms()))).await;
         let share = self.app_share(&run.app_id);
@@ -133,6 +146,10 @@ impl Dispatcher {
             let attempt = {
                 let _app = share.acquire().await.expect("semaphore never closed");
                 let _node = self.calls.acquire().await.expect("semaphore never closed");
+                if !policy::may_attempt(now_ms(), cfg.http_timeout as u64, deadline_ms) {
+                    tracing::warn!(run = %run.id, attempt = first + retry, "claim runs out before the next call: stopping");
+                    break;
+                }
                 http::call(&self.client, run, first + retry, policy::timeout(cfg)).await
             };
             METRICS.fires.inc();
@@ -149,6 +166,15 @@ impl Dispatcher {
                 break;
             }
         }
-        Outcome::of_attempts(run.id, attempts).fenced(Fence::of(run.claim))
+        if attempts.is_empty() {
+            return None;
+        }
+        let mut outcome = Outcome::of_attempts(run.id, attempts);
+        if outcome.status != Status::Success && outcome.attempts.len() <= cfg.http_retries as usize
+        {
+            let why = "retries cut short: the claim's deadline came first";
+            outcome.reason = Some(format!("{}; {why}", outcome.reason.unwrap_or_default()));
+        }
+        Some(outcome.fenced(Fence::of(run.claim)))
     }
 }

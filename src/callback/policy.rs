@@ -35,6 +35,13 @@ pub fn attempts_budget_ms(cfg: &AppConfiguration) -> u64 {
     calls + waits
 }
 
+/// Whether an attempt starting at `now_ms` may still be made under a claim that ends at
+/// `deadline_ms`: only if it cannot outlast the claim (timed out at `timeout_ms`), since
+/// after the deadline the run may be claimed and sent again by another node.
+pub fn may_attempt(now_ms: u64, timeout_ms: u64, deadline_ms: u64) -> bool {
+    now_ms.saturating_add(timeout_ms) < deadline_ms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +62,13 @@ mod tests {
             ..AppConfiguration::default()
         };
         assert_eq!(attempts_budget_ms(&cfg), 3 * 1000 + 200 + 400);
+    }
+
+    #[test]
+    fn no_attempt_may_outlast_its_claim() {
+        assert!(may_attempt(1_000, 5_000, 10_000));
+        assert!(!may_attempt(5_000, 5_000, 10_000));
+        assert!(!may_attempt(12_000, 1_000, 10_000));
+        assert!(!may_attempt(u64::MAX, 1, u64::MAX));
     }
 }
