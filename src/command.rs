@@ -83,6 +83,10 @@ pub enum ShardCommand {
         node: u64,
         deadline_ms: u64,
         at_ms: u64,
+        /// The calls each claim may make (its app's retries + 1), in the order of `ids`;
+        /// empty in entries written before this was recorded.
+        #[serde(default)]
+        attempts: Vec<u32>,
     },
     /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
     RecordOutcomes { outcomes: Vec<Outcome> },

@@ -19,6 +19,9 @@ pub struct Claim {
     /// after at least one call of each earlier claim that expired without an outcome.
     #[serde(default)]
     pub first_attempt: u32,
+    /// The calls this claim may make (its app's retries + 1); 0 when not recorded.
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 impl Claim {

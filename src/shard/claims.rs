@@ -13,16 +13,20 @@ use crate::schedule::{Schedule, Status};
 use crate::store::txn::{SmReader, SmTxn};
 
 /// Claims, for `node` until `deadline_ms`, each listed run that is pending and unclaimed or
-/// whose claim expired by `at_ms`. Returns the runs claimed (others are skipped).
+/// whose claim expired by `at_ms`; `attempts[i]` is how many calls the claim of `ids[i]`
+/// may make. Returns the runs claimed (others are skipped). A run claimed again numbers
+/// its calls after every number the expired claim could have used, so attempt numbers
+/// strictly increase across claimers.
 pub fn claim(
     txn: &mut SmTxn,
     ids: &[Uuid],
+    attempts: &[u32],
     node: u64,
     deadline_ms: u64,
     at_ms: u64,
 ) -> io::Result<Vec<Schedule>> {
     let mut claimed = Vec::with_capacity(ids.len());
-    for id in ids {
+    for (i, id) in ids.iter().enumerate() {
         let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? else {
             continue;
         };
@@ -33,7 +37,9 @@ pub fn claim(
             Some(c) if c.deadline_ms > at_ms => continue,
             Some(c) => {
                 txn.delete(&keys::claim(c.deadline_ms, id));
-                c.first_attempt.max(s.attempt_count()) + 1
+                // Unknown (0) for claims recorded before their call count was: at least one.
+                let used = c.first_attempt + c.attempts.max(1);
+                used.max(s.attempt_count() + 1)
             }
             None => {
                 txn.delete(&keys::due(s.due_time(), id));
@@ -44,6 +50,7 @@ pub fn claim(
             node,
             deadline_ms,
             first_attempt,
+            attempts: attempts.get(i).copied().unwrap_or(0),
         });
         txn.put(&keys::schedule(id), &s)?;
         txn.put(&keys::claim(deadline_ms, id), &())?;

@@ -83,9 +83,11 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             node,
             deadline_ms,
             at_ms,
+            attempts,
         } => Ok(CommandResult::Schedules(claims::claim(
             txn,
             ids,
+            attempts,
             *node,
             *deadline_ms,
             *at_ms,

@@ -355,6 +355,7 @@ fn claim(ids: &[Uuid], node: u64, deadline_ms: u64, at_ms: u64) -> Command {
         node,
         deadline_ms,
         at_ms,
+        attempts: vec![],
     }
 }
 
@@ -544,4 +545,30 @@ fn only_an_outcome_of_the_current_claim_finishes_a_run() {
     commit(&db, &[record(miss)]);
     assert_eq!(stored(&db, a.id).status, Status::Miss);
     assert_eq!(count(&db, keys::TIME), 0);
+}
+
+#[test]
+fn a_run_claimed_again_numbers_its_calls_after_every_number_the_expired_claim_could_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let a = one_time(1, 100);
+    let create = Command::CreateSchedules {
+        schedules: vec![a.clone()],
+    };
+    let claim_with = |node, deadline_ms, at_ms| Command::ClaimRuns {
+        ids: vec![a.id],
+        node,
+        deadline_ms,
+        at_ms,
+        attempts: vec![4],
+    };
+    commit(&db, &[create, claim_with(1, 5_000, 1_000)]);
+    let first = stored(&db, a.id).claim.unwrap();
+    assert_eq!((first.first_attempt, first.attempts), (1, 4));
+    // Node 1 may have made calls 1..=4 before it vanished: node 2 starts at 5.
+    commit(&db, &[claim_with(2, 9_000, 5_000)]);
+    assert_eq!(stored(&db, a.id).claim.unwrap().first_attempt, 5);
+    // And a third claimer after node 2's calls 5..=8.
+    commit(&db, &[claim_with(3, 20_000, 9_000)]);
+    assert_eq!(stored(&db, a.id).claim.unwrap().first_attempt, 9);
 }

@@ -258,11 +258,16 @@ impl Timer {
             return Ok(());
         }
         let deadline_ms = claim_deadline_ms(&runs, apps, now, self.settings.claim_margin_ms);
+        let attempts = runs
+            .iter()
+            .map(|r| config_of(apps, r).http_retries + 1)
+            .collect();
         let cmd = ShardCommand::ClaimRuns {
             ids: runs.iter().map(|r| r.id).collect(),
             node: self.node_id,
             deadline_ms,
             at_ms: now,
+            attempts,
         };
         let earliest_ms = runs.iter().map(|r| r.due_time().max(0) as u64 * 1000).min();
         let claimed = schedules_of("ClaimRuns", propose(g, lead, cmd).await?)?;
