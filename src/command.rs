@@ -199,16 +199,8 @@ pub enum MetaQuery {
 pub enum ShardQuery {
     /// One schedule by id.
     GetSchedule { id: Uuid },
-    /// Up to `limit` schedules of an app in one shard with time in `[start, end]` and the
-    /// given status, ordered by (time, id), strictly after `after`.
-    AppSchedules {
-        app_id: String,
-        start: i64,
-        end: i64,
-        after: Option<Cursor>,
-        status: Option<Status>,
-        limit: usize,
-    },
+    /// The first schedules of `AppPage` that one shard holds.
+    AppSchedules(AppPage),
     /// Up to `limit` runs of a schedule, newest first, strictly before `before`.
     ScheduleRuns {
         id: Uuid,
@@ -223,6 +215,18 @@ pub enum ShardQuery {
         status: Option<Status>,
         limit: usize,
     },
+}
+
+/// Which of an app's schedules to read: time in `[start, end]`, the given status, strictly
+/// after `after` in (time, id) order, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppPage {
+    pub app_id: String,
+    pub start: i64,
+    pub end: i64,
+    pub after: Option<Cursor>,
+    pub status: Option<Status>,
+    pub limit: usize,
 }
 
 /// Which runs of a schedule: due before now, from now on, or all.

@@ -251,6 +251,12 @@ impl Config {
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.raft.heartbeat_ms)
     }
+
+    /// A peer that acked a heartbeat this recently counts as alive (for handing it a
+    /// group's leadership: the balancer and a graceful stop).
+    pub fn peer_alive_within(&self) -> Duration {
+        self.heartbeat() * 4
+    }
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     shutdown.await;
     tracing::info!("stopping: handing over leadership, finishing callbacks in flight");
     let within = Duration::from_millis(config.firing.drain_ms);
-    let alive_within = config.heartbeat() * 4;
+    let alive_within = config.peer_alive_within();
     drain(
         config.node_id,
         &groups,
@@ -146,7 +146,7 @@ fn start_workers(
 ) -> Arc<InFlight> {
     let (node_id, groups) = (config.node_id, router.groups().clone());
     if config.balance_leaders {
-        let balancer = Balancer::new(node_id, groups.clone(), config.heartbeat() * 4);
+        let balancer = Balancer::new(node_id, groups.clone(), config.peer_alive_within());
         workers.every("leader-balancer", Scope::Node, balance::PERIOD, balancer);
     }
     let refill = refill::Refill {

@@ -14,8 +14,8 @@ use super::lookup::registered_app;
 use super::params::{parse_range, RangeParams};
 use super::views::{stored_view, SchedulesPage};
 use super::Gateway;
+use crate::command::AppPage;
 use crate::meta::app::validate_app_id;
-use crate::router::calls::AppPage;
 use crate::schedule::page;
 use crate::shard::app_shards;
 

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{GroupError, Router};
 use crate::command::{
-    Command, CommandResult, MetaCommand, MetaQuery, Query, QueryResult, Rejection, ShardCommand,
-    ShardQuery,
+    AppPage, Command, CommandResult, MetaCommand, MetaQuery, Query, QueryResult, Rejection,
+    ShardCommand, ShardQuery,
 };
 use crate::ids::GroupId;
 use crate::meta::app::App;
@@ -265,29 +265,10 @@ impl Router {
         page: &AppPage,
     ) -> Result<Vec<Schedule>, GroupError> {
         let mut all = self
-            .scatter(shards, || ShardQuery::AppSchedules {
-                app_id: page.app_id.clone(),
-                start: page.start,
-                end: page.end,
-                after: page.after,
-                status: page.status,
-                limit: page.limit,
-            })
+            .scatter(shards, || ShardQuery::AppSchedules(page.clone()))
             .await?;
         all.sort_by_key(|s| (s.schedule_time, s.id));
         all.truncate(page.limit);
         Ok(all)
     }
-}
-
-/// Which of an app's schedules to read: time in `[start, end]`, the given status,
-/// strictly after `after` in (time, id) order, at most `limit`.
-#[derive(Debug, Clone)]
-pub struct AppPage {
-    pub app_id: String,
-    pub start: i64,
-    pub end: i64,
-    pub after: Option<crate::schedule::page::Cursor>,
-    pub status: Option<crate::schedule::Status>,
-    pub limit: usize,
 }

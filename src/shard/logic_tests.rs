@@ -4,7 +4,8 @@ use uuid::Uuid;
 
 use super::{cron_runs, keys, logic::apply, query::query};
 use crate::command::{
-    CommandResult, QueryResult, RejectReason, ShardCommand as Command, ShardQuery as Query, When,
+    AppPage, CommandResult, QueryResult, RejectReason, ShardCommand as Command,
+    ShardQuery as Query, When,
 };
 use crate::cron::CronSpec;
 use crate::ids::GroupId;
@@ -147,14 +148,14 @@ fn app_queries_page_by_time_then_id_within_the_range() {
     let all: Vec<Schedule> = (1..=6).map(|n| one_time(n, 100 + (n as i64 % 3))).collect();
     commit(&db, &[Command::CreateSchedules { schedules: all }]);
     let page = |after: Option<Cursor>, limit| {
-        let q = Query::AppSchedules {
+        let q = Query::AppSchedules(AppPage {
             app_id: "revamp".into(),
             start: 100,
             end: 101,
             after,
             status: None,
             limit,
-        };
+        });
         get(&db, q)
             .iter()
             .map(|s| (s.schedule_time, s.id.as_u128()))
@@ -331,14 +332,14 @@ fn retention_purges_old_finished_runs_only_in_bounded_steps() {
     assert_eq!(count(&db, keys::SCHEDULE), 10);
     commit(&db, &[purge(1000)]);
     let left: Vec<u128> = {
-        let q = Query::AppSchedules {
+        let q = Query::AppSchedules(AppPage {
             app_id: "revamp".into(),
             start: 0,
             end: 1000,
             after: None,
             status: None,
             limit: 100,
-        };
+        });
         get(&db, q).iter().map(|s| s.id.as_u128()).collect()
     };
     assert_eq!(left, vec![20, 22], "pending and recent runs stay");

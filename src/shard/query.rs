@@ -5,7 +5,7 @@ use std::io;
 use uuid::Uuid;
 
 use super::keys;
-use crate::command::{QueryResult, ShardQuery, When};
+use crate::command::{AppPage, QueryResult, ShardQuery, When};
 use crate::schedule::page::Cursor;
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmReader;
@@ -16,14 +16,7 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             .get::<Schedule>(&keys::schedule(id))?
             .into_iter()
             .collect(),
-        ShardQuery::AppSchedules {
-            app_id,
-            start,
-            end,
-            after,
-            status,
-            limit,
-        } => app_schedules(reader, app_id, *start, *end, *after, *status, *limit)?,
+        ShardQuery::AppSchedules(page) => app_schedules(reader, page)?,
         ShardQuery::ScheduleRuns {
             id,
             when,
@@ -40,16 +33,17 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
     Ok(QueryResult::Schedules(found))
 }
 
-/// An app's schedules with time in `[start, end]`, by (time, id), strictly after `after`.
-fn app_schedules(
-    reader: &SmReader,
-    app_id: &str,
-    start: i64,
-    end: i64,
-    after: Option<Cursor>,
-    status: Option<Status>,
-    limit: usize,
-) -> io::Result<Vec<Schedule>> {
+/// The schedules of `page` in this shard: time in `[start, end]`, by (time, id), strictly
+/// after `after`.
+fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<Vec<Schedule>> {
+    let &AppPage {
+        ref app_id,
+        start,
+        end,
+        after,
+        status,
+        limit,
+    } = page;
     let prefix = keys::app_prefix(app_id);
     let from = match after {
         // Strictly after the cursor: the smallest key greater than its own.

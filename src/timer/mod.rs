@@ -116,11 +116,10 @@ impl Timer {
             if let Some(earliest) = due.take() {
                 lead.due_floor = lead.due_floor.min(earliest);
             }
-            let room = match self.draining.is_on() {
-                true => 0,
-                false => {
-                    (self.settings.max_outstanding).saturating_sub(self.dispatcher.in_flight.len())
-                }
+            let room = if self.draining.is_on() {
+                0
+            } else {
+                (self.settings.max_outstanding).saturating_sub(self.dispatcher.in_flight.len())
             };
             let now = self.clock.now_ms();
             let mut busy = room == 0;

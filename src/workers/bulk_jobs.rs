@@ -12,10 +12,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::Round;
+use crate::command::AppPage;
 use crate::command::{MetaCommand, ShardCommand};
 use crate::ids::{GroupId, NodeId};
 use crate::meta::bulk::{BulkAction, BulkJob};
-use crate::router::calls::{schedules_of, AppPage};
+use crate::router::calls::schedules_of;
 use crate::router::Router;
 use crate::schedule::page::Cursor;
 use crate::schedule::{id, Schedule};
