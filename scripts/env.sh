@@ -1,17 +1,21 @@
 # Sourced by the other scripts: one persistent target dir outside the clone (RocksDB's C++
 # build is slow; keeping it makes rebuilds incremental), and the system packages a fresh
-# machine lacks (libclang for RocksDB's bindgen).
+# machine lacks (libclang for RocksDB's bindgen; libfaketime for the clock-skew tests).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/goscheduler-target}"
 export ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BIN_DIR="$CARGO_TARGET_DIR/release"
 
 ensure_system_packages() {
-    if ! dpkg -s libclang-dev >/dev/null 2>&1 || ! dpkg -s clang >/dev/null 2>&1; then
-        echo "installing clang and libclang-dev (needed to build RocksDB's bindings)" >&2
+    local missing=()
+    for p in clang libclang-dev "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]}" >&2
         local sudo=""
         [ "$(id -u)" = 0 ] || sudo="sudo"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang libclang-dev >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
 

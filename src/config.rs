@@ -120,6 +120,9 @@ pub struct Config {
     pub balance_leaders: bool,
     /// Per-peer dial addresses overriding what peers advertise (this node only).
     pub dial: Vec<Dial>,
+    /// Most a node's wall clock may be off a majority of the voters' for it to lead groups
+    /// and fire runs (measured continuously; see `skew`).
+    pub max_clock_offset_ms: u64,
     /// IANA zone of `YYYY-MM-DD HH:MM:SS` times in queries (RFC 3339 times carry their own).
     pub time_zone: String,
     pub raft: RaftSettings,
@@ -140,6 +143,7 @@ impl Default for Config {
             peers: vec![],
             balance_leaders: true,
             dial: vec![],
+            max_clock_offset_ms: 500,
             time_zone: "UTC".into(),
             raft: RaftSettings::default(),
             firing: FiringSettings::default(),
@@ -180,6 +184,14 @@ impl Config {
         anyhow::ensure!(
             f.claim_ahead_ms < 1000,
             "firing.claim_ahead_ms must be below 1000"
+        );
+        anyhow::ensure!(
+            self.max_clock_offset_ms >= 10,
+            "max_clock_offset_ms must be at least 10"
+        );
+        anyhow::ensure!(
+            f.claim_margin_ms > 2 * self.max_clock_offset_ms,
+            "firing.claim_margin_ms must exceed twice max_clock_offset_ms (two trusted clocks may differ by that much)"
         );
         self.zone()?;
         let r = &self.raft;

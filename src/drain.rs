@@ -9,20 +9,18 @@
 //! leader until an election (openraft's leader steps down as it asks), so the node accepts
 //! it and hands the group over again, until it leads nothing and has nothing in flight.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admin::balance::ready_successors;
+use crate::admin::balance::HandOver;
 use crate::callback::InFlight;
 use crate::command::Groups;
-use crate::ids::{GroupId, NodeId};
+use crate::ids::NodeId;
+use crate::skew::SkewGuard;
 
-/// How long a hand-over may take before it is asked again.
-const ASK_AGAIN: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(50);
 
 /// Whether this node is draining: its timers claim nothing new meanwhile.
@@ -46,36 +44,26 @@ pub async fn drain(
     groups: &Groups,
     in_flight: &InFlight,
     draining: &Draining,
+    skew: &SkewGuard,
     alive_within: Duration,
     within: Duration,
 ) {
     draining.start();
     let deadline = Instant::now() + within;
-    let mut asked: HashMap<GroupId, Instant> = HashMap::new();
+    let mut hand_over = HandOver::default();
+    let may_succeed = |p| skew.may_succeed(p);
     loop {
-        let mut leading = false;
-        for g in groups.iter().filter(|g| g.is_led_by(node_id)) {
-            leading = true;
-            if asked.get(&g.id).is_some_and(|t| t.elapsed() < ASK_AGAIN) {
-                continue;
-            }
-            if let Some(to) = ready_successors(node_id, g, alive_within).first() {
-                match g.raft.trigger().transfer_leader(*to).await {
-                    Ok(()) => {
-                        asked.insert(g.id, Instant::now());
-                    }
-                    Err(e) => tracing::warn!(group = %g.id, to, "hand-over: {e}"),
-                }
-            }
-        }
-        if (!leading && in_flight.is_empty()) || Instant::now() >= deadline {
+        let leading = hand_over
+            .round(node_id, groups, alive_within, &may_succeed)
+            .await;
+        if (leading == 0 && in_flight.is_empty()) || Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(POLL).await;
     }
     let still_leading = groups.iter().filter(|g| g.is_led_by(node_id)).count();
     tracing::info!(
-        groups_handed_over = asked.len(),
+        groups_handed_over = hand_over.asked(),
         still_leading,
         runs_unfinished = in_flight.len(),
         "drained"

@@ -24,6 +24,7 @@ pub mod raft;
 pub mod router;
 pub mod schedule;
 pub mod shard;
+pub mod skew;
 pub mod store;
 pub mod timer;
 pub mod workers;

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// Per group: log entries committed but not yet applied on this node.
     pub apply_lag: IntGaugeVec,
+    /// Per peer: its wall clock minus this node's, in ms, as last measured.
+    pub clock_offset: IntGaugeVec,
+    /// 1 while this node trusts its wall clock (agrees with a majority of voters).
+    pub clock_trusted: IntGauge,
 }
 
 fn seconds_histogram(name: &str, help: &str) -> Histogram {
@@ -72,6 +76,19 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["group"],
         )
         .unwrap(),
+        clock_offset: IntGaugeVec::new(
+            Opts::new(
+                "goscheduler_clock_offset_ms",
+                "A peer's wall clock minus this node's",
+            ),
+            &["peer"],
+        )
+        .unwrap(),
+        clock_trusted: IntGauge::new(
+            "goscheduler_clock_trusted",
+            "1 while this node's clock agrees with a majority of voters",
+        )
+        .unwrap(),
     };
     let r = &m.registry;
     r.register(Box::new(m.claims.clone())).unwrap();
@@ -82,6 +99,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     r.register(Box::new(m.lateness.clone())).unwrap();
     r.register(Box::new(m.queue_depth.clone())).unwrap();
     r.register(Box::new(m.apply_lag.clone())).unwrap();
+    r.register(Box::new(m.clock_offset.clone())).unwrap();
+    r.register(Box::new(m.clock_trusted.clone())).unwrap();
     m
 });
 

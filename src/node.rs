@@ -29,6 +29,8 @@ use crate::raft::GroupLogic;
 use crate::router::Router;
 use crate::shard::due_signal::DueSignal;
 use crate::shard::logic::ShardLogic;
+use crate::skew::probe::{self, Probe};
+use crate::skew::SkewGuard;
 use crate::timer::plan::SystemClock;
 use crate::timer::Timer;
 use crate::workers::{bulk_jobs, refill, retention, Scope, Workers};
@@ -87,15 +89,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let router = Router::new(config.node_id, groups.clone(), peers.clone());
     let draining = Draining::default();
+    let skew = Arc::new(SkewGuard::new(config.node_id, config.max_clock_offset_ms));
     let grpc = tokio::spawn(serve_grpc(
         config.clone(),
         router.clone(),
         peers.clone(),
         workers.clone(),
+        skew.clone(),
         grpc_listener,
         stop_rx.clone(),
     ));
-    let app = gateway::routes(gateway::Gateway::new(router.clone(), config.clone())?);
+    let app = gateway::routes(gateway::Gateway::new(
+        router.clone(),
+        config.clone(),
+        skew.clone(),
+    )?);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app)
@@ -108,7 +116,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if config.bootstrap {
         bootstrap(&config, &groups).await?;
     }
-    let in_flight = start_workers(&config, &router, &workers, due, &draining);
+    let in_flight = start_workers(&config, &router, &peers, &workers, due, &draining, &skew);
 
     shutdown.await;
     tracing::info!("stopping: handing over leadership, finishing callbacks in flight");
@@ -119,6 +127,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         &groups,
         &in_flight,
         &draining,
+        &skew,
         alive_within,
         within,
     )
@@ -140,13 +149,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 fn start_workers(
     config: &Config,
     router: &Router,
+    peers: &Arc<Peers>,
     workers: &Workers,
     due: BTreeMap<GroupId, Arc<DueSignal>>,
     draining: &Draining,
+    skew: &Arc<SkewGuard>,
 ) -> Arc<InFlight> {
     let (node_id, groups) = (config.node_id, router.groups().clone());
+    let alive_within = config.peer_alive_within();
+    let probe = Probe::new(
+        node_id,
+        skew.clone(),
+        peers.clone(),
+        groups.clone(),
+        alive_within,
+    );
+    workers.every("clock-probe", Scope::Node, probe::PERIOD, probe);
     if config.balance_leaders {
-        let balancer = Balancer::new(node_id, groups.clone(), config.peer_alive_within());
+        let balancer = Balancer::new(node_id, groups.clone(), alive_within, skew.clone());
         workers.every("leader-balancer", Scope::Node, balance::PERIOD, balancer);
     }
     let refill = refill::Refill {
@@ -185,6 +205,7 @@ fn start_workers(
         settings: config.firing.clone(),
         clock: Arc::new(SystemClock),
         draining: draining.clone(),
+        skew: skew.clone(),
     });
     let in_flight = timer.dispatcher.in_flight.clone();
     for (shard, due) in due {
@@ -205,6 +226,7 @@ async fn serve_grpc(
     router: Router,
     peers: Arc<Peers>,
     workers: Arc<Workers>,
+    skew: Arc<SkewGuard>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -227,7 +249,7 @@ async fn serve_grpc(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AdminServer::new(AdminService::new(
-            config, router, peers, workers,
+            config, router, peers, workers, skew,
         )))
         .add_service(reflection)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {

@@ -13,6 +13,7 @@ use openraft::Instant as _;
 
 use crate::command::{Group, Groups};
 use crate::ids::{GroupId, NodeId};
+use crate::skew::SkewGuard;
 use crate::workers::Round;
 
 /// How often the balancer looks.
@@ -38,15 +39,23 @@ pub struct Balancer {
     pub groups: Arc<Groups>,
     /// A peer that acked a heartbeat this recently is alive.
     pub alive_within: Duration,
+    /// Leadership goes only to peers whose clock agrees with ours.
+    pub skew: Arc<SkewGuard>,
     last_transfer: HashMap<GroupId, Instant>,
 }
 
 impl Balancer {
-    pub fn new(node_id: NodeId, groups: Arc<Groups>, alive_within: Duration) -> Self {
+    pub fn new(
+        node_id: NodeId,
+        groups: Arc<Groups>,
+        alive_within: Duration,
+        skew: Arc<SkewGuard>,
+    ) -> Self {
         Balancer {
             node_id,
             groups,
             alive_within,
+            skew,
             last_transfer: HashMap::new(),
         }
     }
@@ -63,7 +72,9 @@ impl Round for Balancer {
             {
                 continue;
             }
-            if let Some(to) = transfer_target(self.node_id, g, self.alive_within) {
+            let skew = &self.skew;
+            let may_succeed = |p| skew.may_succeed(p);
+            if let Some(to) = transfer_target(self.node_id, g, self.alive_within, &may_succeed) {
                 tracing::info!(group = %g.id, to, "moving leadership to the preferred leader");
                 if let Err(e) = g.raft.trigger().transfer_leader(to).await {
                     tracing::warn!(group = %g.id, "leader transfer: {e}");
@@ -77,13 +88,65 @@ impl Round for Balancer {
 }
 
 /// The node `g` should move to, if this node leads it and the preferred one is ready.
-fn transfer_target(node_id: NodeId, g: &Group, alive_within: Duration) -> Option<NodeId> {
+fn transfer_target(
+    node_id: NodeId,
+    g: &Group,
+    alive_within: Duration,
+    may_succeed: &(dyn Fn(NodeId) -> bool + Sync),
+) -> Option<NodeId> {
     let m = g.metrics();
     let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
     let to = preferred_leader(g.id, &voters)?;
-    ready_successors(node_id, g, alive_within)
-        .contains(&to)
-        .then_some(to)
+    (may_succeed(to) && ready_successors(node_id, g, alive_within).contains(&to)).then_some(to)
+}
+
+/// Hands every group this node leads to a ready successor, asking again for a group
+/// still led after [`ASK_AGAIN`] (used by a graceful stop and by a node that stops
+/// trusting its clock).
+#[derive(Default)]
+pub struct HandOver {
+    asked: HashMap<GroupId, Instant>,
+}
+
+/// How long a hand-over may take before it is asked again.
+const ASK_AGAIN: Duration = Duration::from_secs(1);
+
+impl HandOver {
+    /// One round: asks for each group led here; returns how many this node still leads.
+    pub async fn round(
+        &mut self,
+        node_id: NodeId,
+        groups: &Groups,
+        alive_within: Duration,
+        may_succeed: &(dyn Fn(NodeId) -> bool + Sync),
+    ) -> usize {
+        let mut leading = 0;
+        for g in groups.iter().filter(|g| g.is_led_by(node_id)) {
+            leading += 1;
+            if self
+                .asked
+                .get(&g.id)
+                .is_some_and(|t| t.elapsed() < ASK_AGAIN)
+            {
+                continue;
+            }
+            let successors = ready_successors(node_id, g, alive_within);
+            if let Some(to) = successors.into_iter().find(|p| may_succeed(*p)) {
+                match g.raft.trigger().transfer_leader(to).await {
+                    Ok(()) => {
+                        self.asked.insert(g.id, Instant::now());
+                    }
+                    Err(e) => tracing::warn!(group = %g.id, to, "hand-over: {e}"),
+                }
+            }
+        }
+        leading
+    }
+
+    /// Groups asked for at least once.
+    pub fn asked(&self) -> usize {
+        self.asked.len()
+    }
 }
 
 /// The voters that could lead `g` after this node, its leader, most caught up first:

@@ -19,6 +19,7 @@ use crate::proto::admin::{
 };
 use crate::raft::peers::Peers;
 use crate::router::{GroupError, Router};
+use crate::skew::SkewGuard;
 use crate::workers::Workers;
 
 /// How long a membership change keeps retrying a group that is between leaders.
@@ -37,6 +38,7 @@ pub struct AdminService {
     router: Router,
     peers: Arc<Peers>,
     workers: Arc<Workers>,
+    skew: Arc<SkewGuard>,
 }
 
 impl AdminService {
@@ -45,12 +47,14 @@ impl AdminService {
         router: Router,
         peers: Arc<Peers>,
         workers: Arc<Workers>,
+        skew: Arc<SkewGuard>,
     ) -> Self {
         AdminService {
             config,
             router,
             peers,
             workers,
+            skew,
         }
     }
 
@@ -203,6 +207,9 @@ impl Admin for AdminService {
             groups: self.groups().iter().map(status::group_status).collect(),
             members: status::members(self.groups().meta()),
             workers: self.workers.statuses(),
+            clock_trusted: self.skew.trusted(),
+            clock_verdict: self.skew.why(),
+            clocks: self.skew.peers(),
         }))
     }
 

@@ -242,4 +242,25 @@ fn print_table(nodes: &[StatusReply]) {
             );
         }
     }
+    println!();
+    println!(
+        "{:<6} {:<8} clocks (peer: offset ms, rtt ms)",
+        "node", "trusted"
+    );
+    for n in nodes {
+        let peers = n
+            .clocks
+            .iter()
+            .map(|c| {
+                let mark = if c.within_bound { "" } else { " (off)" };
+                format!("{}: {:+} rtt {}{mark}", c.node_id, c.offset_ms, c.rtt_ms)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let trusted = if n.clock_trusted { "yes" } else { "no" };
+        println!(
+            "{:<6} {:<8} {peers}  — {}",
+            n.node_id, trusted, n.clock_verdict
+        );
+    }
 }

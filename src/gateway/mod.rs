@@ -24,6 +24,7 @@ use axum::routing::{any, get, post};
 
 use crate::config::Config;
 use crate::router::Router;
+use crate::skew::SkewGuard;
 use envelope::ApiError;
 
 /// Largest body of a batch create.
@@ -36,15 +37,18 @@ pub struct Gateway {
     pub config: Arc<Config>,
     /// The zone query times are read in (`time_zone`, checked at start).
     pub zone: chrono_tz::Tz,
+    /// Whether this node's clock is trusted (for the healthcheck).
+    pub skew: Arc<SkewGuard>,
 }
 
 impl Gateway {
-    pub fn new(router: Router, config: Arc<Config>) -> anyhow::Result<Self> {
+    pub fn new(router: Router, config: Arc<Config>, skew: Arc<SkewGuard>) -> anyhow::Result<Self> {
         let zone = config.zone()?;
         Ok(Gateway {
             router,
             config,
             zone,
+            skew,
         })
     }
 }

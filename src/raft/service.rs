@@ -15,7 +15,7 @@ use super::group::{Group, Groups};
 use super::snapshot::{self, SnapshotFile};
 use super::types::{GroupId, LogTypes, NodeId, Raft, TypeConfig, Vote};
 use crate::proto::raft::raft_transport_server::RaftTransport;
-use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
+use crate::proto::raft::{ClockProbe, ClockReading, Envelope, Reply, SnapshotChunk};
 use crate::store::{decode, encode};
 
 /// Serves a request another node forwarded to a group this node (it believes) leads.
@@ -176,6 +176,21 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         let g = self.group(&e)?;
         let payload = self.forwards.serve(g, &e.payload).await;
         Ok(Response::new(Reply { payload }))
+    }
+
+    async fn clock(&self, req: Request<ClockProbe>) -> Result<Response<ClockReading>, Status> {
+        if req.get_ref().cluster_id != self.me.cluster_id {
+            return Err(Status::failed_precondition(
+                "clock probe from another cluster",
+            ));
+        }
+        let wall_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        Ok(Response::new(ClockReading {
+            node_id: self.me.node_id,
+            wall_us,
+        }))
     }
 }
 

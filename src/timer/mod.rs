@@ -33,6 +33,7 @@ use crate::schedule::run::{Fence, Outcome};
 use crate::schedule::Schedule;
 use crate::shard::due_signal::DueSignal;
 use crate::shard::{claims, keys};
+use crate::skew::SkewGuard;
 use crate::store::txn::SmReader;
 use crate::workers::Worker;
 
@@ -50,6 +51,9 @@ pub struct Timer {
     pub clock: Arc<dyn Clock>,
     /// While this node drains (a graceful stop), it claims nothing new.
     pub draining: Draining,
+    /// While this node's clock is not trusted (off its peers', or it jumped), it claims and
+    /// misses nothing: its idea of "due" cannot be relied on.
+    pub skew: Arc<SkewGuard>,
 }
 
 /// What a leader remembers between its looks at a shard.
@@ -116,7 +120,7 @@ impl Timer {
             if let Some(earliest) = due.take() {
                 lead.due_floor = lead.due_floor.min(earliest);
             }
-            let room = if self.draining.is_on() {
+            let room = if self.draining.is_on() || !self.skew.trusted() {
                 0
             } else {
                 (self.settings.max_outstanding).saturating_sub(self.dispatcher.in_flight.len())

@@ -44,6 +44,8 @@ pub struct NodeProc {
     config: PathBuf,
     log: PathBuf,
     child: std::sync::Mutex<Option<Child>>,
+    /// The node's wall clock offset (libfaketime's `FAKETIME`, e.g. "+40s"), if any.
+    clock: Option<String>,
 }
 
 pub struct Cluster {
@@ -76,6 +78,19 @@ fn peer_toml(id: u64, http: &str, grpc: &str) -> String {
 }
 
 /// Epoch seconds now.
+/// libfaketime's preload library (Debian package `faketime`).
+fn faketime_lib() -> String {
+    let out = Command::new("dpkg")
+        .args(["-L", "libfaketime"])
+        .output()
+        .expect("dpkg");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.ends_with("/libfaketime.so.1"))
+        .expect("libfaketime installed (apt-get install -y faketime)")
+        .to_string()
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -245,6 +260,7 @@ impl Cluster {
             config,
             log: dir.join(format!("node{id}.log")),
             child: Default::default(),
+            clock: None,
         });
     }
 
@@ -292,7 +308,15 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .unwrap();
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(offset) = &node.clock {
+            // Only the wall clock is off (NTP broken); monotonic time stays real.
+            command
+                .env("LD_PRELOAD", faketime_lib())
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let child = command
             .arg("--config")
             .arg(&node.config)
             .env("RUST_LOG", "info,openraft=warn")
@@ -335,6 +359,15 @@ impl Cluster {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+
+    /// Kills node `id` and starts it again with its wall clock `offset` off (libfaketime,
+    /// e.g. "+40s"; None: the real clock). Does not wait for it to be healthy: a node whose
+    /// clock is off never is.
+    pub fn restart_with_clock(&mut self, id: u64, offset: Option<&str>) {
+        self.kill(id);
+        self.nodes[(id - 1) as usize].clock = offset.map(str::to_string);
+        self.spawn(id);
     }
 
     pub async fn restart(&mut self, id: u64) {
@@ -404,6 +437,13 @@ impl Cluster {
 
     /// `goschedctl --addr <node> <args>`: its stdout, or a panic with its stderr.
     pub async fn ctl(&self, id: u64, args: &[&str]) -> String {
+        self.try_ctl(id, args)
+            .await
+            .unwrap_or_else(|e| panic!("goschedctl {args:?} failed: {e}"))
+    }
+
+    /// `goschedctl --addr <node> <args>`: its stdout, or its stderr as the error.
+    pub async fn try_ctl(&self, id: u64, args: &[&str]) -> Result<String, String> {
         let out = tokio::process::Command::new(CTL)
             .arg("--addr")
             .arg(&self.node(id).grpc)
@@ -411,17 +451,28 @@ impl Cluster {
             .output()
             .await
             .expect("run goschedctl");
-        assert!(
-            out.status.success(),
-            "goschedctl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8(out.stdout).unwrap())
     }
 
     /// `goschedctl status --json` through node `id`.
     pub async fn status(&self, id: u64) -> Value {
         serde_json::from_str(&self.ctl(id, &["status", "--json"]).await).unwrap()
+    }
+
+    /// Node `id`'s own entry in its status; `Null` while it does not answer.
+    pub async fn own_status(&self, id: u64) -> Value {
+        let Ok(out) = self.try_ctl(id, &["status", "--json"]).await else {
+            return Value::Null;
+        };
+        let s: Value = serde_json::from_str(&out).unwrap();
+        s["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["node_id"] == id))
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// The leader of `group` as node `via` reports it.

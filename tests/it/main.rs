@@ -17,6 +17,7 @@ mod partition;
 mod proxy;
 mod schedules;
 mod schedules_failover;
+mod skew;
 mod status;
 mod storage_suite;
 mod wiki;
