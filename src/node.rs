@@ -32,6 +32,7 @@ use crate::shard::logic::ShardLogic;
 use crate::skew::probe::{self, Probe};
 use crate::skew::SkewGuard;
 use crate::timer::plan::SystemClock;
+use crate::timer::recheck::RunRecheck;
 use crate::timer::Timer;
 use crate::workers::{bulk_jobs, refill, retention, Scope, Workers};
 use crate::{gateway, store};
@@ -193,7 +194,10 @@ fn start_workers(
     workers.every("bulk-jobs", Scope::MetaLeader, bulk_jobs::PERIOD, bulk);
 
     let (outcomes_tx, outcomes_rx) = tokio::sync::mpsc::channel(OUTCOME_QUEUE);
-    let dispatcher = Dispatcher::new(&config.firing, outcomes_tx);
+    let recheck = Arc::new(RunRecheck {
+        router: router.clone(),
+    });
+    let dispatcher = Dispatcher::new(&config.firing, outcomes_tx, recheck);
     let (r, in_flight) = (router.clone(), dispatcher.in_flight.clone());
     workers.spawn("outcomes", Scope::Node, "runs finishing", move |w| {
         crate::callback::outcomes::run(r, in_flight, outcomes_rx, w)

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, Semaphore};
 use uuid::Uuid;
 
@@ -63,8 +64,19 @@ impl InFlight {
     }
 }
 
+/// Asked before each retry of a claimed run: may it still be called? A run deleted, finished
+/// or claimed again meanwhile, or whose app was deactivated, is not (the reason says why).
+pub trait Recheck: Send + Sync + 'static {
+    fn still_wanted<'a>(
+        &'a self,
+        group: GroupId,
+        run: &'a Schedule,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
 pub struct Dispatcher {
     client: reqwest::Client,
+    recheck: Arc<dyn Recheck>,
     calls: Arc<Semaphore>,
     per_app: usize,
     apps: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -73,9 +85,14 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(settings: &FiringSettings, outcomes: mpsc::Sender<PendingOutcome>) -> Arc<Self> {
+    pub fn new(
+        settings: &FiringSettings,
+        outcomes: mpsc::Sender<PendingOutcome>,
+        recheck: Arc<dyn Recheck>,
+    ) -> Arc<Self> {
         Arc::new(Dispatcher {
             client: http::client(),
+            recheck,
             calls: Arc::new(Semaphore::new(settings.concurrency)),
             per_app: settings.per_app_concurrency,
             apps: Mutex::default(),
@@ -105,7 +122,7 @@ impl Dispatcher {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let Some(outcome) = this.call_with_retries(&run, &cfg, deadline_ms).await else {
+            let Some(outcome) = this.call_with_retries(group, &run, &cfg, deadline_ms).await else {
                 // No call was made before the claim ran out: nothing to report; the run's
                 // leader sends it again once the claim has expired.
                 this.in_flight.finish(&run.id);
@@ -125,9 +142,11 @@ impl Dispatcher {
 
     /// Calls `run` at its second, retrying under the app's policy, each attempt only while
     /// it cannot outlast the claim (`deadline_ms`): time spent waiting for a slot counts.
+    /// A retry is made only while the run is still wanted ([`Recheck`]).
     /// `None` when not even the first call could be made in time.
     async fn call_with_retries(
         &self,
+        group: GroupId,
         run: &Schedule,
         cfg: &AppConfiguration,
         deadline_ms: u64,
@@ -139,9 +158,15 @@ impl Dispatcher {
             .claim
             .map_or(run.attempt_count() + 1, |c| c.first_attempt);
         let mut attempts = Vec::new();
+        let mut stopped = None;
         for retry in 0..=cfg.http_retries {
             if retry > 0 {
                 tokio::time::sleep(policy::backoff(retry)).await;
+                if let Err(why) = self.recheck.still_wanted(group, run).await {
+                    tracing::info!(run = %run.id, "retries stopped: {why}");
+                    stopped = Some(why);
+                    break;
+                }
             }
             let attempt = {
                 let _app = share.acquire().await.expect("semaphore never closed");
@@ -172,7 +197,10 @@ impl Dispatcher {
         let mut outcome = Outcome::of_attempts(run.id, attempts);
         if outcome.status != Status::Success && outcome.attempts.len() <= cfg.http_retries as usize
         {
-            let why = "retries cut short: the claim's deadline came first";
+            let why = match stopped {
+                Some(why) => format!("retries stopped: {why}"),
+                None => "retries cut short: the claim's deadline came first".into(),
+            };
             outcome.reason = Some(format!("{}; {why}", outcome.reason.unwrap_or_default()));
         }
         Some(outcome.fenced(Fence::of(run.claim)))

@@ -17,6 +17,7 @@ use anyhow::Context;
 use uuid::Uuid;
 
 pub mod plan;
+pub mod recheck;
 
 use plan::{claim_deadline_ms, claim_until, config_of, next_look_ms, why_not_fire, Clock};
 

@@ -77,6 +77,30 @@ pub fn why_not_fire(app: Option<&App>, run: &Schedule, now_ms: u64) -> Option<St
     })
 }
 
+/// Why a claimed run must not be called again (its retries stop), if it must not: `now`
+/// is the run as the shard has it now (None: deleted), `claimed` as it was claimed, `app`
+/// its app now.
+pub fn why_not_retry(
+    now: Option<&Schedule>,
+    claimed: &Schedule,
+    app: Option<&App>,
+) -> Option<String> {
+    let Some(now) = now else {
+        return Some(format!("schedule {} was deleted", claimed.id));
+    };
+    if now.status != crate::schedule::Status::Scheduled {
+        return Some(format!("the run already ended {}", now.status.name()));
+    }
+    if now.claim != claimed.claim {
+        return Some("the run was claimed again (this claim expired)".into());
+    }
+    match app {
+        None => Some(format!("app {} is no longer registered", claimed.app_id)),
+        Some(app) if !app.active => Some(format!("app {} was deactivated", app.app_id)),
+        Some(_) => None,
+    }
+}
+
 /// The app configuration a run fires under (defaults for an app no longer known).
 pub fn config_of(apps: &HashMap<String, Option<App>>, run: &Schedule) -> AppConfiguration {
     apps.get(&run.app_id)
@@ -186,5 +210,32 @@ mod tests {
         // Runs found late count from now.
         let late = now + 60_000;
         assert_eq!(claim_deadline_ms(&runs, &apps, late, 0), late + budget);
+    }
+
+    #[test]
+    fn a_retry_is_made_only_while_the_claimed_run_is_still_wanted() {
+        let claim = |node, deadline_ms| crate::schedule::run::Claim {
+            node,
+            deadline_ms,
+            first_attempt: 1,
+            attempts: 3,
+        };
+        let mut claimed = run_due(DUE);
+        claimed.claim = Some(claim(1, 5_000));
+        let (on, off) = (app(true, 60), app(false, 60));
+        let same = claimed.clone();
+        assert_eq!(why_not_retry(Some(&same), &claimed, Some(&on)), None);
+        let why = |now: Option<&Schedule>, app: Option<&App>| {
+            why_not_retry(now, &claimed, app).unwrap_or_default()
+        };
+        assert!(why(None, Some(&on)).contains("deleted"));
+        assert!(why(Some(&same), Some(&off)).contains("deactivated"));
+        assert!(why(Some(&same), None).contains("no longer registered"));
+        let mut reclaimed = claimed.clone();
+        reclaimed.claim = Some(claim(2, 9_000));
+        assert!(why(Some(&reclaimed), Some(&on)).contains("claimed again"));
+        let mut ended = claimed.clone();
+        ended.status = Status::Success;
+        assert!(why(Some(&ended), Some(&on)).contains("ended SUCCESS"));
     }
 }

@@ -229,6 +229,72 @@ async fn a_deactivated_app_misses_its_runs_and_reconcile_fires_them_again() {
     assert_eq!(d[0].idempotency_key, missed);
 }
 
+/// Waits until the receiver has `n` deliveries of `id`.
+async fn delivered(rx: &Receiver, id: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while of(&rx.deliveries(), id).len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} not called {n} times"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_once_the_run_is_deleted_or_its_app_deactivated() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    // Six retries against an endpoint that always fails: ~13 s of backoff if nothing stops them.
+    let policy = json!({"httpRetries": 6, "httpTimeout": 1000});
+    register(&cluster, "doomed", 2, policy.clone()).await;
+    register(&cluster, "dropped", 2, policy).await;
+    let t = now() + 2;
+    let deleted = cluster
+        .create(1, &calling("doomed", t, &rx.url("/fail-first/100/d")))
+        .await;
+    let orphaned = cluster
+        .create(2, &calling("dropped", t, &rx.url("/fail-first/100/o")))
+        .await;
+
+    delivered(&rx, &deleted, 1).await;
+    let path = format!("/goscheduler/schedules/{deleted}");
+    let (status, reply) = cluster.call(2, Method::DELETE, &path, None).await;
+    assert_eq!(status, 200, "{reply}");
+    delivered(&rx, &orphaned, 1).await;
+    let (status, reply) = cluster
+        .call(
+            3,
+            Method::POST,
+            "/goscheduler/apps/dropped/deactivate",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+
+    let done = finished(&cluster, 1, &orphaned, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "FAILURE", "{done}");
+    let why = done["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("retries stopped: app dropped was deactivated"),
+        "{done}"
+    );
+    // Past the time every retry would have been made.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let deliveries = rx.deliveries();
+    let (d, o) = (
+        of(&deliveries, &deleted).len(),
+        of(&deliveries, &orphaned).len(),
+    );
+    println!("calls after delete: {d}, after deactivation: {o} (of 7 allowed)");
+    // The call in flight when the change was acknowledged may still be made; no more.
+    assert!(
+        d <= 2 && o <= 2,
+        "deleted run called {d} times, orphaned {o}"
+    );
+    assert_eq!(done["attempts"].as_array().map(Vec::len), Some(o), "{done}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_cannot_starve_other_apps() {
     // Small shares so the test is quick: 8 calls per app and 24 per node at once.
