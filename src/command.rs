@@ -61,7 +61,13 @@ pub enum MetaCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ShardCommand {
     /// Store new schedules in a shard (ids, partitions and times stamped by the proposer).
-    CreateSchedules { schedules: Vec<Schedule> },
+    /// `keys[i]`, when given, is schedule i's idempotency key: a create whose key was used
+    /// in the last 24 h answers the schedule created then instead (empty in older entries).
+    CreateSchedules {
+        schedules: Vec<Schedule>,
+        #[serde(default)]
+        keys: Vec<Option<CreateKey>>,
+    },
     /// Delete a schedule (`at_ms`: the proposer's clock; a cron's runs after it go).
     DeleteSchedule { id: Uuid, at_ms: u64 },
     /// Materialise more runs of up to `limit` crons whose runs end soon after `now`.
@@ -75,6 +81,9 @@ pub enum ShardCommand {
     PurgeFinished {
         cutoffs: Vec<(String, i64)>,
         limit: usize,
+        /// Forget idempotency keys used before this (epoch ms; 0 in older entries: none).
+        #[serde(default)]
+        keys_before_ms: u64,
     },
     /// Claim due runs of one shard for `node` until `deadline_ms` (`at_ms`: the proposer's
     /// clock, which decides whether an earlier claim has expired).
@@ -90,6 +99,24 @@ pub enum ShardCommand {
     },
     /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
     RecordOutcomes { outcomes: Vec<Outcome> },
+}
+
+/// A create's `Idempotency-Key` and a digest of what it asked for (a retry must ask the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateKey {
+    pub key: String,
+    pub digest: Uuid,
+}
+
+/// What a create did with one schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Created {
+    /// Stored now.
+    New(Schedule),
+    /// Its idempotency key had created this schedule already: nothing new was stored.
+    Replayed(Schedule),
+    /// Refused (e.g. its key was used for a different request).
+    Refused(Rejection),
 }
 
 impl std::fmt::Display for Command {
@@ -108,7 +135,7 @@ impl std::fmt::Display for Command {
                 write!(f, "AdvanceBulkJob({job_id})")
             }
             Command::Shard(c) => match c {
-                ShardCommand::CreateSchedules { schedules } => {
+                ShardCommand::CreateSchedules { schedules, .. } => {
                     write!(f, "CreateSchedules({} schedules)", schedules.len())
                 }
                 ShardCommand::DeleteSchedule { id, .. } => write!(f, "DeleteSchedule({id})"),
@@ -139,6 +166,8 @@ pub enum CommandResult {
     None,
     App(App),
     Schedules(Vec<Schedule>),
+    /// One per schedule of a create, in order.
+    Created(Vec<Created>),
     BulkJob(BulkJob),
     /// The command was valid to propose but the state it met refused it.
     Rejected(Rejection),
@@ -163,6 +192,10 @@ pub enum RejectReason {
     Conflict,
     /// What the command names does not exist (API code 404).
     NotFound,
+    /// An idempotency key reused for a different request (API code 422).
+    KeyReused,
+    /// An idempotency key whose schedule was created and has been deleted since (409).
+    KeySpent,
 }
 
 impl Rejection {

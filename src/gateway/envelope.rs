@@ -122,6 +122,8 @@ impl From<Rejection> for ApiError {
             RejectReason::AlreadyActivated => 4003,
             RejectReason::Conflict => 400,
             RejectReason::NotFound => 404,
+            RejectReason::KeyReused => 422,
+            RejectReason::KeySpent => 409,
         };
         ApiError::new(code, r.message)
     }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -16,12 +17,12 @@ use super::lookup::registered_app;
 use super::params::{locate, parse_body};
 use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
-use crate::command::{RejectReason, Rejection};
+use crate::command::{CreateKey, Created, RejectReason, Rejection};
 use crate::cron::CronSpec;
 use crate::ids::GroupId;
 use crate::meta::app::{validate_app_id, App};
 use crate::schedule::{id, validate, HttpCallback, Schedule, Status};
-use crate::shard::shard_of;
+use crate::shard::{partition_of_key, shard_of};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -33,6 +34,9 @@ pub struct CreateSchedule {
     /// IANA zone of a cron's times (default UTC).
     timezone: Option<String>,
     callback: Option<CallbackRequest>,
+    /// Makes a retried create answer the first one's schedule instead of adding another
+    /// (for 24 h). On a single create the `Idempotency-Key` header says the same.
+    idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -97,13 +101,29 @@ fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Opti
     })
 }
 
+/// A create ready to propose: its shard, the schedule, and its idempotency key.
+struct Creation {
+    shard: GroupId,
+    schedule: Schedule,
+    key: Option<CreateKey>,
+}
+
+/// What a create asked for, as one digest: a retry with the same key must ask the same.
+/// (A one-time schedule's time is part of it; a cron's creation time is not.)
+fn request_digest(s: &Schedule) -> Uuid {
+    let time = s.cron.is_none().then_some(s.schedule_time);
+    let asked = (&s.app_id, &s.payload, time, &s.cron, &s.callback);
+    let bytes = serde_json::to_vec(&asked).expect("a schedule serialises");
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, &bytes)
+}
+
 /// Turns a create request into the schedule to store and its shard, or the error to answer.
 fn build_schedule(
     gw: &Gateway,
     req: CreateSchedule,
     apps: &HashMap<String, Result<App, ApiError>>,
     now: (i64, u64),
-) -> Result<(GroupId, Schedule), ApiError> {
+) -> Result<Creation, ApiError> {
     let (now_secs, now_ms) = now;
     let app_id = req.app_id.clone().unwrap_or_default();
     let app = match apps.get(&app_id) {
@@ -115,6 +135,9 @@ fn build_schedule(
         return Err(Rejection::new(RejectReason::AlreadyDeactivated, why).into());
     }
     let mut errors = Vec::new();
+    if let Some(key) = &req.idempotency_key {
+        errors.extend(validate::idempotency_key(key));
+    }
     let limits = app.configuration;
     errors.extend(validate::payload(
         req.payload.as_deref(),
@@ -157,7 +180,10 @@ fn build_schedule(
         return Err(ApiError::bad_request(errors.join(",")));
     };
     let schedule_time = req.schedule_time.unwrap_or(now_secs);
-    let partition = (Uuid::new_v4().as_u128() % app.partitions as u128) as u32;
+    let partition = match &req.idempotency_key {
+        Some(key) => partition_of_key(&app_id, key, app.partitions),
+        None => (Uuid::new_v4().as_u128() % app.partitions as u128) as u32,
+    };
     let shard = shard_of(&app_id, partition, gw.config.shards);
     let schedule = Schedule {
         id: id::new_id(shard, now_ms),
@@ -176,30 +202,82 @@ fn build_schedule(
         claim: None,
         attempts: vec![],
     };
-    Ok((shard, schedule))
+    let key = req.idempotency_key.map(|key| CreateKey {
+        key,
+        digest: request_digest(&schedule),
+    });
+    Ok(Creation {
+        shard,
+        schedule,
+        key,
+    })
 }
 
+/// The `Idempotency-Key` header of a single create, merged into its body's field.
+fn take_key_header(headers: &HeaderMap, req: &mut CreateSchedule) -> Result<(), ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(());
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?
+        .to_string();
+    match &req.idempotency_key {
+        Some(body) if *body != key => Err(ApiError::bad_request(
+            "the Idempotency-Key header and the body's idempotencyKey differ",
+        )),
+        _ => {
+            req.idempotency_key = Some(key);
+            Ok(())
+        }
+    }
+}
+
+/// The header an answer carries when a create's idempotency key had been used: the
+/// schedule is the one created then.
+const REPLAYED: &str = "idempotent-replayed";
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 #[utoipa::path(post, path = "/goscheduler/schedules", tag = "schedules", request_body = CreateSchedule,
-    description = "A one-time schedule (scheduleTime) or a cron (cronExpression, optional timezone).",
-    responses((status = 200, description = "created (body statusCode 201)", body = Envelope<ScheduleData>), (status = 400, body = Failure)))]
+    description = "A one-time schedule (scheduleTime) or a cron (cronExpression, optional timezone). \
+        With an `Idempotency-Key` header, a retry within 24 h answers the first create's schedule \
+        (header `Idempotent-Replayed: true`) instead of adding another; the same key with a \
+        different request is 422, with a schedule deleted since 409.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters")),
+    responses((status = 200, description = "created (body statusCode 201)", body = Envelope<ScheduleData>),
+        (status = 400, body = Failure), (status = 409, body = Failure), (status = 422, body = Failure)))]
 pub async fn create(
     State(gw): State<Gateway>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: CreateSchedule = parse_body(&body?)?;
+    let mut req: CreateSchedule = parse_body(&body?)?;
+    take_key_header(&headers, &mut req)?;
     let apps = resolve_apps(&gw, std::iter::once(req.app_id.clone().unwrap_or_default())).await;
-    let (shard, schedule) = build_schedule(&gw, req, &apps, now())?;
-    let mut created = gw.router.create_schedules(shard, vec![schedule]).await?;
-    let created = created
-        .pop()
-        .ok_or_else(|| ApiError::new(500, "internal error: nothing created"))?;
-    Ok(ok(
+    let c = build_schedule(&gw, req, &apps, now())?;
+    let mut created = gw
+        .router
+        .create_schedules(c.shard, vec![c.schedule], vec![c.key])
+        .await?;
+    let (schedule, replayed) = match created.pop() {
+        Some(Created::New(s)) => (s, false),
+        Some(Created::Replayed(s)) => (s, true),
+        Some(Created::Refused(r)) => return Err(r.into()),
+        None => return Err(ApiError::new(500, "internal error: nothing created")),
+    };
+    let mut answer = ok(
         201,
         1,
         ScheduleData {
-            schedule: created_view(&created),
+            schedule: created_view(&schedule),
         },
-    ))
+    );
+    if replayed {
+        answer
+            .headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(answer)
 }
 
 /// Most schedules one batch may create.
@@ -229,7 +307,7 @@ pub async fn create_batch(
     }
     let now = now();
     let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(batch.schedules.len());
-    let mut per_shard: BTreeMap<GroupId, Vec<(usize, Schedule)>> = BTreeMap::new();
+    let mut per_shard: BTreeMap<GroupId, Vec<(usize, Creation)>> = BTreeMap::new();
     let parsed: Vec<Result<CreateSchedule, ApiError>> = batch
         .schedules
         .into_iter()
@@ -243,8 +321,8 @@ pub async fn create_batch(
     for (i, req) in parsed.into_iter().enumerate() {
         let built = req.and_then(|req| build_schedule(&gw, req, &apps, now));
         match built {
-            Ok((shard, s)) => {
-                per_shard.entry(shard).or_default().push((i, s));
+            Ok(c) => {
+                per_shard.entry(c.shard).or_default().push((i, c));
                 results.push(None);
             }
             Err(e) => results.push(Some(error_item(&e))),
@@ -253,34 +331,27 @@ pub async fn create_batch(
     let writes = per_shard.into_iter().map(|(shard, items)| {
         let gw = gw.clone();
         async move {
-            let (slots, schedules): (Vec<usize>, Vec<Schedule>) = items.into_iter().unzip();
-            let outcome = gw.router.create_schedules(shard, schedules).await;
+            let mut slots = Vec::with_capacity(items.len());
+            let (mut schedules, mut keys) = (Vec::new(), Vec::new());
+            for (slot, c) in items {
+                slots.push(slot);
+                schedules.push(c.schedule);
+                keys.push(c.key);
+            }
+            let outcome = gw.router.create_schedules(shard, schedules, keys).await;
             (slots, outcome)
         }
     });
     for (slots, outcome) in futures::future::join_all(writes).await {
         match outcome.map_err(ApiError::from) {
-            Ok(created) if created.len() == slots.len() => {
-                for (slot, s) in slots.into_iter().zip(created) {
-                    results[slot] = Some(BatchItem {
-                        status_code: 201,
-                        schedule: Some(created_view(&s)),
-                        status_message: None,
+            Ok(created) => {
+                for (slot, c) in slots.into_iter().zip(created) {
+                    results[slot] = Some(match c {
+                        Created::New(s) => created_item(&s, None),
+                        Created::Replayed(s) => created_item(&s, Some(true)),
+                        Created::Refused(r) => error_item(&r.into()),
                     });
                 }
-            }
-            Ok(created) => {
-                let e = ApiError::new(
-                    500,
-                    format!(
-                        "internal error: {} of {} created",
-                        created.len(),
-                        slots.len()
-                    ),
-                );
-                slots
-                    .into_iter()
-                    .for_each(|slot| results[slot] = Some(error_item(&e)));
             }
             Err(e) => slots
                 .into_iter()
@@ -295,11 +366,21 @@ pub async fn create_batch(
     Ok(ok(200, created, BatchData { results }))
 }
 
+fn created_item(s: &Schedule, replayed: Option<bool>) -> BatchItem {
+    BatchItem {
+        status_code: 201,
+        schedule: Some(created_view(s)),
+        status_message: None,
+        replayed,
+    }
+}
+
 fn error_item(e: &ApiError) -> BatchItem {
     BatchItem {
         status_code: e.code,
         schedule: None,
         status_message: Some(e.message.clone()),
+        replayed: None,
     }
 }
 

@@ -169,6 +169,9 @@ pub struct BatchItem {
     pub schedule: Option<ScheduleView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    /// True when the item's `idempotencyKey` had created this schedule already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<bool>,
 }
 
 /// `data` of a batch create: one result per item, in order.

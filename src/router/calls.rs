@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{GroupError, Router};
 use crate::command::{
-    AppPage, Command, CommandResult, MetaCommand, MetaQuery, Query, QueryResult, Rejection,
-    ShardCommand, ShardQuery,
+    AppPage, Command, CommandResult, CreateKey, Created, MetaCommand, MetaQuery, Query,
+    QueryResult, Rejection, ShardCommand, ShardQuery,
 };
 use crate::ids::GroupId;
 use crate::meta::app::App;
@@ -203,9 +203,23 @@ impl Router {
         &self,
         shard: GroupId,
         schedules: Vec<Schedule>,
-    ) -> Result<Vec<Schedule>, CallError> {
-        let cmd = ShardCommand::CreateSchedules { schedules };
-        schedules_of("CreateSchedules", self.shard(shard, cmd).await?)
+        keys: Vec<Option<CreateKey>>,
+    ) -> Result<Vec<Created>, CallError> {
+        let n = schedules.len();
+        let cmd = ShardCommand::CreateSchedules { schedules, keys };
+        let created = answer(
+            "CreateSchedules",
+            self.shard(shard, cmd).await?,
+            |r| match r {
+                CommandResult::Created(c) => Ok(c),
+                other => Err(other),
+            },
+        )?;
+        if created.len() != n {
+            let what = format!("{} answers to {n} creates", created.len());
+            return Err(unexpected("CreateSchedules", what).into());
+        }
+        Ok(created)
     }
 
     /// Deletes one schedule; answers it as it was (a cron: DELETED).

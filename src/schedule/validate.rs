@@ -16,6 +16,16 @@ pub fn payload(payload: Option<&str>, limit: usize) -> Option<String> {
 }
 
 /// The callback type (only `http`).
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub fn idempotency_key(key: &str) -> Option<String> {
+    let visible = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !visible).then(|| {
+        format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters")
+    })
+}
+
 pub fn callback_type(kind: &str) -> Option<String> {
     (kind != "http").then(|| format!("Invalid callback type {kind:?}: only \"http\" is supported"))
 }

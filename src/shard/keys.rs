@@ -8,6 +8,8 @@
 //! - `h` ‖ time ‖ cron id → nothing: crons by how far their runs are materialised
 //! - `k` ‖ deadline ms ‖ run id → nothing: claimed runs by claim deadline (out of `t`
 //!   while claimed; the firing engine's list of calls in flight)
+//! - `i` ‖ app ‖ 0 ‖ idempotency key → which schedule that key created, and when
+//! - `j` ‖ created ms ‖ app ‖ 0 ‖ idempotency key → nothing: keys by age, for purging
 //!
 //! Times are epoch seconds, encoded so that byte order is numeric order (sign bit flipped).
 
@@ -20,6 +22,8 @@ pub const RUNS: u8 = b'p';
 pub const CRONS: u8 = b'c';
 pub const HORIZON: u8 = b'h';
 pub const CLAIM: u8 = b'k';
+pub const IDEMPOTENCY: u8 = b'i';
+pub const IDEMPOTENCY_AGE: u8 = b'j';
 
 fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
@@ -67,6 +71,31 @@ pub fn claim(deadline_ms: u64, id: &Uuid) -> Vec<u8> {
 pub fn claim_deadline_and_id(key: &[u8]) -> (u64, Uuid) {
     let (t, id) = time_and_id(key);
     ((t as u64) ^ (1 << 63), id)
+}
+
+pub fn idempotency(app_id: &str, key: &str) -> Vec<u8> {
+    [&[IDEMPOTENCY][..], app_id.as_bytes(), &[0], key.as_bytes()].concat()
+}
+
+pub fn idempotency_age(created_ms: u64, app_id: &str, key: &str) -> Vec<u8> {
+    [
+        &[IDEMPOTENCY_AGE][..],
+        &created_ms.to_be_bytes(),
+        app_id.as_bytes(),
+        &[0],
+        key.as_bytes(),
+    ]
+    .concat()
+}
+
+/// The (created ms, app, key) of an `idempotency_age` key.
+pub fn idempotency_age_parts(k: &[u8]) -> Option<(u64, String, String)> {
+    let created = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
+    let rest = k.get(9..)?;
+    let zero = rest.iter().position(|b| *b == 0)?;
+    let app = String::from_utf8(rest[..zero].to_vec()).ok()?;
+    let key = String::from_utf8(rest[zero + 1..].to_vec()).ok()?;
+    Some((created, app, key))
 }
 
 /// The id at the end of a key.

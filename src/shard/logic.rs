@@ -8,8 +8,10 @@ use uuid::Uuid;
 
 use super::due_signal::DueSignal;
 use super::index::{insert, rearm, remove};
-use super::{claims, cron_runs, keys, retention};
-use crate::command::{Command, CommandResult, RejectReason, Rejection, SchedulerLog, ShardCommand};
+use super::{claims, cron_runs, idempotency, keys, retention};
+use crate::command::{
+    Command, CommandResult, CreateKey, Created, RejectReason, Rejection, SchedulerLog, ShardCommand,
+};
 use crate::raft::GroupLogic;
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
@@ -42,12 +44,13 @@ impl GroupLogic<SchedulerLog> for ShardLogic {
 
 pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
     match cmd {
-        ShardCommand::CreateSchedules { schedules } => {
+        ShardCommand::CreateSchedules { schedules, keys } => {
             let mut created = Vec::with_capacity(schedules.len());
-            for s in schedules {
-                created.push(create(txn, s)?);
+            for (i, s) in schedules.iter().enumerate() {
+                let key = keys.get(i).and_then(Option::as_ref);
+                created.push(create(txn, s, key)?);
             }
-            Ok(CommandResult::Schedules(created))
+            Ok(CommandResult::Created(created))
         }
         ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
         ShardCommand::DeleteSchedules { ids, at_ms } => {
@@ -70,8 +73,15 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             }
             Ok(CommandResult::Schedules(rearmed))
         }
-        ShardCommand::PurgeFinished { cutoffs, limit } => {
+        ShardCommand::PurgeFinished {
+            cutoffs,
+            limit,
+            keys_before_ms,
+        } => {
             retention::purge(txn, cutoffs, *limit)?;
+            if *keys_before_ms > 0 {
+                idempotency::forget(txn, *keys_before_ms, *limit)?;
+            }
             Ok(CommandResult::None)
         }
         ShardCommand::RefillCrons { now, limit } => {
@@ -102,17 +112,26 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
 /// Stores a new schedule (for a cron, with its first runs). Creating an id that exists
 /// returns the stored schedule unchanged, so a client's retry of an unknown outcome is
 /// harmless.
-fn create(txn: &mut SmTxn, s: &Schedule) -> io::Result<Schedule> {
+fn create(txn: &mut SmTxn, s: &Schedule, key: Option<&CreateKey>) -> io::Result<Created> {
     if let Some(existing) = txn.get::<Schedule>(&keys::schedule(&s.id))? {
-        return Ok(existing);
+        // The same create applied again (a forward retried): answered as it was.
+        return Ok(Created::New(existing));
+    }
+    if let Some(key) = key {
+        if let Some(answer) = idempotency::earlier_use(txn, &s.app_id, key, s.created_at_ms)? {
+            return Ok(answer);
+        }
     }
     let mut s = s.clone();
     insert(txn, &s)?;
+    if let Some(key) = key {
+        idempotency::remember(txn, &s, key)?;
+    }
     if s.is_cron() {
         let now = (s.created_at_ms / 1000) as i64;
         cron_runs::materialise(txn, &mut s, now)?;
     }
-    Ok(s)
+    Ok(Created::New(s))
 }
 
 /// Deletes a schedule: a one-time schedule (or run) is removed for good, so a second

@@ -99,6 +99,7 @@ fn create_is_idempotent_and_delete_removes_every_index_entry() {
     let first = commit(
         &db,
         &[Command::CreateSchedules {
+            keys: vec![],
             schedules: vec![a.clone(), b.clone()],
         }],
     );
@@ -110,6 +111,7 @@ fn create_is_idempotent_and_delete_removes_every_index_entry() {
     let again = commit(
         &db,
         &[Command::CreateSchedules {
+            keys: vec![],
             schedules: vec![one_time(1, 999)],
         }],
     );
@@ -146,7 +148,13 @@ fn app_queries_page_by_time_then_id_within_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let all: Vec<Schedule> = (1..=6).map(|n| one_time(n, 100 + (n as i64 % 3))).collect();
-    commit(&db, &[Command::CreateSchedules { schedules: all }]);
+    commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: all,
+            keys: vec![],
+        }],
+    );
     let page = |after: Option<Cursor>, limit| {
         let q = Query::AppSchedules(AppPage {
             app_id: "revamp".into(),
@@ -177,6 +185,7 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
     let created = commit(
         &db,
         &[Command::CreateSchedules {
+            keys: vec![],
             schedules: vec![c.clone()],
         }],
     );
@@ -281,6 +290,7 @@ fn a_dense_cron_is_refilled_in_bounded_steps() {
     commit(
         &db,
         &[Command::CreateSchedules {
+            keys: vec![],
             schedules: vec![c.clone()],
         }],
     );
@@ -320,10 +330,17 @@ fn retention_purges_old_finished_runs_only_in_bounded_steps() {
         ..with(30, 100, Status::Success)
     };
     all.push(other_app);
-    commit(&db, &[Command::CreateSchedules { schedules: all }]);
+    commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: all,
+            keys: vec![],
+        }],
+    );
     assert_eq!(count(&db, keys::SCHEDULE), 14);
 
     let purge = |limit| Command::PurgeFinished {
+        keys_before_ms: 0,
         cutoffs: vec![("revamp".into(), 200)],
         limit,
     };
@@ -390,6 +407,7 @@ fn a_claim_moves_runs_out_of_the_time_index_until_its_deadline() {
     commit(
         &db,
         &[Command::CreateSchedules {
+            keys: vec![],
             schedules: vec![a.clone(), b.clone()],
         }],
     );
@@ -486,6 +504,7 @@ fn deleting_a_claimed_run_clears_its_claim_entry() {
         &db,
         &[
             Command::CreateSchedules {
+                keys: vec![],
                 schedules: vec![a.clone()],
             },
             claim(&[a.id], 1, 5_000, 1_000),
@@ -506,6 +525,7 @@ fn only_an_outcome_of_the_current_claim_finishes_a_run() {
     let db = store::open(dir.path()).unwrap();
     let a = one_time(1, 100);
     let create = Command::CreateSchedules {
+        keys: vec![],
         schedules: vec![a.clone()],
     };
     commit(&db, &[create, claim(&[a.id], 1, 5_000, 1_000)]);
@@ -554,6 +574,7 @@ fn a_run_claimed_again_numbers_its_calls_after_every_number_the_expired_claim_co
     let db = store::open(dir.path()).unwrap();
     let a = one_time(1, 100);
     let create = Command::CreateSchedules {
+        keys: vec![],
         schedules: vec![a.clone()],
     };
     let claim_with = |node, deadline_ms, at_ms| Command::ClaimRuns {
@@ -572,4 +593,109 @@ fn a_run_claimed_again_numbers_its_calls_after_every_number_the_expired_claim_co
     // And a third claimer after node 2's calls 5..=8.
     commit(&db, &[claim_with(3, 20_000, 9_000)]);
     assert_eq!(stored(&db, a.id).claim.unwrap().first_attempt, 9);
+}
+
+#[test]
+fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten() {
+    use super::idempotency::WINDOW_MS;
+    use crate::command::{CreateKey, Created};
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let key = |digest: u128| CreateKey {
+        key: "order-42".into(),
+        digest: Uuid::from_u128(digest),
+    };
+    let created_at = |n: u128, ms: u64| Schedule {
+        created_at_ms: ms,
+        ..one_time(n, 100)
+    };
+    let create = |s: Schedule, k: CreateKey| Command::CreateSchedules {
+        schedules: vec![s],
+        keys: vec![Some(k)],
+    };
+    let only = |r: Vec<CommandResult>| match r.into_iter().next() {
+        Some(CommandResult::Created(mut c)) => c.remove(0),
+        other => panic!("{other:?}"),
+    };
+    let t = 1_000_000;
+    // The first create stores schedule 1; a retry (new id 2, same request) answers 1.
+    assert!(
+        matches!(only(commit(&db, &[create(created_at(1, t), key(7))])), Created::New(s) if s.id == Uuid::from_u128(1))
+    );
+    let retry = only(commit(&db, &[create(created_at(2, t + 5), key(7))]));
+    assert!(
+        matches!(&retry, Created::Replayed(s) if s.id == Uuid::from_u128(1)),
+        "{retry:?}"
+    );
+    assert!(get(
+        &db,
+        Query::GetSchedule {
+            id: Uuid::from_u128(2)
+        }
+    )
+    .is_empty());
+    // Within one entry too: the second of two creates with one key is the first's.
+    let both = commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: vec![created_at(3, t), created_at(4, t)],
+            keys: vec![
+                Some(CreateKey {
+                    key: "k2".into(),
+                    digest: Uuid::from_u128(9),
+                }),
+                Some(CreateKey {
+                    key: "k2".into(),
+                    digest: Uuid::from_u128(9),
+                }),
+            ],
+        }],
+    );
+    assert!(
+        matches!(&both[0], CommandResult::Created(c) if matches!(&c[1], Created::Replayed(s) if s.id == Uuid::from_u128(3))),
+        "{both:?}"
+    );
+    // The same key for a different request is refused, and stores nothing.
+    let other = only(commit(&db, &[create(created_at(5, t + 9), key(8))]));
+    assert!(
+        matches!(&other, Created::Refused(r) if r.reason == RejectReason::KeyReused),
+        "{other:?}"
+    );
+    // Its schedule deleted, the key is spent: refused, not created again.
+    commit(
+        &db,
+        &[Command::DeleteSchedule {
+            id: Uuid::from_u128(1),
+            at_ms: t + 10,
+        }],
+    );
+    let spent = only(commit(&db, &[create(created_at(6, t + 20), key(7))]));
+    assert!(
+        matches!(&spent, Created::Refused(r) if r.reason == RejectReason::KeySpent),
+        "{spent:?}"
+    );
+    // After the window the key is new again.
+    let later = only(commit(&db, &[create(created_at(7, t + WINDOW_MS), key(7))]));
+    assert!(
+        matches!(&later, Created::New(s) if s.id == Uuid::from_u128(7)),
+        "{later:?}"
+    );
+    // Retention forgets keys used before its cut-off: k2 (used at t) goes, order-42's
+    // renewed use (at t + WINDOW_MS) stays.
+    assert_eq!(count(&db, keys::IDEMPOTENCY), 2);
+    commit(
+        &db,
+        &[Command::PurgeFinished {
+            cutoffs: vec![],
+            limit: 100,
+            keys_before_ms: t + 1000,
+        }],
+    );
+    assert_eq!(
+        (
+            count(&db, keys::IDEMPOTENCY),
+            count(&db, keys::IDEMPOTENCY_AGE)
+        ),
+        (1, 1)
+    );
 }

@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod cron_runs;
 pub mod due_signal;
+pub mod idempotency;
 pub mod index;
 pub mod keys;
 pub mod logic;
@@ -19,6 +20,13 @@ use crate::ids::GroupId;
 pub fn shard_of(app_id: &str, partition: u32, shards: u32) -> GroupId {
     let offset = fnv1a(app_id.as_bytes());
     GroupId::shard(((offset + partition as u64) % shards as u64) as u32)
+}
+
+/// The partition of app `app_id`'s schedule created with idempotency key `key`: the same
+/// on every node and every retry, so the retry meets the key where the first create left it.
+pub fn partition_of_key(app_id: &str, key: &str, partitions: u32) -> u32 {
+    let h = fnv1a(&[app_id.as_bytes(), &[0], key.as_bytes()].concat());
+    (h % partitions.max(1) as u64) as u32
 }
 
 /// The shards holding an app's partitions, in order, each once.

@@ -1,5 +1,6 @@
 //! The retention worker: every minute, on each shard this node leads, propose a bounded
-//! `PurgeFinished` with every app's cutoff (now − its `firedScheduleRetentionPeriod`).
+//! `PurgeFinished` with every app's cutoff (now − its `firedScheduleRetentionPeriod`), which
+//! also forgets idempotency keys older than their window.
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use super::Round;
 use crate::command::{Command, ShardCommand};
 use crate::ids::NodeId;
 use crate::router::Router;
+use crate::schedule::time::now_ms;
+use crate::shard::idempotency;
 
 pub const PERIOD: Duration = Duration::from_secs(60);
 /// Most index entries one purge looks at.
@@ -23,7 +26,8 @@ impl Round for Retention {
         if !groups.shards().any(|g| g.is_led_by(self.node_id)) {
             return Ok(false);
         }
-        let now = chrono::Utc::now().timestamp();
+        let now_ms = now_ms();
+        let now = (now_ms / 1000) as i64;
         let cutoffs: Vec<(String, i64)> = self
             .router
             .apps_replica()
@@ -42,6 +46,7 @@ impl Round for Retention {
             let cmd = ShardCommand::PurgeFinished {
                 cutoffs: cutoffs.clone(),
                 limit: PURGE_LIMIT,
+                keys_before_ms: now_ms.saturating_sub(idempotency::WINDOW_MS),
             };
             if let Err(e) = g.write(Command::Shard(cmd)).await {
                 failed = Some(anyhow::anyhow!("{}: {e}", g.id));

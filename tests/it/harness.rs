@@ -416,22 +416,39 @@ impl Cluster {
         path: &str,
         body: Option<&str>,
     ) -> (u16, Value) {
+        let (status, _, json) = self.call_with(id, method, path, body, &[]).await;
+        (status, json)
+    }
+
+    /// Sends a request with extra `headers`; returns (HTTP status, headers, JSON body).
+    pub async fn call_with(
+        &self,
+        id: u64,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let mut req = self
             .http
             .request(method, self.url(id, path))
             .header("Content-Type", "application/json")
             .header("Accept", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(b) = body {
             req = req.body(b.to_string());
         }
         match req.send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
+                let headers = r.headers().clone();
                 let text = r.text().await.unwrap_or_default();
                 let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                (status, json)
+                (status, headers, json)
             }
-            Err(e) => (0, Value::String(e.to_string())),
+            Err(e) => (0, Default::default(), Value::String(e.to_string())),
         }
     }
 
