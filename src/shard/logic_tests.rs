@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{cron_runs, keys, logic::apply, query::query};
 use crate::command::{
-    AppPage, CommandResult, QueryResult, RejectReason, ShardCommand as Command,
+    AppPage, CommandResult, Created, QueryResult, RejectReason, ShardCommand as Command,
     ShardQuery as Query, When,
 };
 use crate::cron::CronSpec;
@@ -105,7 +105,7 @@ fn create_is_idempotent_and_delete_removes_every_index_entry() {
     );
     assert_eq!(
         first[0],
-        CommandResult::Schedules(vec![a.clone(), b.clone()])
+        CommandResult::Created(vec![Created::New(a.clone()), Created::New(b.clone())])
     );
     // The same id again (a retried request) returns what is stored and changes nothing.
     let again = commit(
@@ -115,7 +115,10 @@ fn create_is_idempotent_and_delete_removes_every_index_entry() {
             schedules: vec![one_time(1, 999)],
         }],
     );
-    assert_eq!(again[0], CommandResult::Schedules(vec![a.clone()]));
+    assert_eq!(
+        again[0],
+        CommandResult::Created(vec![Created::New(a.clone())])
+    );
     assert_eq!(
         (
             count(&db, keys::SCHEDULE),
@@ -189,10 +192,13 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
             schedules: vec![c.clone()],
         }],
     );
-    let CommandResult::Schedules(created) = &created[0] else {
-        panic!()
+    let CommandResult::Created(created) = &created[0] else {
+        panic!("{created:?}")
     };
-    assert_eq!(created[0].runs_until, Some(T0 + cron_runs::RUN_WINDOW_SECS));
+    let [Created::New(created)] = &created[..] else {
+        panic!("{created:?}")
+    };
+    assert_eq!(created.runs_until, Some(T0 + cron_runs::RUN_WINDOW_SECS));
     // Runs every 10 minutes for the next hour: 6 of them, newest first, linked to the cron.
     let future = runs(&db, c.id, When::Future, T0, None);
     assert_eq!(
@@ -598,7 +604,7 @@ fn a_run_claimed_again_numbers_its_calls_after_every_number_the_expired_claim_co
 #[test]
 fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten() {
     use super::idempotency::WINDOW_MS;
-    use crate::command::{CreateKey, Created};
+    use crate::command::CreateKey;
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let key = |digest: u128| CreateKey {
