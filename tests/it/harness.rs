@@ -292,6 +292,37 @@ impl Cluster {
         }
     }
 
+    /// Cuts (`blackhole`: silences) the links of node `id`: `inbound` ones (peers cannot
+    /// reach it), `outbound` ones (it cannot reach peers), or both.
+    pub fn partition(&self, id: u64, inbound: bool, outbound: bool, blackhole: bool) {
+        for ((from, to), p) in &self.links {
+            if (inbound && *to == id) || (outbound && *from == id) {
+                if blackhole {
+                    p.blackhole();
+                } else {
+                    p.cut();
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to node `id`'s process.
+    pub fn signal(&self, id: u64, signal: &str) {
+        let pid = self.node(id).child.lock().unwrap().as_ref().map(Child::id);
+        if let Some(pid) = pid {
+            let _ = Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Starts node `id` (stopped before) with its wall clock `offset` off (None: real), not
+    /// waiting for it to be healthy.
+    pub fn start_with_clock(&mut self, id: u64, offset: Option<&str>) {
+        self.nodes[(id - 1) as usize].clock = offset.map(str::to_string);
+        self.spawn(id);
+    }
+
     /// Restores every link.
     pub fn heal_all(&self) {
         self.links.values().for_each(Proxy::heal);
@@ -366,8 +397,7 @@ impl Cluster {
     /// clock is off never is.
     pub fn restart_with_clock(&mut self, id: u64, offset: Option<&str>) {
         self.kill(id);
-        self.nodes[(id - 1) as usize].clock = offset.map(str::to_string);
-        self.spawn(id);
+        self.start_with_clock(id, offset);
     }
 
     pub async fn restart(&mut self, id: u64) {

@@ -4,6 +4,7 @@ mod app_state;
 mod apps_cluster;
 mod bad_input;
 mod bulk;
+mod chaos;
 mod cron_reference;
 mod crons;
 mod firing;

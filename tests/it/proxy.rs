@@ -1,16 +1,22 @@
 //! A TCP proxy the test owns, one per directed link between two nodes, so a test can cut
-//! and heal links: cutting drops the link's open connections and refuses new ones.
+//! and heal links. A link is open, cut (open connections dropped, new ones refused: the
+//! peer sees fast errors) or black-holed (nothing passes and nothing is refused: the peer's
+//! calls hang until their timeouts, as when a firewall drops packets).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+const OPEN: u8 = 0;
+const CUT: u8 = 1;
+const BLACKHOLE: u8 = 2;
+
 pub struct Proxy {
     pub addr: String,
-    cut: Arc<AtomicBool>,
-    /// Bumped on every cut: open connections watch it and close.
+    mode: Arc<AtomicU8>,
+    /// Bumped on every change of mode: open connections watch it.
     generation: watch::Sender<u64>,
 }
 
@@ -19,11 +25,11 @@ impl Proxy {
     pub async fn start(target: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let cut = Arc::new(AtomicBool::new(false));
+        let mode = Arc::new(AtomicU8::new(OPEN));
         let (generation, _) = watch::channel(0u64);
         let proxy = Proxy {
             addr,
-            cut: cut.clone(),
+            mode: mode.clone(),
             generation: generation.clone(),
         };
         tokio::spawn(async move {
@@ -31,36 +37,79 @@ impl Proxy {
                 let Ok((inbound, _)) = listener.accept().await else {
                     return;
                 };
-                if cut.load(Ordering::SeqCst) {
+                if mode.load(Ordering::SeqCst) == CUT {
                     drop(inbound);
                     continue;
                 }
-                let target = target.clone();
-                let mut closed = generation.subscribe();
-                tokio::spawn(async move {
-                    let Ok(outbound) = TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    let _ = inbound.set_nodelay(true);
-                    let _ = outbound.set_nodelay(true);
-                    let (mut a, mut b) = (inbound, outbound);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
-                        _ = closed.changed() => {}
-                    }
-                });
+                let (target, mode) = (target.clone(), mode.clone());
+                let changed = generation.subscribe();
+                tokio::spawn(relay(inbound, target, mode, changed));
             }
         });
         proxy
     }
 
+    fn set(&self, mode: u8) {
+        if self.mode.swap(mode, Ordering::SeqCst) != mode {
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
     /// Drops every open connection of this link and refuses new ones.
     pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
+        self.set(CUT);
+    }
+
+    /// Passes nothing and refuses nothing: calls over this link hang.
+    pub fn blackhole(&self) {
+        self.set(BLACKHOLE);
     }
 
     pub fn heal(&self) {
-        self.cut.store(false, Ordering::SeqCst);
+        self.set(OPEN);
+    }
+}
+
+/// Relays one connection while the link is open: holds it silent while black-holed (and
+/// resumes after, as TCP would once a dropping rule is lifted), drops it when cut.
+async fn relay(
+    inbound: TcpStream,
+    target: String,
+    mode: Arc<AtomicU8>,
+    mut changed: watch::Receiver<u64>,
+) {
+    // A link black-holed before the connection reached the target: wait for a change.
+    loop {
+        match mode.load(Ordering::SeqCst) {
+            CUT => return,
+            BLACKHOLE => {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+            _ => break,
+        }
+    }
+    let Ok(outbound) = TcpStream::connect(&target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (mut a, mut b) = (inbound, outbound);
+    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+    tokio::pin!(copy);
+    loop {
+        match mode.load(Ordering::SeqCst) {
+            CUT => return,
+            BLACKHOLE => {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+            _ => tokio::select! {
+                _ = &mut copy => return,
+                r = changed.changed() => if r.is_err() { return },
+            },
+        }
     }
 }

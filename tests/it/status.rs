@@ -73,9 +73,10 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
 
     // The table form names every group on every node, then every worker on every node.
     let table = cluster.ctl(1, &["status"]).await;
-    let (groups, workers) = table
-        .split_once("\n\n")
-        .expect("a groups and a workers table");
+    let tables: Vec<&str> = table.split("\n\n").collect();
+    let [groups, workers, clocks] = tables[..] else {
+        panic!("a groups, a workers and a clocks table:\n{table}");
+    };
     assert!(
         groups.contains("meta") && groups.contains("shard-7"),
         "{table}"
@@ -85,12 +86,15 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
         1 + 3 * (1 + SHARDS as usize),
         "{table}"
     );
-    // Per node: a timer per shard, outcomes, refill, retention, bulk jobs, the balancer.
+    // Per node: a timer per shard, outcomes, refill, retention, bulk jobs, the balancer,
+    // the clock probe.
     assert_eq!(
         workers.lines().count(),
-        1 + 3 * (SHARDS as usize + 5),
+        1 + 3 * (SHARDS as usize + 6),
         "{table}"
     );
+    // Every node trusts its clock and shows both peers' offsets.
+    assert_eq!(clocks.trim_end().lines().count(), 1 + 3, "{table}");
     for name in [
         "timer shard-0",
         "outcomes",
@@ -98,6 +102,7 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
         "retention",
         "bulk-jobs",
         "leader-balancer",
+        "clock-probe",
     ] {
         assert!(workers.contains(name), "worker {name} not listed:\n{table}");
     }
@@ -131,4 +136,10 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
             },
         )
         .await;
+    for node in last["nodes"].as_array().unwrap() {
+        assert_eq!(node["clock_trusted"], true, "{node}");
+        let peers = node["clocks"].as_array().unwrap();
+        assert_eq!(peers.len(), 2, "{node}");
+        assert!(peers.iter().all(|p| p["within_bound"] == true), "{node}");
+    }
 }
