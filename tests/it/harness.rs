@@ -339,7 +339,10 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .unwrap();
-        let mut command = Command::new(BIN);
+        // `GOSCHED_BIN` runs another build of the node (e.g. an older one, for before/after
+        // figures of the fault checker).
+        let bin = std::env::var("GOSCHED_BIN").unwrap_or_else(|_| BIN.to_string());
+        let mut command = Command::new(bin);
         if let Some(offset) = &node.clock {
             // Only the wall clock is off (NTP broken); monotonic time stays real.
             command
