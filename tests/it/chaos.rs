@@ -20,7 +20,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::firing::{calling, register};
-use crate::harness::{Cluster, Options};
+use crate::harness::{env_or, Cluster, Options};
 
 /// The app's callback policy: retries 2, 2 s per call; the claim margin is the default.
 const HTTP_RETRIES: u32 = 2;
@@ -59,10 +59,6 @@ struct Writes {
     attempts: u64,
     succeeded: u64,
     gave_up: u64,
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// Injects one random fault on a random node and undoes it; returns what it did.
@@ -150,8 +146,8 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_nothing_acknowledged_is_lost_sent_early_or_twice() {
-    let secs = env_u64("CHAOS_SECS").unwrap_or(60);
-    let seed = env_u64("CHAOS_SEED").unwrap_or_else(|| fastrand::u64(..));
+    let secs = env_or("CHAOS_SECS", 60u64);
+    let seed = env_or("CHAOS_SEED", fastrand::u64(..));
     println!("chaos seed {seed} ({secs} s of faults): replay with CHAOS_SEED={seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let opts = Options {

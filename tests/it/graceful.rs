@@ -10,10 +10,10 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::firing::{calling, register};
-use crate::harness::{now, Cluster, Options};
+use crate::harness::{env_or, now, Cluster, Options};
 
-/// Runs due in the rolling restart, over `SPREAD` seconds from 5 s after the start (800, or
-/// `ROLLING_RUNS`). Each callback takes `CALL_MS`, so every node always has calls in flight
+/// Runs due in the rolling restart, over `SPREAD` seconds from 5 s after the start
+/// (`ROLLING_RUNS` and `ROLLING_SPREAD` override them). Each callback takes `CALL_MS`, so every node always has calls in flight
 /// when it is stopped (50 runs a second: fewer calls in flight than one app's share of one
 /// node, 64, even while one node leads every shard).
 const RUNS: usize = 800;
@@ -129,10 +129,10 @@ async fn assert_once_on_time(cluster: &Cluster, rx: &Receiver, ids: &[String], w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_by_sigterm_loses_repeats_and_delays_nothing() {
-    let runs = std::env::var("ROLLING_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(RUNS);
+    let (runs, spread) = (
+        env_or("ROLLING_RUNS", RUNS),
+        env_or("ROLLING_SPREAD", SPREAD),
+    );
     let mut cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     // No retries: a re-send of a run (its claimer stopped without reporting) would come
@@ -146,7 +146,7 @@ async fn a_rolling_restart_by_sigterm_loses_repeats_and_delays_nothing() {
     .await;
     let url = rx.url(&format!("/slow/{CALL_MS}/r"));
     let base = now() + 5;
-    let ids = create_spread(&cluster, "rolling", &url, runs, base, SPREAD).await;
+    let ids = create_spread(&cluster, "rolling", &url, runs, base, spread).await;
 
     // SIGTERM the node leading most shards 0.3 s into the burst, then the others in turn,
     // each once the previous one is back.
@@ -164,7 +164,7 @@ async fn a_rolling_restart_by_sigterm_loses_repeats_and_delays_nothing() {
     }
 
     // Watch past the time any re-send would come (last second + call timeout + claim margin).
-    sleep_until_ms((base + SPREAD + 16) * 1000).await;
+    sleep_until_ms((base + spread + 16) * 1000).await;
     assert_once_on_time(&cluster, &rx, &ids, "rolling restart").await;
 }
 

@@ -78,6 +78,15 @@ fn peer_toml(id: u64, http: &str, grpc: &str) -> String {
 }
 
 /// Epoch seconds now.
+/// The value of environment variable `name` (sizes of the longer runs of some tests), or
+/// `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// libfaketime's preload library (Debian package `faketime`).
 fn faketime_lib() -> String {
     let out = Command::new("dpkg")
@@ -304,6 +313,11 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// The proxy of the link from node `from` to node `to` (a proxied cluster).
+    pub fn link(&self, from: u64, to: u64) -> &Proxy {
+        &self.links[&(from, to)]
     }
 
     /// Sends `signal` (e.g. "STOP", "CONT") to node `id`'s process.

@@ -9,6 +9,7 @@ mod cron_reference;
 mod crons;
 mod firing;
 mod firing_failover;
+mod forwarding;
 mod graceful;
 mod harness;
 mod layers;

@@ -1,17 +1,20 @@
 //! A TCP proxy the test owns, one per directed link between two nodes, so a test can cut
 //! and heal links. A link is open, cut (open connections dropped, new ones refused: the
 //! peer sees fast errors) or black-holed (nothing passes and nothing is refused: the peer's
-//! calls hang until their timeouts, as when a firewall drops packets).
+//! calls hang until their timeouts, as when a firewall drops packets), or swallowing
+//! (requests reach the target, its answers are thrown away: "did it run?").
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 const OPEN: u8 = 0;
 const CUT: u8 = 1;
 const BLACKHOLE: u8 = 2;
+const SWALLOW: u8 = 3;
 
 pub struct Proxy {
     pub addr: String,
@@ -65,6 +68,11 @@ impl Proxy {
         self.set(BLACKHOLE);
     }
 
+    /// Passes requests to the target and throws its answers away.
+    pub fn swallow(&self) {
+        self.set(SWALLOW);
+    }
+
     pub fn heal(&self) {
         self.set(OPEN);
     }
@@ -95,9 +103,9 @@ async fn relay(
     };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
-    let (mut a, mut b) = (inbound, outbound);
-    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
-    tokio::pin!(copy);
+    let (mut from_client, mut to_client) = inbound.into_split();
+    let (mut from_target, mut to_target) = outbound.into_split();
+    let (mut up, mut down) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
     loop {
         match mode.load(Ordering::SeqCst) {
             CUT => return,
@@ -105,11 +113,30 @@ async fn relay(
                 if changed.changed().await.is_err() {
                     return;
                 }
+                continue;
             }
-            _ => tokio::select! {
-                _ = &mut copy => return,
-                r = changed.changed() => if r.is_err() { return },
+            _ => {}
+        }
+        tokio::select! {
+            n = from_client.read(&mut up) => match n {
+                Ok(n) if n > 0 => {
+                    if to_target.write_all(&up[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                _ => return,
             },
+            n = from_target.read(&mut down) => match n {
+                Ok(n) if n > 0 => {
+                    if mode.load(Ordering::SeqCst) != SWALLOW
+                        && to_client.write_all(&down[..n]).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            r = changed.changed() => if r.is_err() { return },
         }
     }
 }

@@ -10,9 +10,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::firing::{calling, register};
-use crate::harness::{now, Cluster, Options, SHARDS};
+use crate::harness::{env_or, now, Cluster, Options, SHARDS};
 
-/// Runs per skew, due over `SPREAD` seconds from `LEAD` seconds after they are created.
+/// Runs per skew, due over `SPREAD` seconds from `LEAD` seconds after they are created
+/// (`SKEW_RUNS`, `SKEW_LEAD`, `SKEW_SPREAD` override them, e.g. 300 runs 20-80 s ahead).
 const RUNS: usize = 150;
 const LEAD: i64 = 6;
 const SPREAD: i64 = 15;
@@ -29,6 +30,11 @@ async fn a_node_with_a_skewed_clock_leads_nothing_and_fires_nothing() {
     let mut cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     register(&cluster, "skew", SHARDS, json!({"httpRetries": 0})).await;
+    let (runs, lead, spread) = (
+        env_or("SKEW_RUNS", RUNS),
+        env_or("SKEW_LEAD", LEAD),
+        env_or("SKEW_SPREAD", SPREAD),
+    );
 
     for offset in ["+40s", "-40s"] {
         cluster.restart_with_clock(3, Some(offset));
@@ -61,9 +67,9 @@ async fn a_node_with_a_skewed_clock_leads_nothing_and_fires_nothing() {
         assert_eq!(n1["clock_trusted"], true, "{n1}");
 
         let url = rx.url(&format!("/ok/{}", &offset[..1]));
-        let base = now() + LEAD;
-        let items: Vec<_> = (0..RUNS)
-            .map(|i| calling("skew", base + i as i64 % SPREAD, &url))
+        let base = now() + lead;
+        let items: Vec<_> = (0..runs)
+            .map(|i| calling("skew", base + i as i64 % spread, &url))
             .collect();
         let body = json!({ "schedules": items }).to_string();
         let (status, reply) = cluster
@@ -76,10 +82,10 @@ async fn a_node_with_a_skewed_clock_leads_nothing_and_fires_nothing() {
             .iter()
             .map(|r| r["schedule"]["scheduleId"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(ids.len(), RUNS);
+        assert_eq!(ids.len(), runs);
 
         // Meanwhile the skewed node never leads (sampled every second until the last run).
-        while now() < base + SPREAD + 2 {
+        while now() < base + spread + 2 {
             let n = cluster.own_status(3).await;
             assert_eq!(led(&n), 0, "node 3 leads with its clock {offset}: {n}");
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -109,7 +115,7 @@ async fn a_node_with_a_skewed_clock_leads_nothing_and_fires_nothing() {
             lateness.iter().copied().max().unwrap_or(0),
         );
         println!(
-            "clock {offset} on node 3: {RUNS} runs, {} deliveries, {lost} lost, {twice} twice, {early} early, max lateness {max_late} ms",
+            "clock {offset} on node 3: {runs} runs, {} deliveries, {lost} lost, {twice} twice, {early} early, max lateness {max_late} ms",
             deliveries.len()
         );
         assert_eq!(
