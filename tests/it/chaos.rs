@@ -178,19 +178,8 @@ async fn chaos_nothing_acknowledged_is_lost_sent_early_or_twice() {
                 item
             })
             .collect();
-        let body = json!({ "schedules": items }).to_string();
-        let (status, reply) = cluster
-            .call(1, Method::POST, "/goscheduler/schedules/batch", Some(&body))
-            .await;
-        assert_eq!(status, 200, "{reply}");
-        for (r, item) in reply["data"]["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(&items)
-        {
-            assert_eq!(r["statusCode"], 201, "{r}");
-            let id = r["schedule"]["scheduleId"].as_str().unwrap().to_string();
+        let ids = cluster.create_batch(1, &items).await;
+        for (id, item) in ids.into_iter().zip(&items) {
             acked.insert(id, item["scheduleTime"].as_i64().unwrap());
         }
     }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use goscheduler::bench::receiver::Receiver;
-use reqwest::Method;
 use serde_json::json;
 
 use crate::firing::{calling, register};
@@ -56,20 +55,7 @@ async fn create_spread(
             .iter()
             .map(|i| calling(app, base + (*i as i64 % spread), url))
             .collect();
-        let body = json!({ "schedules": items }).to_string();
-        let via = 1 + n as u64 % 2;
-        let (status, reply) = cluster
-            .call(
-                via,
-                Method::POST,
-                "/goscheduler/schedules/batch",
-                Some(&body),
-            )
-            .await;
-        assert_eq!(status, 200, "{reply}");
-        for r in reply["data"]["results"].as_array().unwrap() {
-            ids.push(r["schedule"]["scheduleId"].as_str().unwrap().to_string());
-        }
+        ids.extend(cluster.create_batch(1 + n as u64 % 2, &items).await);
     }
     assert_eq!(ids.len(), runs);
     ids

@@ -569,6 +569,30 @@ impl Cluster {
         }
     }
 
+    /// Creates `items` in one batch through node `via`; every item must be created.
+    /// Returns their scheduleIds, in order.
+    pub async fn create_batch(&self, via: u64, items: &[Value]) -> Vec<String> {
+        let body = serde_json::json!({ "schedules": items }).to_string();
+        let (status, reply) = self
+            .call(
+                via,
+                reqwest::Method::POST,
+                "/goscheduler/schedules/batch",
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        let results = reply["data"]["results"].as_array().unwrap();
+        assert_eq!(results.len(), items.len(), "{reply}");
+        results
+            .iter()
+            .map(|r| {
+                assert_eq!(r["statusCode"], 201, "{r}");
+                r["schedule"]["scheduleId"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
     /// Creates a schedule through node `via`; returns its id.
     pub async fn create(&self, via: u64, body: &Value) -> String {
         let (status, reply) = self

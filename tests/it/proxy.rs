@@ -87,16 +87,8 @@ async fn relay(
     mut changed: watch::Receiver<u64>,
 ) {
     // A link black-holed before the connection reached the target: wait for a change.
-    loop {
-        match mode.load(Ordering::SeqCst) {
-            CUT => return,
-            BLACKHOLE => {
-                if changed.changed().await.is_err() {
-                    return;
-                }
-            }
-            _ => break,
-        }
+    if !passing(&mode, &mut changed).await {
+        return;
     }
     let Ok(outbound) = TcpStream::connect(&target).await else {
         return;
@@ -107,15 +99,8 @@ async fn relay(
     let (mut from_target, mut to_target) = outbound.into_split();
     let (mut up, mut down) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
     loop {
-        match mode.load(Ordering::SeqCst) {
-            CUT => return,
-            BLACKHOLE => {
-                if changed.changed().await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            _ => {}
+        if !passing(&mode, &mut changed).await {
+            return;
         }
         tokio::select! {
             n = from_client.read(&mut up) => match n {
@@ -137,6 +122,21 @@ async fn relay(
                 _ => return,
             },
             r = changed.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Waits while the link is black-holed; whether it passes bytes now (false: it was cut).
+async fn passing(mode: &AtomicU8, changed: &mut watch::Receiver<u64>) -> bool {
+    loop {
+        match mode.load(Ordering::SeqCst) {
+            CUT => return false,
+            BLACKHOLE => {
+                if changed.changed().await.is_err() {
+                    return false;
+                }
+            }
+            _ => return true,
         }
     }
 }

@@ -71,17 +71,7 @@ async fn a_node_with_a_skewed_clock_leads_nothing_and_fires_nothing() {
         let items: Vec<_> = (0..runs)
             .map(|i| calling("skew", base + i as i64 % spread, &url))
             .collect();
-        let body = json!({ "schedules": items }).to_string();
-        let (status, reply) = cluster
-            .call(1, Method::POST, "/goscheduler/schedules/batch", Some(&body))
-            .await;
-        assert_eq!(status, 200, "{reply}");
-        let ids: Vec<String> = reply["data"]["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["schedule"]["scheduleId"].as_str().unwrap().to_string())
-            .collect();
+        let ids = cluster.create_batch(1, &items).await;
         assert_eq!(ids.len(), runs);
 
         // Meanwhile the skewed node never leads (sampled every second until the last run).
