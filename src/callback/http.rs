@@ -15,6 +15,18 @@ use crate::schedule::Schedule;
 
 /// Most bytes of a receiver's answer read (and discarded).
 const MAX_ANSWER_READ: usize = 64 << 10;
+/// A call's time running out this much later than it should have means this process was
+/// not running meanwhile (SIGSTOP, a frozen VM, a starved host)...
+const PAUSED: Duration = Duration::from_millis(250);
+/// ...so the answer may be sitting unread in the socket: it gets this long to be read
+/// before the call counts as timed out (and is retried: the receiver would see it twice).
+const AFTER_PAUSE: Duration = Duration::from_millis(500);
+
+/// Why a call got no answer.
+enum Failed {
+    Http(reqwest::Error),
+    TimedOut,
+}
 
 /// The client all callbacks of a node share (pooled connections, rustls).
 pub fn client() -> reqwest::Client {
@@ -35,13 +47,13 @@ pub async fn call(
 ) -> Attempt {
     let fired_at = now_ms();
     let started = Instant::now();
-    let result = send(client, run, attempt, timeout).await;
+    let result = within(timeout, send(client, run, attempt)).await;
     let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
     let (http_status, error) = match result {
         Ok(status) if status.is_success() => (Some(status.as_u16()), None),
         Ok(status) => (Some(status.as_u16()), Some(format!("HTTP {status}"))),
-        Err(e) if e.is_timeout() => (None, Some(format!("timed out after {timeout:?}"))),
-        Err(e) => (None, Some(describe(&e))),
+        Err(Failed::TimedOut) => (None, Some(format!("timed out after {timeout:?}"))),
+        Err(Failed::Http(e)) => (None, Some(describe(&e))),
     };
     Attempt {
         attempt,
@@ -52,15 +64,36 @@ pub async fn call(
     }
 }
 
+/// Runs `call` for at most `timeout` of this process's running time. reqwest's own timeout
+/// is not used: it checks its clock before the answer, so after a pause longer than the
+/// timeout it reports a timeout even for an answer that arrived meanwhile, and the run is
+/// sent again. Here the answer wins whenever it is there.
+async fn within<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = reqwest::Result<T>>,
+) -> Result<T, Failed> {
+    let started = Instant::now();
+    tokio::pin!(call);
+    let answer = match tokio::time::timeout(timeout, &mut call).await {
+        Ok(answer) => answer,
+        Err(_) if started.elapsed() > timeout + PAUSED => {
+            tokio::time::timeout(AFTER_PAUSE, &mut call)
+                .await
+                .map_err(|_| Failed::TimedOut)?
+        }
+        Err(_) => return Err(Failed::TimedOut),
+    };
+    answer.map_err(Failed::Http)
+}
+
 async fn send(
     client: &reqwest::Client,
     run: &Schedule,
     attempt: u32,
-    timeout: Duration,
 ) -> reqwest::Result<reqwest::StatusCode> {
     let cb = &run.callback;
     let method = Method::from_bytes(cb.method.as_bytes()).unwrap_or(Method::POST);
-    let mut req = client.request(method, &cb.url).timeout(timeout);
+    let mut req = client.request(method, &cb.url);
     for (name, value) in &cb.headers {
         req = req.header(name, value);
     }
@@ -104,4 +137,71 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A receiver on its own thread that answers 200 after 200 ms, whatever this process does.
+    fn answering_receiver() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        format!("http://{addr}/cb")
+    }
+
+    #[test]
+    fn an_answer_that_came_while_the_node_was_paused_is_not_a_timeout() {
+        let run = Schedule {
+            id: uuid::Uuid::nil(),
+            app_id: "a".into(),
+            partition: 0,
+            payload: "{}".into(),
+            schedule_time: 0,
+            cron: None,
+            parent: None,
+            runs_until: None,
+            due_at: None,
+            callback: crate::schedule::HttpCallback {
+                url: answering_receiver(),
+                method: "POST".into(),
+                headers: Default::default(),
+            },
+            status: crate::schedule::Status::Scheduled,
+            error_message: None,
+            created_at_ms: 0,
+            claim: None,
+            attempts: vec![],
+        };
+        // One thread runs everything, so blocking it freezes the node's side of the call
+        // (its connection task too), as SIGSTOP would.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let attempt = rt.block_on(async {
+            let client = client();
+            let call =
+                tokio::spawn(
+                    async move { call(&client, &run, 1, Duration::from_millis(300)).await },
+                );
+            // Let the request go out, then freeze past the timeout (300 ms) while it is
+            // answered (at 200 ms).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(1000));
+            call.await.unwrap()
+        });
+        assert_eq!(attempt.http_status, Some(200), "{:?}", attempt.error);
+        assert!(attempt.latency_ms >= 1000);
+    }
 }
