@@ -127,11 +127,12 @@ async fn inject(cluster: &mut Cluster, rng: &mut fastrand::Rng) -> Fault {
 }
 
 /// Why a run delivered again after a 2xx may be: its call was in flight when a node was
-/// killed or paused (the claimer could not learn or commit the outcome). `None`: no fault
-/// explains it.
+/// killed, or paused longer than the claim margin (the claimer could not learn or commit
+/// the outcome before its claim expired). `None`: no fault explains it.
 fn allowed(faults: &[Fault], first_ms: u64) -> Option<&Fault> {
     faults.iter().find(|f| {
-        matches!(f.kind, Kind::Kill | Kind::Pause)
+        let long_pause = f.kind == Kind::Pause && f.to_ms - f.from_ms > CLAIM_MARGIN_MS;
+        (f.kind == Kind::Kill || long_pause)
             && first_ms + 3000 >= f.from_ms
             && first_ms <= f.to_ms + 1000
     })
@@ -289,9 +290,12 @@ async fn chaos_nothing_acknowledged_is_lost_sent_early_or_twice() {
         if let Some(first_ok) = ds.iter().position(|d| (200..300).contains(&d.answered)) {
             if first_ok + 1 < ds.len() {
                 let first = ds[first_ok].received_ms;
+                let attempts: Vec<u32> = ds.iter().map(|d| d.attempt).collect();
                 match allowed(&faults, first) {
-                    Some(f) => same_key_allowed.push((id.to_string(), f.what.clone(), f.node)),
-                    None => same_key_unexplained.push((id.to_string(), first)),
+                    Some(f) => {
+                        same_key_allowed.push((id.to_string(), f.what.clone(), f.node, attempts))
+                    }
+                    None => same_key_unexplained.push((id.to_string(), first, attempts)),
                 }
             }
         }
@@ -333,8 +337,8 @@ async fn chaos_nothing_acknowledged_is_lost_sent_early_or_twice() {
         w.attempts,
         100.0 * w.succeeded as f64 / w.attempts.max(1) as f64,
     );
-    for (id, what, node) in &same_key_allowed {
-        println!("  sent twice (allowed): {id}: in flight at node {node}: {what}");
+    for (id, what, node, attempts) in &same_key_allowed {
+        println!("  sent twice (allowed): {id} (attempts {attempts:?}): in flight at node {node}: {what}");
     }
     let sample = |v: &[&String]| v.iter().take(5).map(|s| s.to_string()).collect::<Vec<_>>();
     assert!(lost.is_empty(), "lost {:?} (seed {seed})", sample(&lost));
