@@ -64,6 +64,8 @@ impl Balancer {
 impl Round for Balancer {
     async fn round(&mut self) -> anyhow::Result<bool> {
         let mut moved = false;
+        let skew = self.skew.clone();
+        let may_succeed = move |p| skew.may_succeed(p);
         for g in self.groups.iter() {
             if self
                 .last_transfer
@@ -72,8 +74,6 @@ impl Round for Balancer {
             {
                 continue;
             }
-            let skew = &self.skew;
-            let may_succeed = |p| skew.may_succeed(p);
             if let Some(to) = transfer_target(self.node_id, g, self.alive_within, &may_succeed) {
                 tracing::info!(group = %g.id, to, "moving leadership to the preferred leader");
                 if let Err(e) = g.raft.trigger().transfer_leader(to).await {

@@ -65,29 +65,24 @@ pub fn earlier_use(
     ))
 }
 
-/// Remembers that `key` created `s`.
+/// Remembers that `key` created `s`. A use of the key older than the window is simply
+/// overwritten; its age entry is left for [`forget`], which knows it is stale.
 pub fn remember(txn: &mut SmTxn, s: &Schedule, key: &CreateKey) -> io::Result<()> {
-    let k = keys::idempotency(&s.app_id, &key.key);
-    if let Some(old) = txn.get::<KeyUse>(&k)? {
-        txn.delete(&keys::idempotency_age(
-            old.created_at_ms,
-            &s.app_id,
-            &key.key,
-        ));
-    }
     let used = KeyUse {
         id: s.id,
         digest: key.digest,
         created_at_ms: s.created_at_ms,
     };
-    txn.put(&k, &used)?;
+    txn.put(&keys::idempotency(&s.app_id, &key.key), &used)?;
     txn.put(
         &keys::idempotency_age(s.created_at_ms, &s.app_id, &key.key),
         &(),
     )
 }
 
-/// Forgets keys used before `before_ms`, looking at no more than `limit`. Returns how many.
+/// Forgets keys used before `before_ms`, looking at no more than `limit` age entries: each
+/// age entry goes, and its key with it unless the key was used again since (then the entry
+/// was stale). Returns how many age entries went.
 pub fn forget(txn: &mut SmTxn, before_ms: u64, limit: usize) -> io::Result<usize> {
     let mut old = Vec::new();
     txn.scan_from(&[keys::IDEMPOTENCY_AGE], |k, _| {
@@ -102,9 +97,15 @@ pub fn forget(txn: &mut SmTxn, before_ms: u64, limit: usize) -> io::Result<usize
             _ => Ok(false),
         }
     })?;
-    for (age_key, (_, app_id, key)) in &old {
+    for (age_key, (used_at, app_id, key)) in &old {
         txn.delete(age_key);
-        txn.delete(&keys::idempotency(app_id, key));
+        let k = keys::idempotency(app_id, key);
+        if txn
+            .get::<KeyUse>(&k)?
+            .is_some_and(|u| u.created_at_ms == *used_at)
+        {
+            txn.delete(&k);
+        }
     }
     Ok(old.len())
 }

@@ -55,6 +55,14 @@ fn cron(expr: &str, created: i64) -> Schedule {
     }
 }
 
+/// A create of `schedules` without idempotency keys.
+fn create(schedules: Vec<Schedule>) -> Command {
+    Command::CreateSchedules {
+        schedules,
+        keys: vec![],
+    }
+}
+
 fn commit(db: &rocksdb::DB, cmds: &[Command]) -> Vec<CommandResult> {
     let mut txn = SmTxn::new(db, SHARD);
     let out = cmds.iter().map(|c| apply(&mut txn, c).unwrap()).collect();
@@ -96,25 +104,13 @@ fn create_is_idempotent_and_delete_removes_every_index_entry() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let (a, b) = (one_time(1, 100), one_time(2, 200));
-    let first = commit(
-        &db,
-        &[Command::CreateSchedules {
-            keys: vec![],
-            schedules: vec![a.clone(), b.clone()],
-        }],
-    );
+    let first = commit(&db, &[create(vec![a.clone(), b.clone()])]);
     assert_eq!(
         first[0],
         CommandResult::Created(vec![Created::New(a.clone()), Created::New(b.clone())])
     );
     // The same id again (a retried request) returns what is stored and changes nothing.
-    let again = commit(
-        &db,
-        &[Command::CreateSchedules {
-            keys: vec![],
-            schedules: vec![one_time(1, 999)],
-        }],
-    );
+    let again = commit(&db, &[create(vec![one_time(1, 999)])]);
     assert_eq!(
         again[0],
         CommandResult::Created(vec![Created::New(a.clone())])
@@ -151,13 +147,7 @@ fn app_queries_page_by_time_then_id_within_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let all: Vec<Schedule> = (1..=6).map(|n| one_time(n, 100 + (n as i64 % 3))).collect();
-    commit(
-        &db,
-        &[Command::CreateSchedules {
-            schedules: all,
-            keys: vec![],
-        }],
-    );
+    commit(&db, &[create(all)]);
     let page = |after: Option<Cursor>, limit| {
         let q = Query::AppSchedules(AppPage {
             app_id: "revamp".into(),
@@ -185,13 +175,7 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let c = cron("*/10 * * * *", T0);
-    let created = commit(
-        &db,
-        &[Command::CreateSchedules {
-            keys: vec![],
-            schedules: vec![c.clone()],
-        }],
-    );
+    let created = commit(&db, &[create(vec![c.clone()])]);
     let CommandResult::Created(created) = &created[0] else {
         panic!("{created:?}")
     };
@@ -293,13 +277,7 @@ fn a_dense_cron_is_refilled_in_bounded_steps() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let c = cron("* * * * * *", T0);
-    commit(
-        &db,
-        &[Command::CreateSchedules {
-            keys: vec![],
-            schedules: vec![c.clone()],
-        }],
-    );
+    commit(&db, &[create(vec![c.clone()])]);
     assert_eq!(
         runs(&db, c.id, When::All, T0, None).len(),
         cron_runs::MAX_RUNS_PER_REFILL
@@ -336,13 +314,7 @@ fn retention_purges_old_finished_runs_only_in_bounded_steps() {
         ..with(30, 100, Status::Success)
     };
     all.push(other_app);
-    commit(
-        &db,
-        &[Command::CreateSchedules {
-            schedules: all,
-            keys: vec![],
-        }],
-    );
+    commit(&db, &[create(all)]);
     assert_eq!(count(&db, keys::SCHEDULE), 14);
 
     let purge = |limit| Command::PurgeFinished {
@@ -410,13 +382,7 @@ fn a_claim_moves_runs_out_of_the_time_index_until_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let (a, b) = (one_time(1, 100), one_time(2, 200));
-    commit(
-        &db,
-        &[Command::CreateSchedules {
-            keys: vec![],
-            schedules: vec![a.clone(), b.clone()],
-        }],
-    );
+    commit(&db, &[create(vec![a.clone(), b.clone()])]);
     let reader = SmReader::new(&db, SHARD);
     assert_eq!(
         super::claims::due_runs(&reader, i64::MIN, 150, 10).unwrap(),
@@ -509,10 +475,7 @@ fn deleting_a_claimed_run_clears_its_claim_entry() {
     commit(
         &db,
         &[
-            Command::CreateSchedules {
-                keys: vec![],
-                schedules: vec![a.clone()],
-            },
+            create(vec![a.clone()]),
             claim(&[a.id], 1, 5_000, 1_000),
             Command::DeleteSchedule {
                 id: a.id,
@@ -530,11 +493,10 @@ fn only_an_outcome_of_the_current_claim_finishes_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let a = one_time(1, 100);
-    let create = Command::CreateSchedules {
-        keys: vec![],
-        schedules: vec![a.clone()],
-    };
-    commit(&db, &[create, claim(&[a.id], 1, 5_000, 1_000)]);
+    commit(
+        &db,
+        &[create(vec![a.clone()]), claim(&[a.id], 1, 5_000, 1_000)],
+    );
     let first = stored(&db, a.id).claim.unwrap().fence();
     let record = |o: Outcome| Command::RecordOutcomes { outcomes: vec![o] };
     // A MISS meant for an unclaimed run does not end a claimed one.
@@ -579,10 +541,7 @@ fn a_run_claimed_again_numbers_its_calls_after_every_number_the_expired_claim_co
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let a = one_time(1, 100);
-    let create = Command::CreateSchedules {
-        keys: vec![],
-        schedules: vec![a.clone()],
-    };
+    let create_a = create(vec![a.clone()]);
     let claim_with = |node, deadline_ms, at_ms| Command::ClaimRuns {
         ids: vec![a.id],
         node,
@@ -590,7 +549,7 @@ fn a_run_claimed_again_numbers_its_calls_after_every_number_the_expired_claim_co
         at_ms,
         attempts: vec![4],
     };
-    commit(&db, &[create, claim_with(1, 5_000, 1_000)]);
+    commit(&db, &[create_a, claim_with(1, 5_000, 1_000)]);
     let first = stored(&db, a.id).claim.unwrap();
     assert_eq!((first.first_attempt, first.attempts), (1, 4));
     // Node 1 may have made calls 1..=4 before it vanished: node 2 starts at 5.
@@ -615,7 +574,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
         created_at_ms: ms,
         ..one_time(n, 100)
     };
-    let create = |s: Schedule, k: CreateKey| Command::CreateSchedules {
+    let create_keyed = |s: Schedule, k: CreateKey| Command::CreateSchedules {
         schedules: vec![s],
         keys: vec![Some(k)],
     };
@@ -626,9 +585,9 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
     let t = 1_000_000;
     // The first create stores schedule 1; a retry (new id 2, same request) answers 1.
     assert!(
-        matches!(only(commit(&db, &[create(created_at(1, t), key(7))])), Created::New(s) if s.id == Uuid::from_u128(1))
+        matches!(only(commit(&db, &[create_keyed(created_at(1, t), key(7))])), Created::New(s) if s.id == Uuid::from_u128(1))
     );
-    let retry = only(commit(&db, &[create(created_at(2, t + 5), key(7))]));
+    let retry = only(commit(&db, &[create_keyed(created_at(2, t + 5), key(7))]));
     assert!(
         matches!(&retry, Created::Replayed(s) if s.id == Uuid::from_u128(1)),
         "{retry:?}"
@@ -662,7 +621,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
         "{both:?}"
     );
     // The same key for a different request is refused, and stores nothing.
-    let other = only(commit(&db, &[create(created_at(5, t + 9), key(8))]));
+    let other = only(commit(&db, &[create_keyed(created_at(5, t + 9), key(8))]));
     assert!(
         matches!(&other, Created::Refused(r) if r.reason == RejectReason::KeyReused),
         "{other:?}"
@@ -675,13 +634,16 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
             at_ms: t + 10,
         }],
     );
-    let spent = only(commit(&db, &[create(created_at(6, t + 20), key(7))]));
+    let spent = only(commit(&db, &[create_keyed(created_at(6, t + 20), key(7))]));
     assert!(
         matches!(&spent, Created::Refused(r) if r.reason == RejectReason::KeySpent),
         "{spent:?}"
     );
     // After the window the key is new again.
-    let later = only(commit(&db, &[create(created_at(7, t + WINDOW_MS), key(7))]));
+    let later = only(commit(
+        &db,
+        &[create_keyed(created_at(7, t + WINDOW_MS), key(7))],
+    ));
     assert!(
         matches!(&later, Created::New(s) if s.id == Uuid::from_u128(7)),
         "{later:?}"

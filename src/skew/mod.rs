@@ -94,13 +94,7 @@ impl SkewGuard {
 
     /// The best fresh measurement of `peer`: the one with the shortest round trip.
     fn best(&self, peer: NodeId) -> Option<Sample> {
-        let samples = self.samples.lock().expect("skew samples");
-        samples
-            .get(&peer)?
-            .iter()
-            .filter(|s| s.at.elapsed() < FRESH)
-            .min_by_key(|s| s.rtt_ms)
-            .copied()
+        best_of(self.samples.lock().expect("skew samples").get(&peer)?)
     }
 
     /// Whether `peer`'s clock is within the bound of ours (unknown counts as not).
@@ -157,25 +151,31 @@ impl SkewGuard {
 
     /// Every peer's last measurement, for `goschedctl status`.
     pub fn peers(&self) -> Vec<PeerClock> {
-        let ids: Vec<NodeId> = {
-            let samples = self.samples.lock().expect("skew samples");
-            let mut ids: Vec<NodeId> = samples.keys().copied().collect();
-            ids.sort_unstable();
-            ids
-        };
-        ids.into_iter()
-            .filter_map(|id| {
-                let s = self.best(id)?;
+        let samples = self.samples.lock().expect("skew samples");
+        let mut peers: Vec<PeerClock> = samples
+            .iter()
+            .filter_map(|(id, kept)| {
+                let s = best_of(kept)?;
                 Some(PeerClock {
-                    node_id: id,
+                    node_id: *id,
                     offset_ms: s.offset_ms,
                     rtt_ms: s.rtt_ms,
                     age_ms: s.at.elapsed().as_millis() as u64,
                     within_bound: s.offset_ms.abs() <= self.bound_ms,
                 })
             })
-            .collect()
+            .collect();
+        peers.sort_unstable_by_key(|p| p.node_id);
+        peers
     }
+}
+
+/// The fresh measurement with the shortest round trip among `kept`.
+fn best_of(kept: &VecDeque<Sample>) -> Option<Sample> {
+    kept.iter()
+        .filter(|s| s.at.elapsed() < FRESH)
+        .min_by_key(|s| s.rtt_ms)
+        .copied()
 }
 
 /// Whether node `me`'s clock agrees within `bound_ms` with a majority of `voters` (itself

@@ -99,7 +99,6 @@ impl Round for Probe {
         .await;
         let ids: Vec<NodeId> = voters.iter().map(|(id, _)| *id).collect();
         let (trusted, why, changed) = self.guard.judge(&ids);
-        let trusted = trusted && self.guard.trusted();
         for p in self.guard.peers() {
             METRICS
                 .clock_offset
