@@ -94,6 +94,70 @@ impl Default for FiringSettings {
     }
 }
 
+/// Bounds on what one request may ask of a node (each answered with a 4xx/503 naming it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest payload of any schedule, bytes: the ceiling of every app's `payloadSize`.
+    pub max_payload_bytes: usize,
+    /// Largest body of a single request, bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest body of a batch create, bytes (413 beyond).
+    pub max_batch_body_bytes: usize,
+    /// Largest log entry a create may become, bytes: a batch larger than this is split
+    /// into several entries. Far below the transport's message cap, so every entry fits.
+    pub max_entry_bytes: usize,
+    /// How far ahead a one-time schedule may be due, days (400 beyond).
+    pub max_schedule_ahead_days: u32,
+    /// Most REST requests a node works on at once (503 with `Retry-After` beyond).
+    pub max_concurrent_requests: usize,
+    /// Most time a REST request may take before it is answered 503.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_payload_bytes: 64 << 10,
+            max_body_bytes: 1 << 20,
+            max_batch_body_bytes: 16 << 20,
+            max_entry_bytes: 8 << 20,
+            max_schedule_ahead_days: 3650,
+            max_concurrent_requests: 1024,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> anyhow::Result<()> {
+        let cap = crate::raft::peers::MAX_MESSAGE_BYTES;
+        anyhow::ensure!(
+            (1..=1 << 20).contains(&self.max_payload_bytes),
+            "limits.max_payload_bytes must be within 1..=1048576"
+        );
+        anyhow::ensure!(
+            self.max_body_bytes > self.max_payload_bytes
+                && self.max_batch_body_bytes >= self.max_body_bytes,
+            "limits must satisfy max_payload_bytes < max_body_bytes <= max_batch_body_bytes"
+        );
+        anyhow::ensure!(
+            self.max_entry_bytes >= 4 * self.max_body_bytes && self.max_entry_bytes <= cap / 4,
+            "limits.max_entry_bytes must be at least 4 x max_body_bytes and at most {} (a quarter of the transport's message cap)",
+            cap / 4
+        );
+        anyhow::ensure!(
+            (1..=36_500).contains(&self.max_schedule_ahead_days),
+            "limits.max_schedule_ahead_days must be within 1..=36500"
+        );
+        anyhow::ensure!(
+            self.max_concurrent_requests > 0 && self.request_timeout_ms >= 1000,
+            "limits.max_concurrent_requests must be positive and limits.request_timeout_ms at least 1000"
+        );
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -127,6 +191,7 @@ pub struct Config {
     pub time_zone: String,
     pub raft: RaftSettings,
     pub firing: FiringSettings,
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -147,6 +212,7 @@ impl Default for Config {
             time_zone: "UTC".into(),
             raft: RaftSettings::default(),
             firing: FiringSettings::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -194,6 +260,7 @@ impl Config {
             "firing.claim_margin_ms must exceed twice max_clock_offset_ms (two trusted clocks may differ by that much)"
         );
         self.zone()?;
+        self.limits.validate()?;
         let r = &self.raft;
         anyhow::ensure!(
             r.heartbeat_ms > 0

@@ -28,7 +28,7 @@ pub async fn register(
     State(gw): State<Gateway>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: RegisterApp = parse_body(&body?)?;
+    let req: RegisterApp = parse_body(body, gw.config.limits.max_body_bytes)?;
     let app_id = req.app_id.unwrap_or_default();
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let partitions = match req.partitions.unwrap_or(0) {
@@ -41,7 +41,7 @@ pub async fn register(
         p => p,
     };
     let configuration = req.configuration.unwrap_or_default();
-    let problems = configuration.problems();
+    let problems = configuration.problems(gw.config.limits.max_payload_bytes as u32);
     if !problems.is_empty() {
         return Err(ApiError::bad_request(problems.join(",")));
     }

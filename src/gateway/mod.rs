@@ -8,6 +8,7 @@ pub mod bulk_actions;
 pub mod crons;
 pub mod envelope;
 pub mod health;
+pub mod limits;
 pub mod lookup;
 pub mod openapi;
 pub mod params;
@@ -26,9 +27,6 @@ use crate::config::Config;
 use crate::router::Router;
 use crate::skew::SkewGuard;
 use envelope::ApiError;
-
-/// Largest body of a batch create.
-const BATCH_BODY_LIMIT: usize = 64 << 20;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -54,7 +52,8 @@ impl Gateway {
 }
 
 pub fn routes(gw: Gateway) -> axum::Router {
-    axum::Router::new()
+    let limits = gw.config.limits.clone();
+    let routes = axum::Router::new()
         .route("/goscheduler/healthcheck", any(health::healthcheck))
         .route("/goscheduler/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
@@ -81,8 +80,8 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .route("/goscheduler/schedules", post(schedules::create))
         .route(
             "/goscheduler/schedules/batch",
-            // 1,000 items of up to an app's payload limit each: more than the default 2 MiB.
-            post(schedules::create_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+            // Up to 1,000 items: a larger body than a single request's.
+            post(schedules::create_batch).layer(DefaultBodyLimit::max(limits.max_batch_body_bytes)),
         )
         .route(
             "/goscheduler/schedules/{id}",
@@ -90,7 +89,8 @@ pub fn routes(gw: Gateway) -> axum::Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(gw)
+        .with_state(gw);
+    limits::guard(routes, &limits)
 }
 
 /// Prometheus text exposition of this node's metrics.

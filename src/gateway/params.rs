@@ -2,6 +2,7 @@
 //! continuation tokens, time ranges and schedule ids. Each failure names the problem.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -11,12 +12,26 @@ use crate::ids::GroupId;
 use crate::schedule::page::Cursor;
 use crate::schedule::{id, time, Status};
 
-/// Parses a JSON body, naming what is wrong with it.
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+/// Parses a JSON body of at most `limit` bytes (the limit the route's body layer
+/// enforces), naming what is wrong with it: 413 with the limit when it is too large.
+pub fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let body = match body {
+        Ok(body) => body,
+        Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::new(
+                413,
+                format!("request body exceeds the limit of {limit} bytes"),
+            ))
+        }
+        Err(r) => return Err(r.into()),
+    };
     if body.is_empty() {
         return Err(ApiError::unparsable("empty body, expected a JSON object"));
     }
-    serde_json::from_slice(body).map_err(ApiError::unparsable)
+    serde_json::from_slice(&body).map_err(ApiError::unparsable)
 }
 
 /// Parses a schedule id and finds its shard; `None` for a well-formed id no shard holds.

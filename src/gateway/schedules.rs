@@ -139,9 +139,10 @@ fn build_schedule(
         errors.extend(validate::idempotency_key(key));
     }
     let limits = app.configuration;
+    let cluster = &gw.config.limits;
     errors.extend(validate::payload(
         req.payload.as_deref(),
-        limits.payload_size as usize,
+        (limits.payload_size as usize).min(cluster.max_payload_bytes),
     ));
     let callback = check_callback(req.callback, &mut errors);
     let cron = match (req.schedule_time, req.cron_expression) {
@@ -155,6 +156,11 @@ fn build_schedule(
         }
         (Some(t), None) => {
             errors.extend(validate::schedule_time(t, now_secs, &app_id));
+            errors.extend(validate::ahead(
+                t,
+                now_secs,
+                cluster.max_schedule_ahead_days,
+            ));
             errors.extend(validate::horizon(
                 t,
                 now_secs,
@@ -251,7 +257,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let mut req: CreateSchedule = parse_body(&body?)?;
+    let mut req: CreateSchedule = parse_body(body, gw.config.limits.max_body_bytes)?;
     take_key_header(&headers, &mut req)?;
     let apps = resolve_apps(&gw, std::iter::once(req.app_id.clone().unwrap_or_default())).await;
     let c = build_schedule(&gw, req, &apps, now())?;
@@ -298,7 +304,7 @@ pub async fn create_batch(
     State(gw): State<Gateway>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let batch: CreateBatch = parse_body(&body?)?;
+    let batch: CreateBatch = parse_body(body, gw.config.limits.max_batch_body_bytes)?;
     if batch.schedules.is_empty() || batch.schedules.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
             "a batch holds 1 to {MAX_BATCH} schedules, not {}",
@@ -328,7 +334,11 @@ pub async fn create_batch(
             Err(e) => results.push(Some(error_item(&e))),
         }
     }
-    let writes = per_shard.into_iter().map(|(shard, items)| {
+    let max_entry = gw.config.limits.max_entry_bytes;
+    let entries = per_shard
+        .into_iter()
+        .flat_map(|(shard, items)| entries_within(items, max_entry).map(move |e| (shard, e)));
+    let writes = entries.map(|(shard, items)| {
         let gw = gw.clone();
         async move {
             let mut slots = Vec::with_capacity(items.len());
@@ -364,6 +374,30 @@ pub async fn create_batch(
         .collect();
     let created = results.iter().filter(|r| r.status_code == 201).count();
     Ok(ok(200, created, BatchData { results }))
+}
+
+/// Splits one shard's creates into runs of consecutive items whose encoding fits in one
+/// log entry of `max_bytes` (an item alone always fits: bodies are far smaller).
+fn entries_within(
+    items: Vec<(usize, Creation)>,
+    max_bytes: usize,
+) -> impl Iterator<Item = Vec<(usize, Creation)>> {
+    /// Room for the command's framing and an item's idempotency key.
+    const PER_ITEM: usize = 512;
+    let mut entries: Vec<Vec<(usize, Creation)>> = vec![];
+    let mut bytes = 0;
+    for item in items {
+        let size = item.1.schedule.encoded_len() + PER_ITEM;
+        match entries.last_mut() {
+            Some(entry) if bytes + size <= max_bytes => entry.push(item),
+            _ => {
+                entries.push(vec![item]);
+                bytes = 0;
+            }
+        }
+        bytes += size;
+    }
+    entries.into_iter()
 }
 
 fn created_item(s: &Schedule, replayed: Option<bool>) -> BatchItem {

@@ -57,10 +57,11 @@ impl AppConfiguration {
         *self == AppConfiguration::default()
     }
 
-    /// Every value out of its range, named.
-    pub fn problems(&self) -> Vec<String> {
+    /// Every value out of its range, named. `max_payload` is the cluster's ceiling on
+    /// `payloadSize` (`limits.max_payload_bytes`).
+    pub fn problems(&self, max_payload: u32) -> Vec<String> {
         let checks = [
-            ("payloadSize", self.payload_size, 1, 1 << 20),
+            ("payloadSize", self.payload_size, 1, max_payload),
             (
                 "futureScheduleCreationPeriod",
                 self.future_schedule_creation_period,
@@ -139,13 +140,22 @@ mod tests {
 
     #[test]
     fn configuration_ranges_are_checked() {
-        assert!(AppConfiguration::default().problems().is_empty());
+        assert!(AppConfiguration::default().problems(1 << 16).is_empty());
         let bad = AppConfiguration {
             payload_size: 0,
             http_timeout: 10,
             ..AppConfiguration::default()
         };
-        assert_eq!(bad.problems().len(), 2);
-        assert!(bad.problems()[0].contains("payloadSize 0"));
+        assert_eq!(bad.problems(1 << 20).len(), 2);
+        assert!(bad.problems(1 << 20)[0].contains("payloadSize 0"));
+        let big = AppConfiguration {
+            payload_size: 1 << 17,
+            ..AppConfiguration::default()
+        };
+        assert!(big.problems(1 << 20).is_empty());
+        assert_eq!(
+            big.problems(1 << 16),
+            ["configuration.payloadSize 131072 is outside 1..=65536"]
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! (outgoing RPCs) → `service` (incoming RPCs) → `group` (the groups a node runs; write
 //! and read on a leader).
 
+pub mod fault;
 pub mod group;
 pub mod log_store;
 pub mod logic;

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::entry::RaftEntry;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -23,6 +24,9 @@ use crate::store::{decode, encode};
 
 /// Bytes per snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Most bytes of entries one AppendEntries message carries: half the transport's cap,
+/// leaving room for the envelope.
+const APPEND_MAX_BYTES: usize = super::peers::MAX_MESSAGE_BYTES / 2;
 
 /// Builds the clients of one group.
 pub struct NetworkFactory {
@@ -92,6 +96,21 @@ impl PeerClient {
         Fut: Future<Output = Result<tonic::Response<Reply>, tonic::Status>>,
     {
         let envelope = self.envelope(req)?;
+        self.send(envelope, option, rpc).await
+    }
+
+    /// Sends one built envelope and decodes its reply, within the RPC's time budget.
+    async fn send<L: LogTypes, Resp, F, Fut>(
+        &self,
+        envelope: Envelope,
+        option: &RPCOption,
+        rpc: F,
+    ) -> RpcResult<Resp, L>
+    where
+        Resp: serde::de::DeserializeOwned,
+        F: FnOnce(RaftTransportClient<Channel>, Envelope) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Reply>, tonic::Status>>,
+    {
         let client = self.client()?;
         let reply = tokio::time::timeout(option.hard_ttl(), rpc(client, envelope))
             .await
@@ -119,15 +138,43 @@ fn status_error<L: LogTypes>(s: &tonic::Status) -> RPCError<TypeConfig<L>> {
 impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
     type SnapshotData = SnapshotFile;
 
+    /// Sends the entries in one message when they fit; otherwise the longest prefix (halving)
+    /// that does, answering `PartialSuccess` so openraft sends the rest next. A message the
+    /// transport cannot carry is never sent and retried as if the peer were down.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig<L>>,
+        mut rpc: AppendEntriesRequest<TypeConfig<L>>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<TypeConfig<L>>, L> {
-        self.call(&rpc, &option, |mut c, e| async move {
-            c.append_entries(e).await
+        let mut cut = false;
+        let envelope = loop {
+            let envelope = self.envelope(&rpc)?;
+            if envelope.payload.len() <= APPEND_MAX_BYTES || rpc.entries.len() <= 1 {
+                break envelope;
+            }
+            rpc.entries.truncate(rpc.entries.len() / 2);
+            cut = true;
+        };
+        if envelope.payload.len() > APPEND_MAX_BYTES {
+            // Writes are split below `limits.max_entry_bytes`, so this is a bug, not a peer down.
+            let why = format!(
+                "{}: one log entry of {} bytes exceeds the transport's {APPEND_MAX_BYTES}: not sent",
+                self.group,
+                envelope.payload.len()
+            );
+            tracing::error!("{why}");
+            return Err(RPCError::Unreachable(unreachable(why)));
+        }
+        let sent = rpc.entries.last().map(|e| e.log_id());
+        let reply = self
+            .send(envelope, &option, |mut c, e| async move {
+                c.append_entries(e).await
+            })
+            .await?;
+        Ok(match reply {
+            AppendEntriesResponse::Success if cut => AppendEntriesResponse::PartialSuccess(sent),
+            other => other,
         })
-        .await
     }
 
     async fn vote(
@@ -173,6 +220,11 @@ impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
         let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
             .await
             .map_err(|e| StreamingError::Unreachable(unreachable(format!("open snapshot: {e}"))))?;
+        let total_bytes = file
+            .metadata()
+            .await
+            .map_err(|e| StreamingError::Unreachable(unreachable(format!("open snapshot: {e}"))))?
+            .len();
         let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
         // Feed the stream from the file while the call runs; the first chunk carries the header.
         let feeder = tokio::spawn(async move {
@@ -193,6 +245,7 @@ impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
                 let chunk = SnapshotChunk {
                     header: header.take(),
                     data: buf,
+                    total_bytes,
                 };
                 if tx.send(chunk).await.is_err() || n == 0 {
                     return;

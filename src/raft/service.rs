@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::fault::{self, StreamFault};
 use super::group::{Group, Groups};
 use super::snapshot::{self, SnapshotFile};
 use super::types::{GroupId, LogTypes, NodeId, Raft, TypeConfig, Vote};
@@ -161,10 +162,13 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         let path = self
             .incoming_dir
             .join(format!("{}-{}", g.id.0, uuid::Uuid::new_v4().simple()));
-        let result = receive(&path, first.data, &mut stream).await;
+        let result = receive(&path, first.data, first.total_bytes, &mut stream).await;
         let installed = match result {
             Ok(()) => install(g, vote, &path).await,
-            Err(e) => Err(e),
+            Err(e) => {
+                tracing::warn!(group = %g.id, "refused a received snapshot: {}", e.message());
+                Err(e)
+            }
         };
         // On success the file was moved into the group's snapshot dir.
         let _ = tokio::fs::remove_file(&path).await;
@@ -194,16 +198,44 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
     }
 }
 
-/// Writes the stream's data into `path` and makes it durable.
+/// Writes the stream's data into `path` and makes it durable: exactly `total` bytes, or
+/// the stream is refused (a sender that failed mid-file, a cut or padded stream).
 async fn receive(
     path: &std::path::Path,
     first: Vec<u8>,
+    total: u64,
     stream: &mut Streaming<SnapshotChunk>,
 ) -> Result<(), Status> {
+    let fault = fault::next_stream();
     let mut file = tokio::fs::File::create(path).await?;
-    file.write_all(&first).await?;
-    while let Some(chunk) = stream.next().await {
-        file.write_all(&chunk?.data).await?;
+    let mut written = 0u64;
+    let mut next = Some(first);
+    while let Some(mut data) = next.take() {
+        let at = written;
+        written += data.len() as u64;
+        if written > total {
+            return Err(Status::invalid_argument(format!(
+                "snapshot stream longer than the {total} bytes announced"
+            )));
+        }
+        let middle = total / 2;
+        if (at..written).contains(&middle) {
+            match fault {
+                Some(StreamFault::Cut) => {
+                    written = at;
+                    break;
+                }
+                Some(StreamFault::Flip) => data[(middle - at) as usize] ^= 0xff,
+                None => {}
+            }
+        }
+        file.write_all(&data).await?;
+        next = stream.next().await.transpose()?.map(|c| c.data);
+    }
+    if written != total {
+        return Err(Status::invalid_argument(format!(
+            "snapshot stream ended after {written} of {total} bytes"
+        )));
     }
     file.sync_all().await?;
     Ok(())
@@ -214,8 +246,12 @@ async fn install<L: LogTypes>(
     vote: Vote<L>,
     path: &std::path::Path,
 ) -> Result<openraft::raft::SnapshotResponse<TypeConfig<L>>, Status> {
-    let meta = snapshot::read_meta::<L>(path)
-        .map_err(|e| Status::invalid_argument(format!("bad snapshot: {e}")))?;
+    // Checked whole before openraft sees it: a damaged file is refused (the sender
+    // retries) instead of failing the install inside the state machine.
+    let meta = snapshot::verify::<L>(path).map_err(|e| {
+        tracing::warn!(group = %g.id, "refused a received snapshot: {e}");
+        Status::invalid_argument(format!("bad snapshot: {e}"))
+    })?;
     let snapshot = openraft::alias::SnapshotOf::<TypeConfig<L>, SnapshotFile> {
         meta,
         snapshot: SnapshotFile {

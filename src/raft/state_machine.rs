@@ -33,6 +33,9 @@ pub struct GroupStateMachine<L: LogTypes> {
     snapshot_dir: PathBuf,
     wal: WalSync,
     logic: Arc<dyn GroupLogic<L>>,
+    /// Held while building or installing a snapshot: the two never run at once, so
+    /// neither removes the other's files.
+    files: Arc<std::sync::Mutex<()>>,
 }
 
 impl<L: LogTypes> Clone for GroupStateMachine<L> {
@@ -43,6 +46,7 @@ impl<L: LogTypes> Clone for GroupStateMachine<L> {
             snapshot_dir: self.snapshot_dir.clone(),
             wal: self.wal.clone(),
             logic: self.logic.clone(),
+            files: self.files.clone(),
         }
     }
 }
@@ -62,10 +66,19 @@ impl<L: LogTypes> GroupStateMachine<L> {
             snapshot_dir: snapshot::group_dir(snapshot_root, group),
             wal,
             logic,
+            files: Arc::default(),
         };
         if let Some(path) = sm.get_meta::<PathBuf>(INSTALLING)? {
             tracing::warn!(%group, ?path, "redoing an interrupted snapshot install");
-            let meta = snapshot::read_meta::<L>(&path)?;
+            // The file was verified before the install began; if it is damaged since, this
+            // group's data is gone and only a re-added node can recover it: say so.
+            let meta = snapshot::verify::<L>(&path).map_err(|e| {
+                io::Error::other(format!(
+                    "{group}: the snapshot {} an interrupted install needs is unusable ({e}); \
+                     remove this node (goschedctl remove-node), clear its data dir and add it back",
+                    path.display()
+                ))
+            })?;
             sm.install_file(&meta, &path)?;
         }
         Ok(sm)
@@ -109,7 +122,7 @@ impl<L: LogTypes> GroupStateMachine<L> {
         let (lo, hi) = keys::group_range(self.group);
         self.db.delete_range_cf(cf, lo, hi).map_err(io_err)?;
         let mut batch = WriteBatch::default();
-        snapshot::for_each_record(path, |k, v| {
+        snapshot::walk::<L>(path, |k, v| {
             batch.put_cf(cf, keys::sm_key(self.group, k), v);
             if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
                 self.db.write(std::mem::take(&mut batch)).map_err(io_err)?;
@@ -140,6 +153,7 @@ impl<L: LogTypes> RaftSnapshotBuilder<TypeConfig<L>> for GroupStateMachine<L> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<L>, io::Error> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _files = this.files.lock().unwrap_or_else(|p| p.into_inner());
             let (meta, file) = snapshot::build::<L>(&this.db, this.group, &this.snapshot_dir)?;
             snapshot::remove_others(&this.snapshot_dir, &file.path)?;
             tracing::info!(group = %this.group, last = ?meta.last_log_id, "built snapshot");
@@ -223,6 +237,15 @@ impl<L: LogTypes> RaftStateMachine<TypeConfig<L>> for GroupStateMachine<L> {
         let this = self.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
+            let _files = this.files.lock().unwrap_or_else(|p| p.into_inner());
+            // Nothing of the group is touched unless the whole file checks out.
+            let checked = snapshot::verify::<L>(&snapshot.path)?;
+            if checked != meta {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "snapshot file does not hold the snapshot announced",
+                ));
+            }
             let file = snapshot::adopt::<L>(&this.snapshot_dir, &snapshot.path, &meta)?;
             this.install_file(&meta, &file.path)?;
             snapshot::remove_others(&this.snapshot_dir, &file.path)?;

@@ -30,8 +30,21 @@ pub fn callback_type(kind: &str) -> Option<String> {
     (kind != "http").then(|| format!("Invalid callback type {kind:?}: only \"http\" is supported"))
 }
 
+/// Longest callback URL accepted, bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+/// Most callback headers one schedule may carry.
+pub const MAX_HEADERS: usize = 32;
+/// Most bytes of callback header names and values together.
+pub const MAX_HEADER_BYTES: usize = 8192;
+
 /// The callback URL: absolute http(s) with a host.
 pub fn url(url: &str) -> Option<String> {
+    if url.len() > MAX_URL_BYTES {
+        return Some(format!(
+            "callback url of {} bytes exceeds the limit of {MAX_URL_BYTES} bytes",
+            url.len()
+        ));
+    }
     match reqwest::Url::parse(url) {
         Ok(u)
             if matches!(u.scheme(), "http" | "https")
@@ -47,6 +60,14 @@ pub fn url(url: &str) -> Option<String> {
 pub fn headers(headers: &std::collections::BTreeMap<String, String>) -> Vec<String> {
     use super::headers::RESERVED_HEADERS;
     let mut problems = Vec::new();
+    let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        problems.push(format!(
+            "{} callback headers of {bytes} bytes exceed the limit of {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes",
+            headers.len()
+        ));
+        return problems;
+    }
     for (name, value) in headers {
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             problems.push(format!("invalid callback header name {name:?}"));
@@ -73,6 +94,16 @@ pub fn schedule_time(time: i64, now_secs: i64, app_id: &str) -> Option<String> {
     (time < now_secs).then(|| {
         format!(
             "schedule time : {time} is less than current time: {now_secs} for app: {app_id}. Time cannot be in past."
+        )
+    })
+}
+
+/// The schedule time: at most `max_days` ahead (the cluster's `max_schedule_ahead_days`),
+/// whatever the app allows.
+pub fn ahead(time: i64, now_secs: i64, max_days: u32) -> Option<String> {
+    (time > now_secs + max_days as i64 * 86_400).then(|| {
+        format!(
+            "schedule time : {time} is more than {max_days} days ahead (the cluster's max_schedule_ahead_days)"
         )
     })
 }
@@ -133,6 +164,30 @@ mod tests {
         );
         assert!(callback_type("http").is_none());
         assert!(callback_type("kafka").is_some());
+    }
+
+    #[test]
+    fn urls_and_headers_are_bounded() {
+        let long = format!("http://h/{}", "a".repeat(MAX_URL_BYTES));
+        assert!(url(&long)
+            .unwrap()
+            .contains("exceeds the limit of 2048 bytes"));
+        let many: std::collections::BTreeMap<String, String> = (0..=MAX_HEADERS)
+            .map(|i| (format!("X-H{i}"), "v".to_string()))
+            .collect();
+        assert!(headers(&many)[0].contains("33 callback headers"));
+        let fat: std::collections::BTreeMap<String, String> =
+            [("X-Big".to_string(), "v".repeat(MAX_HEADER_BYTES))].into();
+        assert!(headers(&fat)[0].contains("exceed the limit"));
+    }
+
+    #[test]
+    fn schedule_times_are_bounded_ahead() {
+        assert!(ahead(100 + 86_400, 100, 1).is_none());
+        assert!(ahead(101 + 86_400, 100, 1)
+            .unwrap()
+            .contains("more than 1 days ahead"));
+        assert!(ahead(i64::MAX - 1, 0, 36_500).is_some());
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct NodeProc {
     child: std::sync::Mutex<Option<Child>>,
     /// The node's wall clock offset (libfaketime's `FAKETIME`, e.g. "+40s"), if any.
     clock: Option<String>,
+    /// Extra environment of the node's process (e.g. a fault hook).
+    env: Vec<(String, String)>,
 }
 
 pub struct Cluster {
@@ -270,6 +272,7 @@ impl Cluster {
             log: dir.join(format!("node{id}.log")),
             child: Default::default(),
             clock: None,
+            env: vec![],
         });
     }
 
@@ -337,6 +340,16 @@ impl Cluster {
         self.spawn(id);
     }
 
+    /// Starts node `id` (stopped before) with extra environment `env` from now on, not
+    /// waiting for it to be healthy.
+    pub fn start_with_env(&mut self, id: u64, env: &[(&str, &str)]) {
+        self.nodes[(id - 1) as usize].env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.spawn(id);
+    }
+
     /// Restores every link.
     pub fn heal_all(&self) {
         self.links.values().for_each(Proxy::heal);
@@ -364,6 +377,7 @@ impl Cluster {
                 .env("FAKETIME", offset)
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
+        command.envs(node.env.iter().map(|(k, v)| (k, v)));
         let child = command
             .arg("--config")
             .arg(&node.config)
