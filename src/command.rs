@@ -55,6 +55,12 @@ pub enum MetaCommand {
         done: bool,
         at_ms: u64,
     },
+    /// A node started with the data dir of incarnation `incarnation` (proposed by the node
+    /// at every start). A node whose id is recorded here and that finds its data dir empty
+    /// lost its data: it refuses to take part until removed (which forgets it).
+    RecordNode { node_id: u64, incarnation: Uuid },
+    /// The node was removed from the cluster: it may join again with an empty data dir.
+    ForgetNode { node_id: u64 },
 }
 
 /// A state change of one shard.
@@ -133,6 +139,13 @@ impl std::fmt::Display for Command {
             }
             Command::Meta(MetaCommand::AdvanceBulkJob { job_id, .. }) => {
                 write!(f, "AdvanceBulkJob({job_id})")
+            }
+            Command::Meta(MetaCommand::RecordNode {
+                node_id,
+                incarnation,
+            }) => write!(f, "RecordNode({node_id}, {incarnation})"),
+            Command::Meta(MetaCommand::ForgetNode { node_id }) => {
+                write!(f, "ForgetNode({node_id})")
             }
             Command::Shard(c) => match c {
                 ShardCommand::CreateSchedules { schedules, .. } => {
@@ -225,6 +238,8 @@ pub enum MetaQuery {
     GetBulkJob { job_id: Uuid },
     /// Every bulk job still running.
     RunningBulkJobs,
+    /// The nodes recorded with their data dirs' incarnations.
+    Nodes,
 }
 
 /// A read of one shard.
@@ -272,6 +287,7 @@ pub enum When {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum QueryResult {
+    Nodes(Vec<(u64, Uuid)>),
     Apps(Vec<App>),
     Schedules(Vec<Schedule>),
     BulkJobs(Vec<BulkJob>),

@@ -107,7 +107,8 @@ pub struct Limits {
     /// Largest log entry a create may become, bytes: a batch larger than this is split
     /// into several entries. Far below the transport's message cap, so every entry fits.
     pub max_entry_bytes: usize,
-    /// How far ahead a one-time schedule may be due, days (400 beyond).
+    /// How far ahead a one-time schedule may be due, days (400 beyond). 100 years by
+    /// default: the wiki's own example schedules 29 years ahead.
     pub max_schedule_ahead_days: u32,
     /// Most REST requests a node works on at once (503 with `Retry-After` beyond).
     pub max_concurrent_requests: usize,
@@ -122,7 +123,7 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             max_batch_body_bytes: 16 << 20,
             max_entry_bytes: 8 << 20,
-            max_schedule_ahead_days: 3650,
+            max_schedule_ahead_days: 36_500,
             max_concurrent_requests: 1024,
             request_timeout_ms: 30_000,
         }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod cron;
 pub mod drain;
 pub mod gateway;
+pub mod identity;
 pub mod ids;
 pub mod meta;
 pub mod metrics;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::callback::{Dispatcher, InFlight};
 use crate::command::{Groups, SchedulerLog};
 use crate::config::Config;
 use crate::drain::{drain, Draining};
+use crate::identity;
 use crate::ids::{GroupId, NodeId, NodeInfo};
 use crate::meta::logic::MetaLogic;
 use crate::proto::admin::admin_client::AdminClient;
@@ -75,6 +77,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         )
         .await?,
     );
+    let initialised = groups.meta().raft.is_initialized().await?;
+    let known = identity::read(&config, initialised)?;
+    let taking_part = Arc::new(AtomicBool::new(known.is_some()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = Arc::new(Workers::new(stop_rx.clone()));
 
@@ -91,12 +96,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let router = Router::new(config.node_id, groups.clone(), peers.clone());
     let draining = Draining::default();
     let skew = Arc::new(SkewGuard::new(config.node_id, config.max_clock_offset_ms));
-    let grpc = tokio::spawn(serve_grpc(
+    let me = Identity {
+        node_id: config.node_id,
+        cluster_id: config.cluster_id.clone(),
+        shards: config.shards,
+        taking_part: taking_part.clone(),
+    };
+    let admin = AdminService::new(
         config.clone(),
         router.clone(),
         peers.clone(),
         workers.clone(),
         skew.clone(),
+    );
+    let grpc = tokio::spawn(serve_grpc(
+        config.clone(),
+        me,
+        router.clone(),
+        admin,
         grpc_listener,
         stop_rx.clone(),
     ));
@@ -114,9 +131,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .await
     });
 
+    let identity = match known {
+        Some(identity) => identity,
+        None => {
+            identity::guard_empty_dir(&config).await?;
+            identity::create(&config)?
+        }
+    };
+    taking_part.store(true, Ordering::Release);
     if config.bootstrap {
         bootstrap(&config, &groups).await?;
     }
+    tokio::spawn(record_incarnation(
+        router.clone(),
+        identity,
+        stop_rx.clone(),
+    ));
     let in_flight = start_workers(&config, &router, &peers, &workers, due, &draining, &skew);
 
     shutdown.await;
@@ -227,19 +257,13 @@ fn start_workers(
 
 async fn serve_grpc(
     config: Arc<Config>,
+    me: Identity,
     router: Router,
-    peers: Arc<Peers>,
-    workers: Arc<Workers>,
-    skew: Arc<SkewGuard>,
+    admin: AdminService,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let groups = router.groups().clone();
-    let me = Identity {
-        node_id: config.node_id,
-        cluster_id: config.cluster_id.clone(),
-        shards: config.shards,
-    };
     let incoming = config.data_dir.join("snapshots").join("incoming");
     let forwards = Arc::new(router.clone());
     let transport = TransportService::new(me, groups.clone(), forwards, incoming);
@@ -252,15 +276,37 @@ async fn serve_grpc(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(AdminServer::new(AdminService::new(
-            config, router, peers, workers, skew,
-        )))
+        .add_service(AdminServer::new(admin))
         .add_service(reflection)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = stop.changed().await;
         })
         .await?;
     Ok(())
+}
+
+/// Records this node's incarnation in the meta group (retrying until it is a member and
+/// the write commits), so that the node is known should it ever start on an empty dir.
+async fn record_incarnation(
+    router: Router,
+    identity: identity::NodeIdentity,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match router
+            .record_node(identity.node_id, identity.incarnation)
+            .await
+        {
+            Ok(()) => {
+                return tracing::info!(incarnation = %identity.incarnation, "incarnation recorded")
+            }
+            Err(e) => tracing::debug!("recording incarnation: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Initialises every group with the configured members, unless this node's groups are

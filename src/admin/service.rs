@@ -210,6 +210,10 @@ impl Admin for AdminService {
             clock_trusted: self.skew.trusted(),
             clock_verdict: self.skew.why(),
             clocks: self.skew.peers(),
+            admitted: match self.router.nodes_replica().await {
+                Ok(nodes) => nodes.into_iter().map(|(id, _)| id).collect(),
+                Err(_) => vec![],
+            },
         }))
     }
 
@@ -281,9 +285,20 @@ impl Admin for AdminService {
     ) -> Result<Response<ActionReply>, Status> {
         let req = req.into_inner();
         let op = MembershipOp::Remove(req.node_id);
-        Ok(action(
-            self.on_leaders(req.group_id, req.all_groups, &op).await?,
-        ))
+        let mut reply = action(self.on_leaders(req.group_id, req.all_groups, &op).await?);
+        let message = &mut reply.get_mut().message;
+        if req.all_groups {
+            // Gone from every group: it may come back with an empty data dir.
+            self.router
+                .forget_node(req.node_id)
+                .await
+                .map_err(|e| Status::unavailable(format!("forgetting node: {e}")))?;
+            *message += &format!(
+                "\nnode {} forgotten: it may rejoin with an empty data dir",
+                req.node_id
+            );
+        }
+        Ok(reply)
     }
 
     async fn snapshot(

@@ -17,6 +17,13 @@ use crate::store::txn::{SmReader, SmTxn};
 const APP_PREFIX: &[u8] = b"app/";
 const JOB_PREFIX: &[u8] = b"job/";
 const RUNNING_PREFIX: &[u8] = b"running/";
+const NODE_PREFIX: &[u8] = b"node/";
+/// More nodes than any cluster has.
+const MAX_NODES: usize = 1024;
+
+fn node_key(id: u64) -> Vec<u8> {
+    [NODE_PREFIX, &id.to_be_bytes()].concat()
+}
 
 fn app_key(app_id: &str) -> Vec<u8> {
     [APP_PREFIX, app_id.as_bytes()].concat()
@@ -82,6 +89,17 @@ pub fn apply(txn: &mut SmTxn, cmd: &MetaCommand) -> io::Result<CommandResult> {
             }
             txn.put(&job_key(job_id), &job)?;
             Ok(CommandResult::BulkJob(job))
+        }
+        MetaCommand::RecordNode {
+            node_id,
+            incarnation,
+        } => {
+            txn.put(&node_key(*node_id), &(*node_id, *incarnation))?;
+            Ok(CommandResult::None)
+        }
+        MetaCommand::ForgetNode { node_id } => {
+            txn.delete(&node_key(*node_id));
+            Ok(CommandResult::None)
         }
     }
 }
@@ -149,6 +167,9 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
             }
             Ok(QueryResult::BulkJobs(jobs))
         }
+        MetaQuery::Nodes => Ok(QueryResult::Nodes(
+            reader.scan_prefix(NODE_PREFIX, MAX_NODES)?,
+        )),
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Identity {
     pub node_id: NodeId,
     pub cluster_id: String,
     pub shards: u32,
+    /// False while the node checks it may take part (an empty data dir must not answer
+    /// votes before peers confirm it is new): Raft and forwarded messages are refused.
+    pub taking_part: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct TransportService<L: LogTypes> {
@@ -75,6 +78,16 @@ impl<L: LogTypes> TransportService<L> {
 
     /// The group an envelope is for, after checking it is meant for this node.
     fn group(&self, e: &Envelope) -> Result<&Group<L>, Status> {
+        if !self
+            .me
+            .taking_part
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(Status::failed_precondition(format!(
+                "node {} is not taking part yet (checking its data dir)",
+                self.me.node_id
+            )));
+        }
         if e.cluster_id != self.me.cluster_id {
             return Err(Status::failed_precondition(format!(
                 "message for cluster {:?} reached cluster {:?}",

@@ -261,7 +261,15 @@ impl<L: LogTypes> RaftStateMachine<TypeConfig<L>> for GroupStateMachine<L> {
         let Some(file) = snapshot::latest(&self.snapshot_dir)? else {
             return Ok(None);
         };
-        let meta = snapshot::read_meta::<L>(&file.path)?;
+        let meta = match snapshot::read_meta::<L>(&file.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                // An older format or a damaged file: not served; a new one is built when needed.
+                tracing::warn!(group = %self.group, path = ?file.path, "ignoring snapshot file: {e}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Some(Snapshot::<L> {
             meta,
             snapshot: file,

@@ -176,6 +176,32 @@ impl Router {
         bulk_jobs_of("RunningBulkJobs", r)
     }
 
+    /// The nodes recorded in the meta group with their incarnations, as this node's
+    /// replica has them.
+    pub async fn nodes_replica(&self) -> Result<Vec<(u64, Uuid)>, GroupError> {
+        match self.meta_replica(MetaQuery::Nodes).await? {
+            QueryResult::Nodes(nodes) => Ok(nodes),
+            other => Err(unexpected("Nodes", other)),
+        }
+    }
+
+    /// Records that node `node_id` runs on the data dir of `incarnation`.
+    pub async fn record_node(&self, node_id: u64, incarnation: Uuid) -> Result<(), CallError> {
+        let cmd = MetaCommand::RecordNode {
+            node_id,
+            incarnation,
+        };
+        done_of("RecordNode", self.meta(cmd).await?)
+    }
+
+    /// Forgets node `node_id` (it was removed; it may join again with an empty data dir).
+    pub async fn forget_node(&self, node_id: u64) -> Result<(), CallError> {
+        done_of(
+            "ForgetNode",
+            self.meta(MetaCommand::ForgetNode { node_id }).await?,
+        )
+    }
+
     async fn meta_replica(&self, q: MetaQuery) -> Result<QueryResult, GroupError> {
         let meta = self.groups.meta();
         meta.read_applied(move |r| crate::meta::logic::query(r, &q))

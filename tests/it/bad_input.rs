@@ -176,7 +176,7 @@ async fn bad_app_requests_get_4xx_in_the_envelope_and_harm_nothing() {
         &reply,
         413,
         413,
-        "invalid request body",
+        "request body exceeds the limit of 1048576 bytes",
     );
 
     let calls: Vec<(&str, Method, &str, u16, u64, &str)> = vec![

@@ -350,6 +350,17 @@ impl Cluster {
         self.spawn(id);
     }
 
+    /// Node `id`'s data dir.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("data{id}"))
+    }
+
+    /// Node `id`'s exit status, if its process has ended.
+    pub fn exited(&self, id: u64) -> Option<std::process::ExitStatus> {
+        let mut child = self.node(id).child.lock().unwrap();
+        child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Restores every link.
     pub fn heal_all(&self) {
         self.links.values().for_each(Proxy::heal);

@@ -1,5 +1,6 @@
 //! Integration tests: real node processes, real RocksDB, real gRPC and HTTP.
 
+mod amnesia;
 mod app_state;
 mod apps_cluster;
 mod bad_input;

@@ -99,8 +99,10 @@ async fn a_node_joins_every_group_catches_up_and_leaves() {
     let out = cluster
         .ctl(1, &["remove-node", "--id", &new.to_string()])
         .await;
+    assert!(out.contains(&format!("node {new} forgotten")), "{out}");
     assert!(
         out.lines()
+            .filter(|l| !l.contains("forgotten"))
             .all(|l| l.contains(&format!("node {new} removed"))),
         "{out}"
     );

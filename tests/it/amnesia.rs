@@ -1,0 +1,101 @@
+//! A node whose data dir was lost must not take part under its old id: with an empty log
+//! it could vote a lagging peer into overwriting committed entries. It refuses to start
+//! until an operator removes it, and rejoins as a new member after `add-node`.
+
+use std::time::Duration;
+
+use reqwest::Method;
+
+use crate::harness::{Cluster, Options};
+
+async fn lists(cluster: &Cluster, node: u64, app: &str) -> bool {
+    let path = format!("/goscheduler/apps?app_id={app}");
+    let (status, body) = cluster.call(node, Method::GET, &path, None).await;
+    assert_ne!(status, 404, "node {node} lost app {app}: {body}");
+    status == 200
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_data_refuses_to_take_part_until_readmitted() {
+    let mut cluster = Cluster::start(3, Options::default()).await;
+    cluster
+        .eventually(
+            "every node's incarnation is recorded",
+            Duration::from_secs(30),
+            async || {
+                let s = cluster.status(1).await;
+                s["nodes"].as_array().unwrap().iter().all(|n| {
+                    let admitted: Vec<u64> = n["admitted"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+                        .unwrap_or_default();
+                    admitted == [1, 2, 3]
+                })
+            },
+        )
+        .await;
+
+    cluster.kill(3);
+    cluster.register_app(1, "w", 1).await;
+    cluster.kill(1);
+    cluster.kill(2);
+    std::fs::remove_dir_all(cluster.data_dir(2)).unwrap();
+    cluster.start_with_clock(2, None);
+    cluster.start_with_clock(3, None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_with_clock(1, None);
+
+    // Node 2 sees a peer that knows it and stops, saying why.
+    cluster
+        .eventually(
+            "node 2 refuses to start",
+            Duration::from_secs(30),
+            async || cluster.exited(2).is_some(),
+        )
+        .await;
+    assert!(!cluster.exited(2).unwrap().success());
+    assert!(
+        cluster.logs().contains("its data was lost"),
+        "{}",
+        cluster.logs()
+    );
+    // W survives on every node that answers (503 while there is no quorum is fine).
+    for node in [1, 3] {
+        cluster.wait_healthy(node, Duration::from_secs(60)).await;
+        cluster
+            .eventually("w is listed", Duration::from_secs(30), async || {
+                lists(&cluster, node, "w").await
+            })
+            .await;
+    }
+
+    // Re-admission: remove it, start it empty, add it back.
+    let out = cluster.ctl(1, &["remove-node", "--id", "2"]).await;
+    assert!(out.contains("node 2 forgotten"), "{out}");
+    cluster.start_with_clock(2, None);
+    let (http, grpc) = (cluster.node(2).http.clone(), cluster.node(2).grpc.clone());
+    let out = cluster
+        .ctl(
+            1,
+            &[
+                "add-node",
+                "--id",
+                "2",
+                "--grpc-addr",
+                &grpc,
+                "--http-addr",
+                &http,
+            ],
+        )
+        .await;
+    assert!(out.contains("node 2 added as voter"), "{out}");
+    cluster.wait_healthy(2, Duration::from_secs(60)).await;
+    cluster
+        .eventually(
+            "w is listed through node 2",
+            Duration::from_secs(30),
+            async || lists(&cluster, 2, "w").await,
+        )
+        .await;
+    assert!(cluster.exited(2).is_none());
+}
