@@ -122,7 +122,7 @@ impl Default for Limits {
             max_payload_bytes: 64 << 10,
             max_body_bytes: 1 << 20,
             max_batch_body_bytes: 16 << 20,
-            max_entry_bytes: 8 << 20,
+            max_entry_bytes: 4 << 20,
             max_schedule_ahead_days: 36_500,
             max_concurrent_requests: 1024,
             request_timeout_ms: 30_000,
@@ -143,8 +143,8 @@ impl Limits {
             "limits must satisfy max_payload_bytes < max_body_bytes <= max_batch_body_bytes"
         );
         anyhow::ensure!(
-            self.max_entry_bytes >= 4 * self.max_body_bytes && self.max_entry_bytes <= cap / 4,
-            "limits.max_entry_bytes must be at least 4 x max_body_bytes and at most {} (a quarter of the transport's message cap)",
+            self.max_entry_bytes >= 2 * self.max_body_bytes && self.max_entry_bytes <= cap / 4,
+            "limits.max_entry_bytes must be at least 2 x max_body_bytes and at most {} (a quarter of the transport's message cap)",
             cap / 4
         );
         anyhow::ensure!(

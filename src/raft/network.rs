@@ -20,13 +20,36 @@ use super::snapshot::SnapshotFile;
 use super::types::{GroupId, LogTypes, NodeId, NodeInfo, TypeConfig, Vote};
 use crate::proto::raft::raft_transport_client::RaftTransportClient;
 use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
-use crate::store::{decode, encode};
+use crate::store::{decode, encode, encoded_len};
 
 /// Bytes per snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
-/// Most bytes of entries one AppendEntries message carries: half the transport's cap,
-/// leaving room for the envelope.
+/// Hard ceiling of one AppendEntries message: half the transport's cap, leaving room for
+/// the envelope. No entry comes near it (writes are split at `limits.max_entry_bytes`).
 const APPEND_MAX_BYTES: usize = super::peers::MAX_MESSAGE_BYTES / 2;
+/// What one AppendEntries message aims to carry at most (one entry always goes): large
+/// catch-ups go as a train of such messages, each answered well within its time budget.
+const APPEND_BUDGET_BYTES: usize = 4 << 20;
+/// Time a message may take beyond openraft's budget (a heartbeat interval), per byte: the
+/// peer must decode, write and fsync it. One second per 16 MiB.
+const BYTES_PER_EXTRA_SEC: usize = 16 << 20;
+
+/// The time budget of an RPC carrying `bytes`: openraft's, plus time for the bytes.
+fn budget_for(option: &RPCOption, bytes: usize) -> Duration {
+    option.hard_ttl() + Duration::from_secs_f64(bytes as f64 / BYTES_PER_EXTRA_SEC as f64)
+}
+
+/// How many of `entries` (at least one) fit in `budget` bytes, encoded.
+fn prefix_within<E: serde::Serialize>(entries: &[E], budget: usize) -> usize {
+    let mut bytes = 0;
+    for (i, e) in entries.iter().enumerate() {
+        bytes += encoded_len(e);
+        if bytes > budget {
+            return i.max(1);
+        }
+    }
+    entries.len()
+}
 
 /// Builds the clients of one group.
 pub struct NetworkFactory {
@@ -96,14 +119,14 @@ impl PeerClient {
         Fut: Future<Output = Result<tonic::Response<Reply>, tonic::Status>>,
     {
         let envelope = self.envelope(req)?;
-        self.send(envelope, option, rpc).await
+        self.send(envelope, option.hard_ttl(), rpc).await
     }
 
     /// Sends one built envelope and decodes its reply, within the RPC's time budget.
     async fn send<L: LogTypes, Resp, F, Fut>(
         &self,
         envelope: Envelope,
-        option: &RPCOption,
+        ttl: Duration,
         rpc: F,
     ) -> RpcResult<Resp, L>
     where
@@ -112,7 +135,7 @@ impl PeerClient {
         Fut: Future<Output = Result<tonic::Response<Reply>, tonic::Status>>,
     {
         let client = self.client()?;
-        let reply = tokio::time::timeout(option.hard_ttl(), rpc(client, envelope))
+        let reply = tokio::time::timeout(ttl, rpc(client, envelope))
             .await
             .map_err(|_| {
                 unreachable(format!(
@@ -138,23 +161,31 @@ fn status_error<L: LogTypes>(s: &tonic::Status) -> RPCError<TypeConfig<L>> {
 impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
     type SnapshotData = SnapshotFile;
 
-    /// Sends the entries in one message when they fit; otherwise the longest prefix (halving)
-    /// that does, answering `PartialSuccess` so openraft sends the rest next. A message the
-    /// transport cannot carry is never sent and retried as if the peer were down.
+    /// Sends the entries in one message when they fit in [`APPEND_BUDGET_BYTES`]; otherwise
+    /// the longest prefix that does (at least one entry), encoded off the async threads,
+    /// answering `PartialSuccess` so openraft sends the rest next. A message the transport
+    /// cannot carry is never sent.
     async fn append_entries(
         &mut self,
         mut rpc: AppendEntriesRequest<TypeConfig<L>>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<TypeConfig<L>>, L> {
-        let mut cut = false;
-        let envelope = loop {
-            let envelope = self.envelope(&rpc)?;
-            if envelope.payload.len() <= APPEND_MAX_BYTES || rpc.entries.len() <= 1 {
-                break envelope;
-            }
-            rpc.entries.truncate(rpc.entries.len() / 2);
-            cut = true;
-        };
+        let mut envelope = self.envelope(&rpc)?;
+        let cut = envelope.payload.len() > APPEND_BUDGET_BYTES && rpc.entries.len() > 1;
+        if cut {
+            let (prefix, payload) = tokio::task::spawn_blocking(move || {
+                let keep = prefix_within(&rpc.entries, APPEND_BUDGET_BYTES);
+                rpc.entries.truncate(keep);
+                let payload = encode(&rpc);
+                (rpc, payload)
+            })
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
+            rpc = prefix;
+            let payload =
+                payload.map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
+            envelope = self.peers.envelope(self.group, self.target, payload);
+        }
         if envelope.payload.len() > APPEND_MAX_BYTES {
             // Writes are split below `limits.max_entry_bytes`, so this is a bug, not a peer down.
             let why = format!(
@@ -166,8 +197,9 @@ impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
             return Err(RPCError::Unreachable(unreachable(why)));
         }
         let sent = rpc.entries.last().map(|e| e.log_id());
+        let ttl = budget_for(&option, envelope.payload.len());
         let reply = self
-            .send(envelope, &option, |mut c, e| async move {
+            .send(envelope, ttl, |mut c, e| async move {
                 c.append_entries(e).await
             })
             .await?;

@@ -100,19 +100,7 @@ impl Schedule {
 
     /// Bytes it takes in a log entry (its encoding, counted without building it).
     pub fn encoded_len(&self) -> usize {
-        struct Count(usize);
-        impl std::io::Write for Count {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0 += buf.len();
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut count = Count(0);
-        serde_json::to_writer(&mut count, self).expect("a schedule serialises");
-        count.0
+        crate::store::encoded_len(self)
     }
 
     /// `floor(scheduleTime / 60) * 60`, as the original API reports it.

@@ -63,6 +63,22 @@ pub fn encode<T: serde::Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(io_err)
 }
 
+/// Bytes `value` takes encoded, counted without building the encoding.
+pub fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
+}
+
 /// Decodes a stored value.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::io::Result<T> {
     serde_json::from_slice(bytes)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::{Cluster, Options};
+use crate::harness::{group_on, Cluster, Options};
 
 /// Registers `app` through `node`; true if acknowledged with success.
 async fn register(cluster: &Cluster, node: u64, app: &str) -> bool {
@@ -62,22 +62,6 @@ async fn listed_apps(cluster: &Cluster, node: u64) -> BTreeSet<String> {
     apps.iter()
         .map(|a| a["appId"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn group_on(status: &Value, node: u64, group: u64) -> Value {
-    let n = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node_id"] == node)
-        .unwrap();
-    n["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["group_id"] == group)
-        .unwrap()
-        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,6 +137,24 @@ pub fn wiki_callback() -> Value {
     })
 }
 
+/// Group `group` as node `node` reports it in a `goschedctl status --json` answer
+/// (`Null` when that node or group is not in it).
+pub fn group_on(status: &Value, node: u64, group: u64) -> Value {
+    status["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["node_id"] == node)
+        .and_then(|n| {
+            n["groups"]
+                .as_array()?
+                .iter()
+                .find(|g| g["group_id"] == group)
+                .cloned()
+        })
+        .unwrap_or(Value::Null)
+}
+
 /// The keys of a JSON object, in order.
 pub fn keys(v: &Value) -> Vec<&str> {
     v.as_object().unwrap().keys().map(String::as_str).collect()

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{fmt, now, one_time, Cluster, Options, SHARDS};
+use crate::harness::{fmt, group_on, now, one_time, Cluster, Options, SHARDS};
 
 /// How many schedules app `app` has in the next `days` days, read through node 1.
 async fn stored(cluster: &Cluster, app: &str) -> usize {
@@ -208,50 +208,29 @@ async fn a_follower_paused_through_60_mb_of_creates_catches_up_and_writes_go_on(
         ids.extend(cluster.create_batch(leader, &items).await);
     }
     cluster.signal(paused, "CONT");
-    // Small creates into the same shard keep succeeding (the old build wedged here: the
-    // follower never caught up and the shard took nothing). Their latency while the
-    // follower catches up is printed: the issue's target is 1 s; see the issue notes.
+    // Small creates into the same shard keep succeeding, each within a second, while the
+    // follower catches up (the old build wedged here; the first fix stalled 5-8 s while the
+    // leader re-sent 32 MB messages that could not beat openraft's heartbeat-sized budget).
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
         let started = Instant::now();
-        let body = one_time("heavy", now() + 3600).to_string();
-        loop {
-            let (status, _) = cluster
-                .call(leader, Method::POST, "/goscheduler/schedules", Some(&body))
-                .await;
-            if status == 200 {
-                break;
-            }
-            assert_eq!(status, 503, "a small create failed");
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the shard is wedged"
-            );
-        }
+        cluster
+            .create(leader, &one_time("heavy", now() + 3600))
+            .await;
         slowest = slowest.max(started.elapsed());
     }
-    println!("slowest small create (503s retried) while the follower caught up: {slowest:?}");
+    println!("slowest small create while the follower caught up: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a small create took {slowest:?}"
+    );
     cluster
         .eventually(
             "the paused follower catches up",
             Duration::from_secs(60),
             async || {
                 let s = cluster.status(leader).await;
-                let applied = |node: u64| {
-                    s["nodes"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .find(|n| n["node_id"] == node)
-                        .and_then(|n| {
-                            n["groups"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .find(|g| g["group_id"] == shard)
-                                .map(|g| g["applied_index"].as_u64().unwrap_or(0))
-                        })
-                };
+                let applied = |node: u64| group_on(&s, node, shard)["applied_index"].as_u64();
                 applied(paused).is_some() && applied(paused) == applied(leader)
             },
         )

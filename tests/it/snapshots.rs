@@ -19,7 +19,7 @@ use openraft::RaftSnapshotBuilder;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::{now, one_time, Cluster, Options, SHARDS};
+use crate::harness::{group_on, now, one_time, Cluster, Options, SHARDS};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Strings;
@@ -167,23 +167,6 @@ async fn building_and_installing_at_once_lose_no_file() {
         snapshot::verify::<Strings>(&snap.snapshot.path).expect("the current snapshot is whole");
     }
     assert_eq!(keys_of(&target), keys);
-}
-
-fn group_on(status: &Value, node: u64, group: u64) -> Value {
-    status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node_id"] == node)
-        .and_then(|n| {
-            n["groups"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|g| g["group_id"] == group)
-                .cloned()
-        })
-        .unwrap_or(Value::Null)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
