@@ -29,7 +29,7 @@ const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 const APPEND_MAX_BYTES: usize = super::peers::MAX_MESSAGE_BYTES / 2;
 /// What one AppendEntries message aims to carry at most (one entry always goes): large
 /// catch-ups go as a train of such messages, each answered well within its time budget.
-const APPEND_BUDGET_BYTES: usize = 4 << 20;
+const APPEND_BUDGET_BYTES: usize = 16 << 20;
 /// Time a message may take beyond openraft's budget (a heartbeat interval), per byte: the
 /// peer must decode, write and fsync it. One second per 16 MiB.
 const BYTES_PER_EXTRA_SEC: usize = 16 << 20;
