@@ -26,6 +26,7 @@ pub mod router;
 pub mod schedule;
 pub mod shard;
 pub mod skew;
+pub mod storage;
 pub mod store;
 pub mod timer;
 pub mod workers;

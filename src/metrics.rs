@@ -31,6 +31,10 @@ pub struct Metrics {
     pub clock_offset: IntGaugeVec,
     /// 1 while this node trusts its wall clock (agrees with a majority of voters).
     pub clock_trusted: IntGauge,
+    /// Free bytes on the data dir's file system.
+    pub disk_free_bytes: IntGauge,
+    /// 1 while a group of this node stopped on a storage (or other fatal) error.
+    pub storage_failed: IntGauge,
 }
 
 fn seconds_histogram(name: &str, help: &str) -> Histogram {
@@ -89,6 +93,16 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "1 while this node's clock agrees with a majority of voters",
         )
         .unwrap(),
+        disk_free_bytes: IntGauge::new(
+            "goscheduler_disk_free_bytes",
+            "free bytes on the data dir's file system",
+        )
+        .unwrap(),
+        storage_failed: IntGauge::new(
+            "goscheduler_storage_failed",
+            "1 while a group of this node stopped on a storage error (writes answered 503)",
+        )
+        .unwrap(),
     };
     let r = &m.registry;
     r.register(Box::new(m.claims.clone())).unwrap();
@@ -101,6 +115,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     r.register(Box::new(m.apply_lag.clone())).unwrap();
     r.register(Box::new(m.clock_offset.clone())).unwrap();
     r.register(Box::new(m.clock_trusted.clone())).unwrap();
+    r.register(Box::new(m.disk_free_bytes.clone())).unwrap();
+    r.register(Box::new(m.storage_failed.clone())).unwrap();
     m
 });
 

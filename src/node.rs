@@ -33,6 +33,7 @@ use crate::shard::due_signal::DueSignal;
 use crate::shard::logic::ShardLogic;
 use crate::skew::probe::{self, Probe};
 use crate::skew::SkewGuard;
+use crate::storage::{self, Storage};
 use crate::timer::plan::SystemClock;
 use crate::timer::recheck::RunRecheck;
 use crate::timer::Timer;
@@ -196,6 +197,13 @@ fn start_workers(
         alive_within,
     );
     workers.every("clock-probe", Scope::Node, probe::PERIOD, probe);
+    let storage = Storage::new(config.data_dir.clone(), groups.clone());
+    workers.every(
+        "storage-watch",
+        Scope::Node,
+        storage::PERIOD,
+        storage::Watch::new(storage),
+    );
     if config.balance_leaders {
         let balancer = Balancer::new(node_id, groups.clone(), alive_within, skew.clone());
         workers.every("leader-balancer", Scope::Node, balance::PERIOD, balancer);

@@ -26,6 +26,7 @@ use axum::routing::{any, get, post};
 use crate::config::Config;
 use crate::router::Router;
 use crate::skew::SkewGuard;
+use crate::storage::Storage;
 use envelope::ApiError;
 
 /// What every handler can reach.
@@ -37,16 +38,20 @@ pub struct Gateway {
     pub zone: chrono_tz::Tz,
     /// Whether this node's clock is trusted (for the healthcheck).
     pub skew: Arc<SkewGuard>,
+    /// Whether this node can write (for the healthcheck and writes).
+    pub storage: Storage,
 }
 
 impl Gateway {
     pub fn new(router: Router, config: Arc<Config>, skew: Arc<SkewGuard>) -> anyhow::Result<Self> {
         let zone = config.zone()?;
+        let storage = Storage::new(config.data_dir.clone(), router.groups().clone());
         Ok(Gateway {
             router,
             config,
             zone,
             skew,
+            storage,
         })
     }
 }
@@ -89,6 +94,10 @@ pub fn routes(gw: Gateway) -> axum::Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            gw.clone(),
+            health::refuse_writes_without_storage,
+        ))
         .with_state(gw);
     limits::guard(routes, &limits)
 }

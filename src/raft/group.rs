@@ -78,6 +78,18 @@ impl<L: LogTypes> Group<L> {
         Some((leader, node))
     }
 
+    /// Why this group stopped (openraft went Fatal, e.g. on a storage error), if it did.
+    pub fn stopped_reason(&self) -> Option<String> {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .running_state
+            .as_ref()
+            .err()
+            .map(|e| format!("{} stopped: {e}", self.id))
+    }
+
     /// Proposes `cmd` as this group's leader and answers what applying it returned.
     pub async fn write(&self, cmd: L::Command) -> Result<L::Reply, GroupError> {
         let proposed = tokio::time::timeout(LEADER_TIMEOUT, self.raft.client_write(cmd)).await;

@@ -8,6 +8,7 @@ mod bulk;
 mod chaos;
 mod cron_reference;
 mod crons;
+mod disk_full;
 mod firing;
 mod firing_failover;
 mod forwarding;
