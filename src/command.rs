@@ -73,6 +73,10 @@ pub enum ShardCommand {
         schedules: Vec<Schedule>,
         #[serde(default)]
         keys: Vec<Option<CreateKey>>,
+        /// How many runs of a new cron this entry materialises (the refill worker adds the
+        /// rest in bounded entries). Absent in older entries: 120, as they were applied.
+        #[serde(default)]
+        first_runs: Option<usize>,
     },
     /// Delete a schedule (`at_ms`: the proposer's clock; a cron's runs after it go).
     DeleteSchedule { id: Uuid, at_ms: u64 },
@@ -263,6 +267,8 @@ pub enum ShardQuery {
         status: Option<Status>,
         limit: usize,
     },
+    /// How many crons of an app are SCHEDULED, counting no further than `limit`.
+    CountAppCrons { app_id: String, limit: usize },
 }
 
 /// Which of an app's schedules to read: time in `[start, end]`, the given status, strictly
@@ -287,6 +293,7 @@ pub enum When {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum QueryResult {
+    Count(usize),
     Nodes(Vec<(u64, Uuid)>),
     Apps(Vec<App>),
     Schedules(Vec<Schedule>),

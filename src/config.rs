@@ -110,6 +110,8 @@ pub struct Limits {
     /// How far ahead a one-time schedule may be due, days (400 beyond). 100 years by
     /// default: the wiki's own example schedules 29 years ahead.
     pub max_schedule_ahead_days: u32,
+    /// Most SCHEDULED crons one app may have (429 beyond).
+    pub max_crons_per_app: usize,
     /// Most REST requests a node works on at once (503 with `Retry-After` beyond).
     pub max_concurrent_requests: usize,
     /// Most time a REST request may take before it is answered 503.
@@ -124,6 +126,7 @@ impl Default for Limits {
             max_batch_body_bytes: 16 << 20,
             max_entry_bytes: 4 << 20,
             max_schedule_ahead_days: 36_500,
+            max_crons_per_app: 1000,
             max_concurrent_requests: 1024,
             request_timeout_ms: 30_000,
         }
@@ -152,8 +155,10 @@ impl Limits {
             "limits.max_schedule_ahead_days must be within 1..=36500"
         );
         anyhow::ensure!(
-            self.max_concurrent_requests > 0 && self.request_timeout_ms >= 1000,
-            "limits.max_concurrent_requests must be positive and limits.request_timeout_ms at least 1000"
+            self.max_concurrent_requests > 0
+                && self.request_timeout_ms >= 1000
+                && self.max_crons_per_app > 0,
+            "limits.max_concurrent_requests and limits.max_crons_per_app must be positive and limits.request_timeout_ms at least 1000"
         );
         Ok(())
     }

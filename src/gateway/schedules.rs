@@ -219,6 +219,22 @@ fn build_schedule(
     })
 }
 
+/// How many more SCHEDULED crons `app` may have (`limits.max_crons_per_app`).
+async fn cron_room(gw: &Gateway, app: &App) -> Result<usize, ApiError> {
+    let cap = gw.config.limits.max_crons_per_app;
+    let shards = crate::shard::app_shards(&app.app_id, app.partitions, gw.config.shards);
+    let n = gw.router.count_crons(&shards, &app.app_id, cap).await?;
+    Ok(cap.saturating_sub(n))
+}
+
+fn too_many_crons(gw: &Gateway, app_id: &str) -> ApiError {
+    let cap = gw.config.limits.max_crons_per_app;
+    ApiError::new(
+        429,
+        format!("app {app_id} has {cap} crons, the most allowed (limits.max_crons_per_app): delete some first"),
+    )
+}
+
 /// The `Idempotency-Key` header of a single create, merged into its body's field.
 fn take_key_header(headers: &HeaderMap, req: &mut CreateSchedule) -> Result<(), ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
@@ -261,6 +277,13 @@ pub async fn create(
     take_key_header(&headers, &mut req)?;
     let apps = resolve_apps(&gw, std::iter::once(req.app_id.clone().unwrap_or_default())).await;
     let c = build_schedule(&gw, req, &apps, now())?;
+    if c.schedule.is_cron() {
+        if let Some(Ok(app)) = apps.get(&c.schedule.app_id) {
+            if cron_room(&gw, app).await? == 0 {
+                return Err(too_many_crons(&gw, &app.app_id));
+            }
+        }
+    }
     let mut created = gw
         .router
         .create_schedules(c.shard, vec![c.schedule], vec![c.key])
@@ -324,9 +347,16 @@ pub async fn create_batch(
         .flatten()
         .map(|r| r.app_id.clone().unwrap_or_default());
     let apps = resolve_apps(&gw, app_ids).await;
+    let mut cron_rooms: HashMap<String, usize> = HashMap::new();
     for (i, req) in parsed.into_iter().enumerate() {
         let built = req.and_then(|req| build_schedule(&gw, req, &apps, now));
         match built {
+            Ok(c)
+                if c.schedule.is_cron()
+                    && !take_cron_room(&gw, &apps, &mut cron_rooms, &c).await? =>
+            {
+                results.push(Some(error_item(&too_many_crons(&gw, &c.schedule.app_id))));
+            }
             Ok(c) => {
                 per_shard.entry(c.shard).or_default().push((i, c));
                 results.push(None);
@@ -374,6 +404,29 @@ pub async fn create_batch(
         .collect();
     let created = results.iter().filter(|r| r.status_code == 201).count();
     Ok(ok(200, created, BatchData { results }))
+}
+
+/// Takes one cron's place in its app's room (counted once per batch); false when full.
+async fn take_cron_room(
+    gw: &Gateway,
+    apps: &HashMap<String, Result<App, ApiError>>,
+    rooms: &mut HashMap<String, usize>,
+    c: &Creation,
+) -> Result<bool, ApiError> {
+    let app_id = &c.schedule.app_id;
+    if !rooms.contains_key(app_id) {
+        let room = match apps.get(app_id) {
+            Some(Ok(app)) => cron_room(gw, app).await?,
+            _ => 0,
+        };
+        rooms.insert(app_id.clone(), room);
+    }
+    let room = rooms.get_mut(app_id).expect("inserted above");
+    if *room == 0 {
+        return Ok(false);
+    }
+    *room -= 1;
+    Ok(true)
 }
 
 /// Splits one shard's creates into runs of consecutive items whose encoding fits in one

@@ -232,7 +232,11 @@ impl Router {
         keys: Vec<Option<CreateKey>>,
     ) -> Result<Vec<Created>, CallError> {
         let n = schedules.len();
-        let cmd = ShardCommand::CreateSchedules { schedules, keys };
+        let cmd = ShardCommand::CreateSchedules {
+            schedules,
+            keys,
+            first_runs: Some(crate::shard::cron_runs::FIRST_RUNS),
+        };
         let created = answer(
             "CreateSchedules",
             self.shard(shard, cmd).await?,
@@ -295,6 +299,31 @@ impl Router {
             all.extend(found?);
         }
         Ok(all)
+    }
+
+    /// How many SCHEDULED crons app `app_id` has over `shards` (its shards), counting each
+    /// shard no further than `limit`.
+    pub async fn count_crons(
+        &self,
+        shards: &[GroupId],
+        app_id: &str,
+        limit: usize,
+    ) -> Result<usize, GroupError> {
+        let reads = shards.iter().map(|shard| {
+            let q = ShardQuery::CountAppCrons {
+                app_id: app_id.to_string(),
+                limit,
+            };
+            self.read(*shard, Query::Shard(q))
+        });
+        let mut total = 0;
+        for answer in futures::future::join_all(reads).await {
+            match answer? {
+                QueryResult::Count(n) => total += n,
+                other => return Err(unexpected("CountAppCrons", other)),
+            }
+        }
+        Ok(total)
     }
 
     /// The first `limit` schedules of `page` over `shards` (an app's), in (time, id) order:

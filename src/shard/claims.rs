@@ -56,6 +56,7 @@ pub fn claim(
         txn.put(&keys::claim(deadline_ms, id), &())?;
         claimed.push(s);
     }
+    super::cron_runs::inherit_payloads(&mut claimed, |id| txn.get(&keys::schedule(id)))?;
     Ok(claimed)
 }
 

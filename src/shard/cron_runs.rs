@@ -17,21 +17,30 @@ pub const RUN_WINDOW_SECS: i64 = 3600;
 pub const REFILL_AHEAD_SECS: i64 = 300;
 /// Most runs one refill of one cron adds.
 pub const MAX_RUNS_PER_REFILL: usize = 120;
+/// Runs a new cron gets in its create's entry; the refill worker (every second) adds the
+/// rest, so a batch of crons costs its creates a bounded amount of work.
+pub const FIRST_RUNS: usize = 10;
 
-/// Materialises the runs of `cron` after its horizon (or `now` for a new cron), up to the
-/// window or the per-refill cap, and moves its horizon.
-pub fn materialise(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<usize> {
+/// Materialises up to `max_runs` runs of `cron` after its horizon (or `now` for a new
+/// cron), within the window, and moves its horizon. A run stores no payload: it shares its
+/// cron's ([`inherit_payloads`]), so a run costs the same whatever the payload's size.
+pub fn materialise(
+    txn: &mut SmTxn,
+    cron: &mut Schedule,
+    now: i64,
+    max_runs: usize,
+) -> io::Result<usize> {
     let Some(spec) = &cron.cron else { return Ok(0) };
     let Ok(rule) = spec.rule() else { return Ok(0) };
     let from = cron.runs_until.unwrap_or(now);
     let window_end = now + RUN_WINDOW_SECS;
-    let times = rule.upcoming(from, window_end, MAX_RUNS_PER_REFILL);
+    let times = rule.upcoming(from, window_end, max_runs);
     for &t in &times {
         let run = Schedule {
             id: id::run_id(cron.id, t),
             app_id: cron.app_id.clone(),
             partition: cron.partition,
-            payload: cron.payload.clone(),
+            payload: String::new(),
             schedule_time: t,
             cron: None,
             parent: Some(cron.id),
@@ -48,7 +57,7 @@ pub fn materialise(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result
     }
     // A full batch ends at its last run; otherwise nothing is due before the window's end.
     let until = match times.last() {
-        Some(&last) if times.len() == MAX_RUNS_PER_REFILL => last,
+        Some(&last) if times.len() == max_runs => last,
         _ => window_end.max(from),
     };
     if let Some(old) = cron.runs_until {
@@ -74,7 +83,7 @@ pub fn refill(txn: &mut SmTxn, now: i64, limit: usize) -> io::Result<usize> {
     let mut runs = 0;
     for cron_id in due {
         if let Some(mut cron) = txn.get::<Schedule>(&keys::schedule(&cron_id))? {
-            runs += materialise(txn, &mut cron, now)?;
+            runs += materialise(txn, &mut cron, now, MAX_RUNS_PER_REFILL)?;
         }
     }
     Ok(runs)
@@ -117,4 +126,28 @@ pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> 
     }
     cron.status = Status::Deleted;
     txn.put(&keys::schedule(&cron.id), &*cron)
+}
+
+/// Gives each run stored without a payload its cron's (read through `cron_of`, once per
+/// cron). Runs materialised before runs shared their cron's payload keep their own copy.
+pub fn inherit_payloads(
+    runs: &mut [Schedule],
+    mut cron_of: impl FnMut(&Uuid) -> io::Result<Option<Schedule>>,
+) -> io::Result<()> {
+    let mut payloads: std::collections::HashMap<Uuid, Option<String>> = Default::default();
+    for run in runs.iter_mut().filter(|r| r.payload.is_empty()) {
+        let Some(cron) = run.parent else { continue };
+        let payload = match payloads.get(&cron) {
+            Some(p) => p.clone(),
+            None => {
+                let p = cron_of(&cron)?.map(|c| c.payload);
+                payloads.insert(cron, p.clone());
+                p
+            }
+        };
+        if let Some(p) = payload {
+            run.payload = p;
+        }
+    }
+    Ok(())
 }

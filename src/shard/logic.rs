@@ -44,11 +44,16 @@ impl GroupLogic<SchedulerLog> for ShardLogic {
 
 pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
     match cmd {
-        ShardCommand::CreateSchedules { schedules, keys } => {
+        ShardCommand::CreateSchedules {
+            schedules,
+            keys,
+            first_runs,
+        } => {
+            let first_runs = first_runs.unwrap_or(cron_runs::MAX_RUNS_PER_REFILL);
             let mut created = Vec::with_capacity(schedules.len());
             for (i, s) in schedules.iter().enumerate() {
                 let key = keys.get(i).and_then(Option::as_ref);
-                created.push(create(txn, s, key)?);
+                created.push(create(txn, s, key, first_runs)?);
             }
             Ok(CommandResult::Created(created))
         }
@@ -109,10 +114,15 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
     }
 }
 
-/// Stores a new schedule (for a cron, with its first runs). Creating an id that exists
-/// returns the stored schedule unchanged, so a client's retry of an unknown outcome is
-/// harmless.
-fn create(txn: &mut SmTxn, s: &Schedule, key: Option<&CreateKey>) -> io::Result<Created> {
+/// Stores a new schedule (for a cron, with its first `first_runs` runs). Creating an id
+/// that exists returns the stored schedule unchanged, so a client's retry of an unknown
+/// outcome is harmless.
+fn create(
+    txn: &mut SmTxn,
+    s: &Schedule,
+    key: Option<&CreateKey>,
+    first_runs: usize,
+) -> io::Result<Created> {
     if let Some(existing) = txn.get::<Schedule>(&keys::schedule(&s.id))? {
         // The same create applied again (a forward retried): answered as it was.
         return Ok(Created::New(existing));
@@ -129,7 +139,7 @@ fn create(txn: &mut SmTxn, s: &Schedule, key: Option<&CreateKey>) -> io::Result<
     }
     if s.is_cron() {
         let now = (s.created_at_ms / 1000) as i64;
-        cron_runs::materialise(txn, &mut s, now)?;
+        cron_runs::materialise(txn, &mut s, now, first_runs)?;
     }
     Ok(Created::New(s))
 }

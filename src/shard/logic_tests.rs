@@ -60,6 +60,7 @@ fn create(schedules: Vec<Schedule>) -> Command {
     Command::CreateSchedules {
         schedules,
         keys: vec![],
+        first_runs: None,
     }
 }
 
@@ -291,6 +292,57 @@ fn a_dense_cron_is_refilled_in_bounded_steps() {
         n >= cron_runs::REFILL_AHEAD_SECS
             && n <= cron_runs::REFILL_AHEAD_SECS + 2 * cron_runs::MAX_RUNS_PER_REFILL as i64,
         "{n} runs"
+    );
+}
+
+#[test]
+fn a_cron_costs_its_create_a_few_runs_and_its_runs_share_its_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let c = Schedule {
+        payload: "p".repeat(60_000),
+        ..cron("* * * * * *", T0)
+    };
+    commit(
+        &db,
+        &[Command::CreateSchedules {
+            schedules: vec![c.clone()],
+            keys: vec![],
+            first_runs: Some(cron_runs::FIRST_RUNS),
+        }],
+    );
+    let times = runs(&db, c.id, When::All, T0, None);
+    assert_eq!(times.len(), cron_runs::FIRST_RUNS);
+    // Stored without a payload: the runs' records are small whatever the cron's payload.
+    let first = id::run_id(c.id, times[times.len() - 1]);
+    let raw: Schedule = SmReader::new(&db, SHARD)
+        .get(&keys::schedule(&first))
+        .unwrap()
+        .unwrap();
+    assert!(raw.payload.is_empty());
+    assert!(raw.encoded_len() < 1000, "{} bytes", raw.encoded_len());
+    // Every read and every claim answers the cron's payload.
+    assert_eq!(stored(&db, first).payload, c.payload);
+    let listed = get(
+        &db,
+        Query::ScheduleRuns {
+            id: c.id,
+            when: When::All,
+            now: T0,
+            before: None,
+            limit: 100,
+        },
+    );
+    assert!(listed.iter().all(|r| r.payload == c.payload));
+    match &commit(&db, &[claim(&[first], 1, 5_000, 1_000)])[0] {
+        CommandResult::Schedules(claimed) => assert_eq!(claimed[0].payload, c.payload),
+        other => panic!("{other:?}"),
+    }
+    // The refill worker adds the rest in bounded entries.
+    commit(&db, &[Command::RefillCrons { now: T0, limit: 10 }]);
+    assert_eq!(
+        runs(&db, c.id, When::All, T0, None).len(),
+        cron_runs::FIRST_RUNS + cron_runs::MAX_RUNS_PER_REFILL
     );
 }
 
@@ -577,6 +629,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
     let create_keyed = |s: Schedule, k: CreateKey| Command::CreateSchedules {
         schedules: vec![s],
         keys: vec![Some(k)],
+        first_runs: None,
     };
     let only = |r: Vec<CommandResult>| match r.into_iter().next() {
         Some(CommandResult::Created(mut c)) => c.remove(0),
@@ -614,6 +667,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
                     digest: Uuid::from_u128(9),
                 }),
             ],
+            first_runs: None,
         }],
     );
     assert!(

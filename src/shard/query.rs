@@ -11,7 +11,10 @@ use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmReader;
 
 pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
-    let found = match q {
+    if let ShardQuery::CountAppCrons { app_id, limit } = q {
+        return Ok(QueryResult::Count(count_crons(reader, app_id, *limit)?));
+    }
+    let mut found = match q {
         ShardQuery::GetSchedule { id } => reader
             .get::<Schedule>(&keys::schedule(id))?
             .into_iter()
@@ -29,7 +32,9 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             status,
             limit,
         } => app_crons(reader, app_id, *status, *limit)?,
+        ShardQuery::CountAppCrons { .. } => unreachable!("answered above"),
     };
+    super::cron_runs::inherit_payloads(&mut found, |id| reader.get(&keys::schedule(id)))?;
     Ok(QueryResult::Schedules(found))
 }
 
@@ -140,4 +145,19 @@ fn app_crons(
         Ok(true)
     })?;
     Ok(out)
+}
+
+/// How many crons of an app are SCHEDULED, up to `limit` (cron records only: no runs).
+fn count_crons(reader: &SmReader, app_id: &str, limit: usize) -> io::Result<usize> {
+    let prefix = keys::app_crons_prefix(app_id);
+    let mut n = 0;
+    reader.scan_from(&prefix, |k, _| {
+        if !k.starts_with(&prefix) || n >= limit {
+            return Ok(false);
+        }
+        let cron = reader.get::<Schedule>(&keys::schedule(&keys::trailing_id(k)))?;
+        n += usize::from(cron.is_some_and(|c| c.status == Status::Scheduled));
+        Ok(true)
+    })?;
+    Ok(n)
 }

@@ -368,6 +368,24 @@ impl Cluster {
         self.spawn(id);
     }
 
+    /// Node `id`'s process id, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).child.lock().unwrap().as_ref().map(Child::id)
+    }
+
+    /// Node `id`'s resident memory, bytes (from /proc), while it runs.
+    pub fn rss(&self, id: u64) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid(id)?)).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
     /// Node `id`'s data dir.
     pub fn data_dir(&self, id: u64) -> PathBuf {
         self.dir.path().join(format!("data{id}"))

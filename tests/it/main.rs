@@ -6,6 +6,7 @@ mod apps_cluster;
 mod bad_input;
 mod bulk;
 mod chaos;
+mod cron_load;
 mod cron_reference;
 mod crons;
 mod disk_full;
