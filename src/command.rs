@@ -294,6 +294,12 @@ pub enum When {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum QueryResult {
     Count(usize),
+    /// A shard's part of a page: its schedules, and where it stopped early when its work
+    /// budget ran out (nothing after that key was looked at).
+    Page {
+        schedules: Vec<Schedule>,
+        examined_to: Option<Cursor>,
+    },
     Nodes(Vec<(u64, Uuid)>),
     Apps(Vec<App>),
     Schedules(Vec<Schedule>),

@@ -3,7 +3,8 @@
 //! The app's partitions live on a known set of shards; each is asked (in parallel, each
 //! linearizably) for its next `size + 1` schedules after the cursor in (time, id) order,
 //! and the merged first `size` form the page. More exist exactly when more than `size`
-//! came back, so the token is empty only on the last page.
+//! came back or a shard stopped at its work budget (keys looked at, bytes gathered), so
+//! the token is empty only on the last page and no request does unbounded work.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -44,8 +45,10 @@ pub async fn list(
         status: range.status,
         limit: range.size + 1,
     };
-    let mut all = gw.router.app_schedules(&shards, &wanted).await?;
-    let next = page::cut(&mut all, range.size);
+    let (mut all, examined_to) = gw.router.app_schedules(&shards, &wanted).await?;
+    // A shard that stopped at its work budget ends the page early; the token goes on from
+    // where it stopped (a page may then hold fewer than `size`, even none).
+    let next = page::cut(&mut all, range.size).or(examined_to);
     let page = SchedulesPage {
         schedules: all.iter().map(stored_view).collect(),
         continuation_token: next.map(|c| c.token()).unwrap_or_default(),

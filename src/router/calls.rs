@@ -15,6 +15,7 @@ use crate::command::{
 use crate::ids::GroupId;
 use crate::meta::app::App;
 use crate::meta::bulk::BulkJob;
+use crate::schedule::page::Cursor;
 use crate::schedule::Schedule;
 
 /// Why a typed write did not do what it was asked.
@@ -326,18 +327,38 @@ impl Router {
         Ok(total)
     }
 
-    /// The first `limit` schedules of `page` over `shards` (an app's), in (time, id) order:
-    /// each shard is asked for its first `limit`, and the merge is cut.
+    /// The first `limit` schedules of `page` over `shards` (an app's), in (time, id) order,
+    /// and, when a shard stopped early at its work budget, the position up to which every
+    /// shard was looked at: the page holds nothing after it, and the next one starts there.
     pub async fn app_schedules(
         &self,
         shards: &[GroupId],
         page: &AppPage,
-    ) -> Result<Vec<Schedule>, GroupError> {
-        let mut all = self
-            .scatter(shards, || ShardQuery::AppSchedules(page.clone()))
-            .await?;
+    ) -> Result<(Vec<Schedule>, Option<Cursor>), GroupError> {
+        let reads = shards
+            .iter()
+            .map(|shard| self.read(*shard, Query::Shard(ShardQuery::AppSchedules(page.clone()))));
+        let (mut all, mut bound): (Vec<Schedule>, Option<Cursor>) = (vec![], None);
+        for answer in futures::future::join_all(reads).await {
+            match answer? {
+                QueryResult::Page {
+                    schedules,
+                    examined_to,
+                } => {
+                    all.extend(schedules);
+                    bound = match (bound, examined_to) {
+                        (Some(b), Some(e)) => Some(b.min(e)),
+                        (b, e) => b.or(e),
+                    };
+                }
+                other => return Err(unexpected("AppSchedules", other)),
+            }
+        }
+        if let Some(b) = bound {
+            all.retain(|s| (s.schedule_time, s.id) <= (b.time, b.id));
+        }
         all.sort_by_key(|s| (s.schedule_time, s.id));
         all.truncate(page.limit);
-        Ok(all)
+        Ok((all, bound))
     }
 }

@@ -128,26 +128,43 @@ pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> 
     txn.put(&keys::schedule(&cron.id), &*cron)
 }
 
+/// Cron payloads read once each, for runs stored without one.
+#[derive(Default)]
+pub struct CronPayloads(std::collections::HashMap<Uuid, Option<String>>);
+
+impl CronPayloads {
+    /// Gives `run`, if stored without a payload, its cron's (read through `cron_of` once
+    /// per cron).
+    pub fn fill(
+        &mut self,
+        run: &mut Schedule,
+        cron_of: impl FnOnce(&Uuid) -> io::Result<Option<Schedule>>,
+    ) -> io::Result<()> {
+        let Some(cron) = run.parent.filter(|_| run.payload.is_empty()) else {
+            return Ok(());
+        };
+        let payload = match self.0.entry(cron) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                new.insert(cron_of(&cron)?.map(|c| c.payload))
+            }
+        };
+        if let Some(p) = payload {
+            run.payload = p.clone();
+        }
+        Ok(())
+    }
+}
+
 /// Gives each run stored without a payload its cron's (read through `cron_of`, once per
 /// cron). Runs materialised before runs shared their cron's payload keep their own copy.
 pub fn inherit_payloads(
     runs: &mut [Schedule],
     mut cron_of: impl FnMut(&Uuid) -> io::Result<Option<Schedule>>,
 ) -> io::Result<()> {
-    let mut payloads: std::collections::HashMap<Uuid, Option<String>> = Default::default();
-    for run in runs.iter_mut().filter(|r| r.payload.is_empty()) {
-        let Some(cron) = run.parent else { continue };
-        let payload = match payloads.get(&cron) {
-            Some(p) => p.clone(),
-            None => {
-                let p = cron_of(&cron)?.map(|c| c.payload);
-                payloads.insert(cron, p.clone());
-                p
-            }
-        };
-        if let Some(p) = payload {
-            run.payload = p;
-        }
+    let mut payloads = CronPayloads::default();
+    for run in runs.iter_mut() {
+        payloads.fill(run, &mut cron_of)?;
     }
     Ok(())
 }

@@ -84,7 +84,7 @@ fn count(db: &rocksdb::DB, prefix: u8) -> usize {
 
 fn get(db: &rocksdb::DB, q: Query) -> Vec<Schedule> {
     match query(&SmReader::new(db, SHARD), &q).unwrap() {
-        QueryResult::Schedules(s) => s,
+        QueryResult::Schedules(s) | QueryResult::Page { schedules: s, .. } => s,
         other => panic!("{other:?}"),
     }
 }
@@ -169,6 +169,75 @@ fn app_queries_page_by_time_then_id_within_the_range() {
         id: Uuid::from_u128(6),
     };
     assert_eq!(page(Some(cursor), 1), vec![(101, 1)]);
+}
+
+#[test]
+fn a_page_stops_at_its_work_budget_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    // 25,000 pending schedules, then a query for finished ones: none match.
+    for chunk in 0..25u128 {
+        let batch = (0..1000)
+            .map(|n| one_time(1 + chunk * 1000 + n, 100))
+            .collect();
+        commit(&db, &[create(batch)]);
+    }
+    let page = |after: Option<Cursor>, status: Option<Status>, limit| {
+        let q = Query::AppSchedules(AppPage {
+            app_id: "revamp".into(),
+            start: 100,
+            end: 100,
+            after,
+            status,
+            limit,
+        });
+        match query(&SmReader::new(&db, SHARD), &q).unwrap() {
+            QueryResult::Page {
+                schedules,
+                examined_to,
+            } => (schedules.len(), examined_to),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (found, stopped) = page(None, Some(Status::Success), 10);
+    let stopped = stopped.expect("stopped at the key budget");
+    assert_eq!((found, stopped.id), (0, Uuid::from_u128(20_000)));
+    // Going on from there reaches the end of the range: no more to say.
+    assert_eq!(page(Some(stopped), Some(Status::Success), 10), (0, None));
+    // Unfiltered, the limit ends the page first.
+    assert_eq!(page(None, None, 1000), (1000, None));
+
+    // Large payloads stop a page at the byte budget.
+    let big: Vec<Schedule> = (0..200u128)
+        .map(|n| Schedule {
+            payload: "x".repeat(60_000),
+            ..one_time(100_000 + n, 200)
+        })
+        .collect();
+    commit(&db, &[create(big)]);
+    let q = Query::AppSchedules(AppPage {
+        app_id: "revamp".into(),
+        start: 200,
+        end: 200,
+        after: None,
+        status: None,
+        limit: 1000,
+    });
+    match query(&SmReader::new(&db, SHARD), &q).unwrap() {
+        QueryResult::Page {
+            schedules,
+            examined_to,
+        } => {
+            assert!(
+                schedules.len() < 200 && schedules.len() > 100,
+                "{}",
+                schedules.len()
+            );
+            let last = schedules.last().unwrap();
+            assert_eq!(examined_to.map(|c| c.id), Some(last.id));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -11,15 +11,18 @@ use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmReader;
 
 pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
-    if let ShardQuery::CountAppCrons { app_id, limit } = q {
-        return Ok(QueryResult::Count(count_crons(reader, app_id, *limit)?));
+    match q {
+        ShardQuery::CountAppCrons { app_id, limit } => {
+            return Ok(QueryResult::Count(count_crons(reader, app_id, *limit)?))
+        }
+        ShardQuery::AppSchedules(page) => return app_schedules(reader, page),
+        _ => {}
     }
     let mut found = match q {
         ShardQuery::GetSchedule { id } => reader
             .get::<Schedule>(&keys::schedule(id))?
             .into_iter()
             .collect(),
-        ShardQuery::AppSchedules(page) => app_schedules(reader, page)?,
         ShardQuery::ScheduleRuns {
             id,
             when,
@@ -32,15 +35,23 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             status,
             limit,
         } => app_crons(reader, app_id, *status, *limit)?,
-        ShardQuery::CountAppCrons { .. } => unreachable!("answered above"),
+        ShardQuery::CountAppCrons { .. } | ShardQuery::AppSchedules(_) => {
+            unreachable!("answered above")
+        }
     };
     super::cron_runs::inherit_payloads(&mut found, |id| reader.get(&keys::schedule(id)))?;
     Ok(QueryResult::Schedules(found))
 }
 
+/// Most index keys one shard looks at for one page (a status filter may match few).
+const PAGE_KEYS_BUDGET: usize = 20_000;
+/// Most bytes of schedules one shard answers for one page (payloads included).
+const PAGE_BYTES_BUDGET: usize = 8 << 20;
+
 /// The schedules of `page` in this shard: time in `[start, end]`, by (time, id), strictly
-/// after `after`.
-fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<Vec<Schedule>> {
+/// after `after`, at most `limit` — or fewer when [`PAGE_KEYS_BUDGET`] keys were looked at
+/// or [`PAGE_BYTES_BUDGET`] bytes gathered, saying where it stopped (`examined_to`).
+fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<QueryResult> {
     let &AppPage {
         ref app_id,
         start,
@@ -55,7 +66,9 @@ fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<Vec<Schedule>>
         Some(c) if c.time >= start => [keys::app_time(app_id, c.time, &c.id), vec![0]].concat(),
         _ => keys::app_time(app_id, start, &Uuid::nil()),
     };
-    let mut out = Vec::new();
+    let (mut out, mut looked, mut bytes) = (Vec::new(), 0, 0);
+    let mut examined_to = None;
+    let mut payloads = super::cron_runs::CronPayloads::default();
     reader.scan_from(&from, |k, _| {
         if !k.starts_with(&prefix) || out.len() >= limit {
             return Ok(false);
@@ -64,14 +77,24 @@ fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<Vec<Schedule>>
         if time > end {
             return Ok(false);
         }
-        if let Some(s) = reader.get::<Schedule>(&keys::schedule(&id))? {
+        if let Some(mut s) = reader.get::<Schedule>(&keys::schedule(&id))? {
             if status.is_none_or(|st| st == s.status) {
+                payloads.fill(&mut s, |cron| reader.get(&keys::schedule(cron)))?;
+                bytes += s.payload.len() + 512;
                 out.push(s);
             }
         }
+        looked += 1;
+        if out.len() < limit && (looked >= PAGE_KEYS_BUDGET || bytes >= PAGE_BYTES_BUDGET) {
+            examined_to = Some(Cursor { time, id });
+            return Ok(false);
+        }
         Ok(true)
     })?;
-    Ok(out)
+    Ok(QueryResult::Page {
+        schedules: out,
+        examined_to,
+    })
 }
 
 /// The runs of schedule `id`, newest first: a cron's materialised runs, or a one-time

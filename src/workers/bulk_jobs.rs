@@ -64,15 +64,20 @@ async fn run_job(
         if *stop.borrow() || !leading {
             return Ok(());
         }
-        let page = next_page(router, shards, partitions, &job).await?;
-        let done = page.len() < PAGE;
-        let cursor = page
-            .last()
-            .map(|s| Cursor {
-                time: s.schedule_time,
-                id: s.id,
-            })
-            .or(job.cursor);
+        let (page, examined_to) = next_page(router, shards, partitions, &job).await?;
+        let done = page.len() < PAGE && examined_to.is_none();
+        let last = page.last().map(|s| Cursor {
+            time: s.schedule_time,
+            id: s.id,
+        });
+        // A full page goes on after its last item; a page cut by a shard's work budget
+        // after where the shards stopped looking.
+        let cursor = if page.len() == PAGE {
+            last
+        } else {
+            examined_to.or(last)
+        }
+        .or(job.cursor);
         let processed = act(router, shards, &job, &page).await?;
         let now_ms = chrono::Utc::now().timestamp_millis() as u64;
         let advance = MetaCommand::AdvanceBulkJob {
@@ -98,7 +103,7 @@ async fn next_page(
     shards: u32,
     partitions: u32,
     job: &BulkJob,
-) -> anyhow::Result<Vec<Schedule>> {
+) -> anyhow::Result<(Vec<Schedule>, Option<Cursor>)> {
     let shards = crate::shard::app_shards(&job.app_id, partitions, shards);
     let page = AppPage {
         app_id: job.app_id.clone(),
