@@ -238,6 +238,8 @@ pub enum MetaQuery {
     GetApp { app_id: String },
     /// Every app, ordered by id.
     ListApps,
+    /// The first `limit` apps after `after` (by id): every app, a page at a time.
+    ListAppsAfter { after: Option<String>, limit: usize },
     /// One bulk job.
     GetBulkJob { job_id: Uuid },
     /// Every bulk job still running.

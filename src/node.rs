@@ -216,6 +216,7 @@ fn start_workers(
     let retention = retention::Retention {
         node_id,
         router: router.clone(),
+        next_app: None,
     };
     workers.every(
         "retention",

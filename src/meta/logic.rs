@@ -153,6 +153,21 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
         MetaQuery::ListApps => Ok(QueryResult::Apps(
             reader.scan_prefix(APP_PREFIX, MAX_APPS_LISTED)?,
         )),
+        MetaQuery::ListAppsAfter { after, limit } => {
+            let from = match after {
+                Some(id) => [app_key(id), vec![0]].concat(),
+                None => APP_PREFIX.to_vec(),
+            };
+            let mut apps = Vec::new();
+            reader.scan_from(&from, |k, v| {
+                if !k.starts_with(APP_PREFIX) || apps.len() >= *limit {
+                    return Ok(false);
+                }
+                apps.push(crate::store::decode(v)?);
+                Ok(true)
+            })?;
+            Ok(QueryResult::Apps(apps))
+        }
         MetaQuery::GetBulkJob { job_id } => Ok(QueryResult::BulkJobs(
             reader
                 .get::<BulkJob>(&job_key(job_id))?
@@ -260,5 +275,32 @@ mod tests {
             .unwrap(),
             QueryResult::Apps(vec![])
         );
+    }
+
+    #[test]
+    fn every_app_is_listed_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open(dir.path()).unwrap();
+        let register: Vec<MetaCommand> = (0..25)
+            .map(|i| MetaCommand::RegisterApp {
+                app: app(&format!("app-{i:02}"), 1, true),
+            })
+            .collect();
+        commit(&db, &register);
+        let reader = SmReader::new(&db, GroupId::META);
+        let (mut seen, mut after) = (vec![], None);
+        loop {
+            let q = MetaQuery::ListAppsAfter { after, limit: 10 };
+            let QueryResult::Apps(page) = query(&reader, &q).unwrap() else {
+                panic!("not apps")
+            };
+            seen.extend(page.iter().map(|a| a.app_id.clone()));
+            if page.len() < 10 {
+                break;
+            }
+            after = page.last().map(|a| a.app_id.clone());
+        }
+        let all: Vec<String> = (0..25).map(|i| format!("app-{i:02}")).collect();
+        assert_eq!(seen, all);
     }
 }

@@ -171,6 +171,16 @@ impl Router {
         apps_of("ListApps", self.meta_replica(MetaQuery::ListApps).await?)
     }
 
+    /// The first `limit` apps after `after` (by id), as this node's meta replica has them.
+    pub async fn apps_after_replica(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<App>, GroupError> {
+        let q = MetaQuery::ListAppsAfter { after, limit };
+        apps_of("ListAppsAfter", self.meta_replica(q).await?)
+    }
+
     /// Every bulk job still running, as this node's meta replica has it.
     pub async fn running_bulk_jobs_replica(&self) -> Result<Vec<BulkJob>, GroupError> {
         let r = self.meta_replica(MetaQuery::RunningBulkJobs).await?;

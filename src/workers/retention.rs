@@ -15,9 +15,14 @@ pub const PERIOD: Duration = Duration::from_secs(60);
 /// Most index entries one purge looks at.
 const PURGE_LIMIT: usize = 2000;
 
+/// Apps whose finished runs one round purges: every app is reached, a page a round.
+const APPS_PER_ROUND: usize = 500;
+
 pub struct Retention {
     pub node_id: NodeId,
     pub router: Router,
+    /// Where the next round's page of apps starts (None: from the first app).
+    pub next_app: Option<String>,
 }
 
 impl Round for Retention {
@@ -28,10 +33,14 @@ impl Round for Retention {
         }
         let now_ms = now_ms();
         let now = (now_ms / 1000) as i64;
-        let cutoffs: Vec<(String, i64)> = self
+        let apps = self
             .router
-            .apps_replica()
-            .await?
+            .apps_after_replica(self.next_app.take(), APPS_PER_ROUND)
+            .await?;
+        if apps.len() == APPS_PER_ROUND {
+            self.next_app = apps.last().map(|a| a.app_id.clone());
+        }
+        let cutoffs: Vec<(String, i64)> = apps
             .into_iter()
             .map(|a| {
                 let days = a.configuration.fired_schedule_retention_period as i64;
