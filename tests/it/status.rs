@@ -87,10 +87,10 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
         "{table}"
     );
     // Per node: a timer per shard, outcomes, refill, retention, bulk jobs, the balancer,
-    // the clock probe.
+    // the clock probe, the storage watch.
     assert_eq!(
         workers.lines().count(),
-        1 + 3 * (SHARDS as usize + 6),
+        1 + 3 * (SHARDS as usize + 7),
         "{table}"
     );
     // Every node trusts its clock and shows both peers' offsets.
@@ -103,6 +103,7 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
         "bulk-jobs",
         "leader-balancer",
         "clock-probe",
+        "storage-watch",
     ] {
         assert!(workers.contains(name), "worker {name} not listed:\n{table}");
     }
