@@ -68,15 +68,7 @@ async fn listed_apps(cluster: &Cluster, node: u64) -> BTreeSet<String> {
 async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
     // Keep no log behind a snapshot, so a snapshot purges everything it covers; leaders
     // stay where this test puts them.
-    let mut cluster = Cluster::start(
-        3,
-        Options {
-            top: "balance_leaders = false",
-            raft: "keep_after_snapshot = 0\nsnapshot_every = 100000",
-            ..Options::default()
-        },
-    )
-    .await;
+    let mut cluster = Cluster::start(3, Options::purging_snapshots()).await;
     let mut acked = BTreeSet::new();
     let mut killed = None;
     for i in 0..300u64 {

@@ -4,28 +4,16 @@
 //! runs cost without payloads, every callback still carries the payload, the per-app cron
 //! cap answers 429, and a restart of every node comes back firing.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use goscheduler::bench::receiver::Receiver;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{env_or, Cluster, Options};
+use crate::harness::{bytes_in, env_or, Cluster, Options};
 
 const CRONS: usize = 60;
 const PAYLOAD: usize = 65_536;
-
-fn bytes_in(dir: &Path) -> u64 {
-    let out = Command::new("du").arg("-sb").arg(dir).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 fn every_second(url: &str, n: usize) -> Value {
     json!({

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{group_on, now, one_time, Cluster, Options, SHARDS};
+use crate::harness::{bytes_in, group_on, now, one_time, Cluster, Options, SHARDS};
 
 /// A tmpfs mounted over a directory for the life of the guard (lazily unmounted on drop).
 struct Tmpfs(PathBuf);
@@ -42,16 +42,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
-}
-
-fn bytes_in(dir: &Path) -> u64 {
-    let out = Command::new("du").arg("-sb").arg(dir).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 async fn health(cluster: &Cluster, node: u64) -> (u16, Value) {

@@ -71,6 +71,29 @@ pub struct Options {
     pub proxied: bool,
 }
 
+impl Options {
+    /// Leaders stay where a test puts them, and a snapshot purges every entry it covers
+    /// (no log kept behind it): a node that missed entries must catch up by snapshot.
+    pub fn purging_snapshots() -> Options {
+        Options {
+            top: "balance_leaders = false",
+            raft: "keep_after_snapshot = 0\nsnapshot_every = 100000",
+            ..Options::default()
+        }
+    }
+}
+
+/// Bytes under `dir` (`du -sb`).
+pub fn bytes_in(dir: &std::path::Path) -> u64 {
+    let out = Command::new("du").arg("-sb").arg(dir).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
 }

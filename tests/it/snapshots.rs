@@ -171,15 +171,7 @@ async fn building_and_installing_at_once_lose_no_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_cut_and_corrupted_streams_and_catches_up_on_the_retry() {
-    let mut cluster = Cluster::start(
-        3,
-        Options {
-            top: "balance_leaders = false",
-            raft: "keep_after_snapshot = 0\nsnapshot_every = 100000",
-            ..Options::default()
-        },
-    )
-    .await;
+    let mut cluster = Cluster::start(3, Options::purging_snapshots()).await;
     cluster.register_app(1, "snap", 1).await;
     let shard = goscheduler::shard::shard_of("snap", 0, SHARDS).0;
     let items = |n: usize| -> Vec<Value> {
