@@ -52,11 +52,12 @@ pub async fn runs(
         before,
         limit: size + 1,
     };
-    let mut runs = gw.router.shard_read(shard, q).await?;
+    let (mut runs, examined_to) = gw.router.shard_page(shard, q).await?;
     if runs.is_empty() && before.is_none() {
         return Err(none_found());
     }
-    let next = page::cut(&mut runs, size);
+    // A page of runs with large payloads ends at the shard's byte budget; the token goes on.
+    let next = page::cut(&mut runs, size).or(examined_to);
     let page = SchedulesPage {
         schedules: runs.iter().map(stored_view).collect(),
         continuation_token: next.map(|c| c.token()).unwrap_or_default(),

@@ -312,6 +312,21 @@ impl Router {
         Ok(all)
     }
 
+    /// A page of `q` (a shard query answered by pages) and where the shard stopped early.
+    pub async fn shard_page(
+        &self,
+        shard: GroupId,
+        q: ShardQuery,
+    ) -> Result<(Vec<Schedule>, Option<Cursor>), GroupError> {
+        match self.read(shard, Query::Shard(q)).await? {
+            QueryResult::Page {
+                schedules,
+                examined_to,
+            } => Ok((schedules, examined_to)),
+            other => Err(unexpected("shard page", other)),
+        }
+    }
+
     /// How many SCHEDULED crons app `app_id` has over `shards` (its shards), counting each
     /// shard no further than `limit`.
     pub async fn count_crons(

@@ -369,7 +369,7 @@ fn a_cron_costs_its_create_a_few_runs_and_its_runs_share_its_payload() {
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
     let c = Schedule {
-        payload: "p".repeat(60_000),
+        payload: "p".repeat(65_000),
         ..cron("* * * * * *", T0)
     };
     commit(
@@ -409,9 +409,30 @@ fn a_cron_costs_its_create_a_few_runs_and_its_runs_share_its_payload() {
     }
     // The refill worker adds the rest in bounded entries.
     commit(&db, &[Command::RefillCrons { now: T0, limit: 10 }]);
+    // 130 runs of a 65,000-byte payload: a page holds what fits in 8 MiB (128) and says
+    // where it stopped; the next page has the rest.
+    let page = |before: Option<Cursor>| {
+        let q = Query::ScheduleRuns {
+            id: c.id,
+            when: When::All,
+            now: T0,
+            before,
+            limit: 1000,
+        };
+        match query(&SmReader::new(&db, SHARD), &q).unwrap() {
+            QueryResult::Page {
+                schedules,
+                examined_to,
+            } => (schedules.len(), examined_to),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (first, stopped) = page(None);
+    assert_eq!(first, (8 << 20) / (65_000 + 512));
+    let (rest, end) = page(stopped);
     assert_eq!(
-        runs(&db, c.id, When::All, T0, None).len(),
-        cron_runs::FIRST_RUNS + cron_runs::MAX_RUNS_PER_REFILL
+        (first + rest, end),
+        (cron_runs::FIRST_RUNS + cron_runs::MAX_RUNS_PER_REFILL, None)
     );
 }
 

@@ -16,6 +16,22 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             return Ok(QueryResult::Count(count_crons(reader, app_id, *limit)?))
         }
         ShardQuery::AppSchedules(page) => return app_schedules(reader, page),
+        ShardQuery::ScheduleRuns {
+            id,
+            when,
+            now,
+            before,
+            limit,
+        } => {
+            let (mut schedules, examined_to) = runs(reader, id, *when, *now, *before, *limit)?;
+            super::cron_runs::inherit_payloads(&mut schedules, |id| {
+                reader.get(&keys::schedule(id))
+            })?;
+            return Ok(QueryResult::Page {
+                schedules,
+                examined_to,
+            });
+        }
         _ => {}
     }
     let mut found = match q {
@@ -23,19 +39,14 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             .get::<Schedule>(&keys::schedule(id))?
             .into_iter()
             .collect(),
-        ShardQuery::ScheduleRuns {
-            id,
-            when,
-            now,
-            before,
-            limit,
-        } => runs(reader, id, *when, *now, *before, *limit)?,
         ShardQuery::AppCrons {
             app_id,
             status,
             limit,
         } => app_crons(reader, app_id, *status, *limit)?,
-        ShardQuery::CountAppCrons { .. } | ShardQuery::AppSchedules(_) => {
+        ShardQuery::CountAppCrons { .. }
+        | ShardQuery::AppSchedules(_)
+        | ShardQuery::ScheduleRuns { .. } => {
             unreachable!("answered above")
         }
     };
@@ -98,7 +109,8 @@ fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<QueryResult> {
 }
 
 /// The runs of schedule `id`, newest first: a cron's materialised runs, or a one-time
-/// schedule itself.
+/// schedule itself. A page of runs carrying the cron's payload holds no more than
+/// [`PAGE_BYTES_BUDGET`] of them; cut there, it says after which run it stopped.
 fn runs(
     reader: &SmReader,
     id: &Uuid,
@@ -106,30 +118,30 @@ fn runs(
     now: i64,
     before: Option<Cursor>,
     limit: usize,
-) -> io::Result<Vec<Schedule>> {
+) -> io::Result<(Vec<Schedule>, Option<Cursor>)> {
     let in_range = |t: i64| match when {
         When::Past => t < now,
         When::Future => t >= now,
         When::All => true,
     };
     let Some(s) = reader.get::<Schedule>(&keys::schedule(id))? else {
-        return Ok(vec![]);
+        return Ok((vec![], None));
     };
     if !s.is_cron() {
         let after_cursor = before.is_none_or(|c| (s.schedule_time, s.id) < (c.time, c.id));
-        return Ok((in_range(s.schedule_time) && after_cursor)
-            .then_some(s)
-            .into_iter()
-            .collect());
+        let found = (in_range(s.schedule_time) && after_cursor).then_some(s);
+        return Ok((found.into_iter().collect(), None));
     }
+    let fit = (PAGE_BYTES_BUDGET / (s.payload.len() + 512)).max(1);
+    let cut_at = fit.min(limit);
     let prefix = keys::runs_prefix(id);
     let start = match before {
         Some(c) => keys::run(id, c.time, &c.id),
         None => keys::run(id, i64::MAX, &Uuid::max()),
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Schedule> = Vec::new();
     reader.scan_back_from(&start, |k, _| {
-        if !k.starts_with(&prefix) || out.len() >= limit {
+        if !k.starts_with(&prefix) || out.len() >= cut_at {
             return Ok(false);
         }
         let (time, run_id) = keys::time_and_id(k);
@@ -144,7 +156,15 @@ fn runs(
         }
         Ok(true)
     })?;
-    Ok(out)
+    let examined_to = (cut_at < limit && out.len() == cut_at)
+        .then(|| {
+            out.last().map(|r| Cursor {
+                time: r.schedule_time,
+                id: r.id,
+            })
+        })
+        .flatten();
+    Ok((out, examined_to))
 }
 
 /// The crons of an app with the given status.
