@@ -118,10 +118,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         grpc_listener,
         stop_rx.clone(),
     ));
+    let storage = Storage::new(config.node_id, config.data_dir.clone(), groups.clone());
     let app = gateway::routes(gateway::Gateway::new(
         router.clone(),
         config.clone(),
         skew.clone(),
+        storage.clone(),
     )?);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -149,6 +151,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
     let in_flight = start_workers(&config, &router, &peers, &workers, due, &draining, &skew);
+    let watch = storage::Watch::new(storage);
+    workers.every("storage-watch", Scope::Node, storage::PERIOD, watch);
 
     shutdown.await;
     tracing::info!("stopping: handing over leadership, finishing callbacks in flight");
@@ -197,13 +201,6 @@ fn start_workers(
         alive_within,
     );
     workers.every("clock-probe", Scope::Node, probe::PERIOD, probe);
-    let storage = Storage::new(config.data_dir.clone(), groups.clone());
-    workers.every(
-        "storage-watch",
-        Scope::Node,
-        storage::PERIOD,
-        storage::Watch::new(storage),
-    );
     if config.balance_leaders {
         let balancer = Balancer::new(node_id, groups.clone(), alive_within, skew.clone());
         workers.every("leader-balancer", Scope::Node, balance::PERIOD, balancer);

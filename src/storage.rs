@@ -26,26 +26,46 @@ const RESTARTED_AT: &str = "GOSCHED_STORAGE_RESTARTED_AT";
 /// Least time between two restarts.
 const RESTART_EVERY_SECS: u64 = 60;
 
-/// This node's storage as the gateway and the watch see it.
+/// This node's storage as the gateway and the watch see it (cheap to clone).
 #[derive(Clone)]
-pub struct Storage {
+pub struct Storage(Arc<Inner>);
+
+struct Inner {
+    node_id: u64,
     data_dir: PathBuf,
     groups: Arc<Groups>,
+    /// Whether a group had stopped at the watch's last look (read by every write).
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Storage {
-    pub fn new(data_dir: PathBuf, groups: Arc<Groups>) -> Self {
-        Storage { data_dir, groups }
+    pub fn new(node_id: u64, data_dir: PathBuf, groups: Arc<Groups>) -> Self {
+        Storage(Arc::new(Inner {
+            node_id,
+            data_dir,
+            groups,
+            failed: Default::default(),
+        }))
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.0.node_id
+    }
+
+    /// Whether the watch saw a stopped group at its last look (at most a second ago): one
+    /// atomic read, for the write path.
+    pub fn failed(&self) -> bool {
+        self.0.failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Why this node cannot write, if it cannot: the first stopped group and its error.
     pub fn failure(&self) -> Option<String> {
-        self.groups.iter().find_map(|g| g.stopped_reason())
+        self.0.groups.iter().find_map(|g| g.stopped_reason())
     }
 
     /// Free bytes on the data dir's file system (for an unprivileged writer).
     pub fn free_bytes(&self) -> Option<u64> {
-        let s = rustix::fs::statvfs(&self.data_dir).ok()?;
+        let s = rustix::fs::statvfs(&self.0.data_dir).ok()?;
         Some(s.f_bavail.saturating_mul(s.f_frsize))
     }
 }
@@ -73,7 +93,10 @@ impl Round for Watch {
         crate::metrics::METRICS
             .disk_free_bytes
             .set(free.unwrap_or(0) as i64);
-        let Some(why) = self.storage.failure() else {
+        let failure = self.storage.failure();
+        let failed = &self.storage.0.failed;
+        failed.store(failure.is_some(), std::sync::atomic::Ordering::Relaxed);
+        let Some(why) = failure else {
             return Ok(false);
         };
         crate::metrics::METRICS.storage_failed.set(1);

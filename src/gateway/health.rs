@@ -64,7 +64,7 @@ pub async fn healthcheck(State(gw): State<Gateway>) -> Response {
 /// Answers a write 503 naming the storage error while this node cannot write (reads and
 /// the healthcheck go on): the client retries through another node.
 pub async fn refuse_writes_without_storage(
-    State(gw): State<Gateway>,
+    State(storage): State<crate::storage::Storage>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -72,15 +72,18 @@ pub async fn refuse_writes_without_storage(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     ) || req.uri().path() == "/goscheduler/healthcheck";
-    match gw.storage.failure() {
-        Some(why) if !read => super::envelope::ApiError::new(
-            503,
-            format!(
-                "storage error on node {}: {why}; retry through another node",
-                gw.config.node_id
-            ),
-        )
-        .into_response(),
-        _ => next.run(req).await,
+    if read || !storage.failed() {
+        return next.run(req).await;
     }
+    let why = storage
+        .failure()
+        .unwrap_or_else(|| "a group stopped".into());
+    super::envelope::ApiError::new(
+        503,
+        format!(
+            "storage error on node {}: {why}; retry through another node",
+            storage.node_id()
+        ),
+    )
+    .into_response()
 }

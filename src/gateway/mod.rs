@@ -43,9 +43,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(router: Router, config: Arc<Config>, skew: Arc<SkewGuard>) -> anyhow::Result<Self> {
+    pub fn new(
+        router: Router,
+        config: Arc<Config>,
+        skew: Arc<SkewGuard>,
+        storage: Storage,
+    ) -> anyhow::Result<Self> {
         let zone = config.zone()?;
-        let storage = Storage::new(config.data_dir.clone(), router.groups().clone());
         Ok(Gateway {
             router,
             config,
@@ -95,7 +99,7 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
-            gw.clone(),
+            gw.storage.clone(),
             health::refuse_writes_without_storage,
         ))
         .with_state(gw);
