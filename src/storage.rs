@@ -52,10 +52,18 @@ impl Storage {
         self.0.node_id
     }
 
-    /// Whether the watch saw a stopped group at its last look (at most a second ago): one
-    /// atomic read, for the write path.
+    /// Whether a stopped group was seen at the last look (the watch's, at most a second
+    /// ago, or a healthcheck's): one atomic read, for the write path.
     pub fn failed(&self) -> bool {
         self.0.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why this node cannot write, looked at now (and remembered for [`Storage::failed`]).
+    pub fn check(&self) -> Option<String> {
+        let failure = self.failure();
+        let failed = &self.0.failed;
+        failed.store(failure.is_some(), std::sync::atomic::Ordering::Relaxed);
+        failure
     }
 
     /// Why this node cannot write, if it cannot: the first stopped group and its error.
@@ -93,10 +101,7 @@ impl Round for Watch {
         crate::metrics::METRICS
             .disk_free_bytes
             .set(free.unwrap_or(0) as i64);
-        let failure = self.storage.failure();
-        let failed = &self.storage.0.failed;
-        failed.store(failure.is_some(), std::sync::atomic::Ordering::Relaxed);
-        let Some(why) = failure else {
+        let Some(why) = self.storage.check() else {
             return Ok(false);
         };
         crate::metrics::METRICS.storage_failed.set(1);

@@ -41,7 +41,7 @@ pub async fn healthcheck(State(gw): State<Gateway>) -> Response {
     let total = groups.iter().count();
     let led = groups.iter().filter(|g| g.known_leader().is_some()).count();
     let clock_trusted = gw.skew.trusted();
-    let storage = gw.storage.failure();
+    let storage = gw.storage.check();
     let healthy = led == total && clock_trusted && storage.is_none();
     let body = Health {
         status_message: if healthy { "Success" } else { "Fail" },
