@@ -13,9 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::admin::status::of_peer;
 use crate::config::Config;
-use crate::proto::admin::admin_client::AdminClient;
-use crate::proto::admin::StatusRequest;
 
 const FILE: &str = "IDENTITY";
 
@@ -101,7 +100,7 @@ pub async fn guard_empty_dir(config: &Config) -> anyhow::Result<()> {
     for round in 0u64.. {
         let mut answered = false;
         for peer in &peers {
-            let Some(admitted) = admitted_by(&peer.grpc_addr).await else {
+            let Some(admitted) = of_peer(&peer.grpc_addr).await.map(|s| s.admitted) else {
                 continue;
             };
             anyhow::ensure!(
@@ -126,17 +125,4 @@ pub async fn guard_empty_dir(config: &Config) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     unreachable!("the loop returns")
-}
-
-/// The node ids the node at `addr` has recorded, if it answers.
-async fn admitted_by(addr: &str) -> Option<Vec<u64>> {
-    let ask = async {
-        let mut client = AdminClient::connect(format!("http://{addr}")).await.ok()?;
-        let status = client.status(StatusRequest {}).await.ok()?.into_inner();
-        Some(status.admitted)
-    };
-    tokio::time::timeout(Duration::from_secs(1), ask)
-        .await
-        .ok()
-        .flatten()
 }

@@ -21,9 +21,7 @@ use crate::drain::{drain, Draining};
 use crate::identity;
 use crate::ids::{GroupId, NodeId, NodeInfo};
 use crate::meta::logic::MetaLogic;
-use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::admin_server::AdminServer;
-use crate::proto::admin::StatusRequest;
 use crate::proto::raft::raft_transport_server::RaftTransportServer;
 use crate::raft::peers::{Peers, MAX_MESSAGE_BYTES};
 use crate::raft::service::{Identity, TransportService};
@@ -352,14 +350,7 @@ async fn bootstrap(config: &Config, groups: &Groups) -> anyhow::Result<()> {
 
 /// Whether the node at `addr` answers with an initialised meta group.
 async fn peer_has_cluster(addr: &str) -> bool {
-    let attempt = async {
-        let mut client = AdminClient::connect(format!("http://{addr}")).await.ok()?;
-        let status = client.status(StatusRequest {}).await.ok()?.into_inner();
-        Some(status.groups.first().is_some_and(|g| !g.voters.is_empty()))
-    };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
+    crate::admin::status::of_peer(addr)
         .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+        .is_some_and(|s| s.groups.first().is_some_and(|g| !g.voters.is_empty()))
 }

@@ -90,9 +90,7 @@ impl Watch {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::schedule::time::now_ms() / 1000
 }
 
 impl Round for Watch {

@@ -3,7 +3,8 @@
 use openraft::ServerState;
 
 use crate::command::Group;
-use crate::proto::admin::{GroupStatus, Member, PeerLag};
+use crate::proto::admin::admin_client::AdminClient;
+use crate::proto::admin::{GroupStatus, Member, PeerLag, StatusReply, StatusRequest};
 
 pub fn role_name(state: ServerState) -> &'static str {
     match state {
@@ -66,4 +67,17 @@ pub fn members(group: &Group) -> Vec<Member> {
             http_addr: info.http_addr.clone(),
         })
         .collect()
+}
+
+/// The status of the node whose admin service listens at `addr`, if it answers within a
+/// second (a node starting up asks its peers before it takes part).
+pub async fn of_peer(addr: &str) -> Option<StatusReply> {
+    let ask = async {
+        let mut client = AdminClient::connect(format!("http://{addr}")).await.ok()?;
+        Some(client.status(StatusRequest {}).await.ok()?.into_inner())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
 }

@@ -150,24 +150,16 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
         MetaQuery::GetApp { app_id } => Ok(QueryResult::Apps(
             reader.get::<App>(&app_key(app_id))?.into_iter().collect(),
         )),
-        MetaQuery::ListApps => Ok(QueryResult::Apps(
-            reader.scan_prefix(APP_PREFIX, MAX_APPS_LISTED)?,
-        )),
-        MetaQuery::ListAppsAfter { after, limit } => {
-            let from = match after {
-                Some(id) => [app_key(id), vec![0]].concat(),
-                None => APP_PREFIX.to_vec(),
-            };
-            let mut apps = Vec::new();
-            reader.scan_from(&from, |k, v| {
-                if !k.starts_with(APP_PREFIX) || apps.len() >= *limit {
-                    return Ok(false);
-                }
-                apps.push(crate::store::decode(v)?);
-                Ok(true)
-            })?;
-            Ok(QueryResult::Apps(apps))
-        }
+        MetaQuery::ListApps => Ok(QueryResult::Apps(apps_after(
+            reader,
+            None,
+            MAX_APPS_LISTED,
+        )?)),
+        MetaQuery::ListAppsAfter { after, limit } => Ok(QueryResult::Apps(apps_after(
+            reader,
+            after.as_deref(),
+            *limit,
+        )?)),
         MetaQuery::GetBulkJob { job_id } => Ok(QueryResult::BulkJobs(
             reader
                 .get::<BulkJob>(&job_key(job_id))?
@@ -186,6 +178,23 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
             reader.scan_prefix(NODE_PREFIX, MAX_NODES)?,
         )),
     }
+}
+
+/// The first `limit` apps after `after` (by id; from the first app when `None`).
+fn apps_after(reader: &SmReader, after: Option<&str>, limit: usize) -> io::Result<Vec<App>> {
+    let from = match after {
+        Some(id) => [app_key(id), vec![0]].concat(),
+        None => APP_PREFIX.to_vec(),
+    };
+    let mut apps = Vec::new();
+    reader.scan_from(&from, |k, v| {
+        if !k.starts_with(APP_PREFIX) || apps.len() >= limit {
+            return Ok(false);
+        }
+        apps.push(crate::store::decode(v)?);
+        Ok(true)
+    })?;
+    Ok(apps)
 }
 
 #[cfg(test)]

@@ -304,12 +304,23 @@ impl Router {
         shards: &[GroupId],
         query: impl Fn() -> ShardQuery,
     ) -> Result<Vec<Schedule>, GroupError> {
-        let reads = shards.iter().map(|shard| self.shard_read(*shard, query()));
         let mut all = vec![];
-        for found in futures::future::join_all(reads).await {
-            all.extend(found?);
+        for found in self.ask_shards(shards, query).await {
+            all.extend(found_schedules("shard query", found?)?);
         }
         Ok(all)
+    }
+
+    /// `query` asked of every shard in `shards` at once; their answers, in order.
+    async fn ask_shards(
+        &self,
+        shards: &[GroupId],
+        query: impl Fn() -> ShardQuery,
+    ) -> Vec<Result<QueryResult, GroupError>> {
+        let reads = shards
+            .iter()
+            .map(|shard| self.read(*shard, Query::Shard(query())));
+        futures::future::join_all(reads).await
     }
 
     /// A page of `q` (a shard query answered by pages) and where the shard stopped early.
@@ -335,15 +346,12 @@ impl Router {
         app_id: &str,
         limit: usize,
     ) -> Result<usize, GroupError> {
-        let reads = shards.iter().map(|shard| {
-            let q = ShardQuery::CountAppCrons {
-                app_id: app_id.to_string(),
-                limit,
-            };
-            self.read(*shard, Query::Shard(q))
-        });
+        let count = || ShardQuery::CountAppCrons {
+            app_id: app_id.to_string(),
+            limit,
+        };
         let mut total = 0;
-        for answer in futures::future::join_all(reads).await {
+        for answer in self.ask_shards(shards, count).await {
             match answer? {
                 QueryResult::Count(n) => total += n,
                 other => return Err(unexpected("CountAppCrons", other)),
@@ -360,11 +368,9 @@ impl Router {
         shards: &[GroupId],
         page: &AppPage,
     ) -> Result<(Vec<Schedule>, Option<Cursor>), GroupError> {
-        let reads = shards
-            .iter()
-            .map(|shard| self.read(*shard, Query::Shard(ShardQuery::AppSchedules(page.clone()))));
+        let query = || ShardQuery::AppSchedules(page.clone());
         let (mut all, mut bound): (Vec<Schedule>, Option<Cursor>) = (vec![], None);
-        for answer in futures::future::join_all(reads).await {
+        for answer in self.ask_shards(shards, query).await {
             match answer? {
                 QueryResult::Page {
                     schedules,
@@ -380,9 +386,9 @@ impl Router {
             }
         }
         if let Some(b) = bound {
-            all.retain(|s| (s.schedule_time, s.id) <= (b.time, b.id));
+            all.retain(|s| Cursor::of(s) <= b);
         }
-        all.sort_by_key(|s| (s.schedule_time, s.id));
+        all.sort_by_key(Cursor::of);
         all.truncate(page.limit);
         Ok((all, bound))
     }

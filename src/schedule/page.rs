@@ -15,6 +15,14 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The position of schedule `s`.
+    pub fn of(s: &crate::schedule::Schedule) -> Cursor {
+        Cursor {
+            time: s.schedule_time,
+            id: s.id,
+        }
+    }
+
     /// The opaque continuation token of this position (48 hex digits).
     pub fn token(&self) -> String {
         let mut bytes = [0u8; 24];
@@ -49,10 +57,7 @@ impl Cursor {
 pub fn cut(fetched: &mut Vec<crate::schedule::Schedule>, size: usize) -> Option<Cursor> {
     let more = fetched.len() > size;
     fetched.truncate(size);
-    fetched.last().filter(|_| more).map(|s| Cursor {
-        time: s.schedule_time,
-        id: s.id,
-    })
+    fetched.last().filter(|_| more).map(Cursor::of)
 }
 
 #[cfg(test)]

@@ -11,11 +11,15 @@ use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmReader;
 
 pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
-    match q {
-        ShardQuery::CountAppCrons { app_id, limit } => {
-            return Ok(QueryResult::Count(count_crons(reader, app_id, *limit)?))
+    Ok(match q {
+        ShardQuery::GetSchedule { id } => {
+            let mut found: Vec<Schedule> = reader.get(&keys::schedule(id))?.into_iter().collect();
+            super::cron_runs::inherit_payloads(&mut found, |cron| {
+                reader.get(&keys::schedule(cron))
+            })?;
+            QueryResult::Schedules(found)
         }
-        ShardQuery::AppSchedules(page) => return app_schedules(reader, page),
+        ShardQuery::AppSchedules(page) => app_schedules(reader, page)?,
         ShardQuery::ScheduleRuns {
             id,
             when,
@@ -23,35 +27,27 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             before,
             limit,
         } => {
-            let (mut schedules, examined_to) = runs(reader, id, *when, *now, *before, *limit)?;
-            super::cron_runs::inherit_payloads(&mut schedules, |id| {
-                reader.get(&keys::schedule(id))
-            })?;
-            return Ok(QueryResult::Page {
+            let (schedules, examined_to) = runs(reader, id, *when, *now, *before, *limit)?;
+            QueryResult::Page {
                 schedules,
                 examined_to,
-            });
+            }
         }
-        _ => {}
-    }
-    let mut found = match q {
-        ShardQuery::GetSchedule { id } => reader
-            .get::<Schedule>(&keys::schedule(id))?
-            .into_iter()
-            .collect(),
         ShardQuery::AppCrons {
             app_id,
             status,
             limit,
-        } => app_crons(reader, app_id, *status, *limit)?,
-        ShardQuery::CountAppCrons { .. }
-        | ShardQuery::AppSchedules(_)
-        | ShardQuery::ScheduleRuns { .. } => {
-            unreachable!("answered above")
+        } => {
+            let mut crons = Vec::new();
+            each_cron(reader, app_id, *status, *limit, |c| crons.push(c))?;
+            QueryResult::Schedules(crons)
         }
-    };
-    super::cron_runs::inherit_payloads(&mut found, |id| reader.get(&keys::schedule(id)))?;
-    Ok(QueryResult::Schedules(found))
+        ShardQuery::CountAppCrons { app_id, limit } => {
+            let mut n = 0;
+            each_cron(reader, app_id, Some(Status::Scheduled), *limit, |_| n += 1)?;
+            QueryResult::Count(n)
+        }
+    })
 }
 
 /// Most index keys one shard looks at for one page (a status filter may match few).
@@ -108,9 +104,9 @@ fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<QueryResult> {
     })
 }
 
-/// The runs of schedule `id`, newest first: a cron's materialised runs, or a one-time
-/// schedule itself. A page of runs carrying the cron's payload holds no more than
-/// [`PAGE_BYTES_BUDGET`] of them; cut there, it says after which run it stopped.
+/// The runs of schedule `id`, newest first: a cron's materialised runs (with its payload),
+/// or a one-time schedule itself. A page of runs carrying the cron's payload holds no more
+/// than [`PAGE_BYTES_BUDGET`] of them; cut there, it says after which run it stopped.
 fn runs(
     reader: &SmReader,
     id: &Uuid,
@@ -128,7 +124,7 @@ fn runs(
         return Ok((vec![], None));
     };
     if !s.is_cron() {
-        let after_cursor = before.is_none_or(|c| (s.schedule_time, s.id) < (c.time, c.id));
+        let after_cursor = before.is_none_or(|c| Cursor::of(&s) < c);
         let found = (in_range(s.schedule_time) && after_cursor).then_some(s);
         return Ok((found.into_iter().collect(), None));
     }
@@ -152,55 +148,42 @@ fn runs(
             return Ok(false);
         }
         if in_range(time) {
-            out.extend(reader.get::<Schedule>(&keys::schedule(&run_id))?);
-        }
-        Ok(true)
-    })?;
-    let examined_to = (cut_at < limit && out.len() == cut_at)
-        .then(|| {
-            out.last().map(|r| Cursor {
-                time: r.schedule_time,
-                id: r.id,
-            })
-        })
-        .flatten();
-    Ok((out, examined_to))
-}
-
-/// The crons of an app with the given status.
-fn app_crons(
-    reader: &SmReader,
-    app_id: &str,
-    status: Option<Status>,
-    limit: usize,
-) -> io::Result<Vec<Schedule>> {
-    let prefix = keys::app_crons_prefix(app_id);
-    let mut out = Vec::new();
-    reader.scan_from(&prefix, |k, _| {
-        if !k.starts_with(&prefix) || out.len() >= limit {
-            return Ok(false);
-        }
-        if let Some(s) = reader.get::<Schedule>(&keys::schedule(&keys::trailing_id(k)))? {
-            if status.is_none_or(|st| st == s.status) {
-                out.push(s);
+            if let Some(mut run) = reader.get::<Schedule>(&keys::schedule(&run_id))? {
+                // Runs share the cron's payload (read above) unless they kept a copy.
+                if run.payload.is_empty() {
+                    run.payload.clone_from(&s.payload);
+                }
+                out.push(run);
             }
         }
         Ok(true)
     })?;
-    Ok(out)
+    let cut = cut_at < limit && out.len() == cut_at;
+    let examined_to = out.last().filter(|_| cut).map(Cursor::of);
+    Ok((out, examined_to))
 }
 
-/// How many crons of an app are SCHEDULED, up to `limit` (cron records only: no runs).
-fn count_crons(reader: &SmReader, app_id: &str, limit: usize) -> io::Result<usize> {
+/// Calls `each` with the first `limit` crons of an app with the given status, in id order
+/// (cron records only: no runs).
+fn each_cron(
+    reader: &SmReader,
+    app_id: &str,
+    status: Option<Status>,
+    limit: usize,
+    mut each: impl FnMut(Schedule),
+) -> io::Result<()> {
     let prefix = keys::app_crons_prefix(app_id);
-    let mut n = 0;
+    let mut found = 0;
     reader.scan_from(&prefix, |k, _| {
-        if !k.starts_with(&prefix) || n >= limit {
+        if !k.starts_with(&prefix) || found >= limit {
             return Ok(false);
         }
-        let cron = reader.get::<Schedule>(&keys::schedule(&keys::trailing_id(k)))?;
-        n += usize::from(cron.is_some_and(|c| c.status == Status::Scheduled));
+        if let Some(s) = reader.get::<Schedule>(&keys::schedule(&keys::trailing_id(k)))? {
+            if status.is_none_or(|st| st == s.status) {
+                found += 1;
+                each(s);
+            }
+        }
         Ok(true)
-    })?;
-    Ok(n)
+    })
 }

@@ -66,10 +66,7 @@ async fn run_job(
         }
         let (page, examined_to) = next_page(router, shards, partitions, &job).await?;
         let done = page.len() < PAGE && examined_to.is_none();
-        let last = page.last().map(|s| Cursor {
-            time: s.schedule_time,
-            id: s.id,
-        });
+        let last = page.last().map(Cursor::of);
         // A full page goes on after its last item; a page cut by a shard's work budget
         // after where the shards stopped looking.
         let cursor = if page.len() == PAGE {
