@@ -89,6 +89,17 @@ fn get(db: &rocksdb::DB, q: Query) -> Vec<Schedule> {
     }
 }
 
+/// A paged query's answer: how many schedules, and where the shard stopped early.
+fn page_of(db: &rocksdb::DB, q: Query) -> (usize, Option<Cursor>) {
+    match query(&SmReader::new(db, SHARD), &q).unwrap() {
+        QueryResult::Page {
+            schedules,
+            examined_to,
+        } => (schedules.len(), examined_to),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn runs(db: &rocksdb::DB, id: Uuid, when: When, now: i64, before: Option<Cursor>) -> Vec<i64> {
     let q = Query::ScheduleRuns {
         id,
@@ -191,13 +202,7 @@ fn a_page_stops_at_its_work_budget_and_says_where() {
             status,
             limit,
         });
-        match query(&SmReader::new(&db, SHARD), &q).unwrap() {
-            QueryResult::Page {
-                schedules,
-                examined_to,
-            } => (schedules.len(), examined_to),
-            other => panic!("{other:?}"),
-        }
+        page_of(&db, q)
     };
     let (found, stopped) = page(None, Some(Status::Success), 10);
     let stopped = stopped.expect("stopped at the key budget");
@@ -419,13 +424,7 @@ fn a_cron_costs_its_create_a_few_runs_and_its_runs_share_its_payload() {
             before,
             limit: 1000,
         };
-        match query(&SmReader::new(&db, SHARD), &q).unwrap() {
-            QueryResult::Page {
-                schedules,
-                examined_to,
-            } => (schedules.len(), examined_to),
-            other => panic!("{other:?}"),
-        }
+        page_of(&db, q)
     };
     let (first, stopped) = page(None);
     assert_eq!(first, (8 << 20) / (65_000 + 512));

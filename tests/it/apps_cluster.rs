@@ -129,24 +129,7 @@ async fn acknowledged_apps_survive_leader_kill_restart_and_snapshot_catch_up() {
         }
         acked.insert(app);
     }
-    for node in [1, 2] {
-        cluster.ctl(node, &["snapshot", "--all"]).await;
-    }
-    // The leader purges once no replication stream is reading the entries (asynchronously).
-    let mut purged = 0;
-    cluster
-        .eventually(
-            "the meta leader purges its log",
-            Duration::from_secs(20),
-            async || {
-                let s = cluster.status(1).await;
-                let leader = group_on(&s, 1, 0)["leader"].as_u64().unwrap();
-                let meta = group_on(&s, leader, 0);
-                purged = meta["purged_index"].as_u64().unwrap();
-                purged > 0 && purged == meta["snapshot_index"].as_u64().unwrap()
-            },
-        )
-        .await;
+    let purged = cluster.snapshot_until_purged(&[1, 2], 0).await;
 
     cluster.restart(lagging).await;
     cluster

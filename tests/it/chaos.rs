@@ -19,7 +19,7 @@ use goscheduler::bench::receiver::Receiver;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::firing::{calling, register};
+use crate::firing::calling;
 use crate::harness::{env_or, Cluster, Options};
 
 /// The app's callback policy: retries 2, 2 s per call; the claim margin is the default.
@@ -158,7 +158,7 @@ async fn chaos_nothing_acknowledged_is_lost_sent_early_or_twice() {
     let mut cluster = Cluster::start(3, opts).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     let policy = json!({"httpRetries": HTTP_RETRIES, "httpTimeout": 2000});
-    register(&cluster, "chaos", 8, policy).await;
+    cluster.register_app_with(1, "chaos", 8, Some(policy)).await;
     let url = rx.url("/slow/100/c");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))

@@ -51,12 +51,8 @@ async fn sixty_every_second_crons_with_64_kib_payloads_cost_runs_not_payloads() 
     )
     .await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    let app =
-        r#"{"appId":"tick","partitions":8,"active":true,"configuration":{"payloadSize":65536}}"#;
-    let (status, _) = cluster
-        .call(1, Method::POST, "/goscheduler/apps", Some(app))
-        .await;
-    assert_eq!(status, 200);
+    let limits = json!({"payloadSize": 65536});
+    cluster.register_app_with(1, "tick", 8, Some(limits)).await;
     let url = rx.url("/ok/tick");
     let crons: Vec<Value> = (0..CRONS).map(|n| every_second(&url, n)).collect();
     cluster.create_batch(2, &crons).await;

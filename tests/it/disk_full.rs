@@ -79,12 +79,8 @@ async fn a_full_disk_answers_503_and_the_node_recovers_once_space_is_freed() {
         .unwrap();
     assert!(copied.success());
     cluster.restart(2).await;
-    let app =
-        r#"{"appId":"full","partitions":8,"active":true,"configuration":{"payloadSize":65536}}"#;
-    let (status, _) = cluster
-        .call(1, Method::POST, "/goscheduler/apps", Some(app))
-        .await;
-    assert_eq!(status, 200);
+    let limits = json!({"payloadSize": 65536});
+    cluster.register_app_with(1, "full", 8, Some(limits)).await;
 
     // Fill it through node 1: every batch is acknowledged by the quorum of nodes 1 and 3.
     let mut acked: Vec<String> = Vec::new();

@@ -18,21 +18,6 @@ pub fn calling(app: &str, time: i64, url: &str) -> Value {
     })
 }
 
-/// Registers an active app with a callback policy.
-pub async fn register(cluster: &Cluster, app: &str, partitions: u32, config: Value) {
-    let body =
-        json!({"appId": app, "partitions": partitions, "active": true, "configuration": config});
-    let (status, reply) = cluster
-        .call(
-            1,
-            Method::POST,
-            "/goscheduler/apps",
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
-}
-
 /// Waits until the schedule `id` has left SCHEDULED; returns it.
 pub async fn finished(cluster: &Cluster, via: u64, id: &str, within: Duration) -> Value {
     let deadline = std::time::Instant::now() + within;
@@ -66,13 +51,14 @@ fn of<'a>(deliveries: &'a [Delivery], id: &str) -> Vec<&'a Delivery> {
 async fn callbacks_carry_the_run_and_retries_follow_the_app_policy() {
     let cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(
-        &cluster,
-        "caller",
-        4,
-        json!({"httpRetries": 3, "httpTimeout": 1000}),
-    )
-    .await;
+    cluster
+        .register_app_with(
+            1,
+            "caller",
+            4,
+            Some(json!({"httpRetries": 3, "httpTimeout": 1000})),
+        )
+        .await;
     let t = now() + 2;
 
     let mut plain = calling("caller", t, &rx.url("/ok/plain"));
@@ -188,7 +174,9 @@ async fn callbacks_carry_the_run_and_retries_follow_the_app_policy() {
 async fn a_deactivated_app_misses_its_runs_and_reconcile_fires_them_again() {
     let cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(&cluster, "sleepy", 2, json!({})).await;
+    cluster
+        .register_app_with(1, "sleepy", 2, Some(json!({})))
+        .await;
     let t = now() + 3;
     let missed = cluster
         .create(1, &calling("sleepy", t, &rx.url("/ok/missed")))
@@ -247,8 +235,12 @@ async fn retries_stop_once_the_run_is_deleted_or_its_app_deactivated() {
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     // Six retries against an endpoint that always fails: ~13 s of backoff if nothing stops them.
     let policy = json!({"httpRetries": 6, "httpTimeout": 1000});
-    register(&cluster, "doomed", 2, policy.clone()).await;
-    register(&cluster, "dropped", 2, policy).await;
+    cluster
+        .register_app_with(1, "doomed", 2, Some(policy.clone()))
+        .await;
+    cluster
+        .register_app_with(1, "dropped", 2, Some(policy))
+        .await;
     let t = now() + 2;
     let deleted = cluster
         .create(1, &calling("doomed", t, &rx.url("/fail-first/100/d")))
@@ -304,14 +296,17 @@ async fn a_slow_endpoint_cannot_starve_other_apps() {
     };
     let cluster = Cluster::start(3, opts).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(
-        &cluster,
-        "sluggish",
-        8,
-        json!({"httpRetries": 0, "httpTimeout": 10000}),
-    )
-    .await;
-    register(&cluster, "brisk", 8, json!({"httpRetries": 0})).await;
+    cluster
+        .register_app_with(
+            1,
+            "sluggish",
+            8,
+            Some(json!({"httpRetries": 0, "httpTimeout": 10000})),
+        )
+        .await;
+    cluster
+        .register_app_with(1, "brisk", 8, Some(json!({"httpRetries": 0})))
+        .await;
     let t = now() + 3;
     // 300 calls of 2 s each: with 8 at a time per node they take ~25 s to drain.
     let slow: Vec<Value> = (0..300)
@@ -359,7 +354,9 @@ async fn a_slow_endpoint_cannot_starve_other_apps() {
 async fn runs_found_after_the_misfire_window_are_missed_with_a_reason() {
     let mut cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(&cluster, "outage", 2, json!({"misfireWindow": 1})).await;
+    cluster
+        .register_app_with(1, "outage", 2, Some(json!({"misfireWindow": 1})))
+        .await;
     let t = now() + 3;
     let id = cluster
         .create(1, &calling("outage", t, &rx.url("/ok/late")))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::firing::{calling, register};
+use crate::firing::calling;
 use crate::harness::{now, Cluster, Options, SHARDS};
 use goscheduler::bench::receiver::{Delivery, Receiver};
 
@@ -54,13 +54,14 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
     };
     let mut cluster = Cluster::start(3, opts).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(
-        &cluster,
-        "storm",
-        8,
-        json!({"httpRetries": 1, "httpTimeout": 1000}),
-    )
-    .await;
+    cluster
+        .register_app_with(
+            1,
+            "storm",
+            8,
+            Some(json!({"httpRetries": 1, "httpTimeout": 1000})),
+        )
+        .await;
 
     // 2,000 runs due over 20 s, starting 5 s from now.
     let base = now() + 5;
@@ -91,13 +92,14 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
     assert_eq!(ids.len(), 2000);
     // One more run whose receiver holds the call for 5 s, in a shard whose leader is killed
     // while that call is in flight: the claimer dies mid-callback, so it must be re-sent.
-    register(
-        &cluster,
-        "hold",
-        1,
-        json!({"httpRetries": 0, "httpTimeout": 10000}),
-    )
-    .await;
+    cluster
+        .register_app_with(
+            1,
+            "hold",
+            1,
+            Some(json!({"httpRetries": 0, "httpTimeout": 10000})),
+        )
+        .await;
     let held = cluster
         .create(2, &calling("hold", base + 4, &rx.url("/slow/5000/held")))
         .await;
@@ -197,13 +199,14 @@ async fn every_run_is_delivered_across_a_leader_kill_and_a_cut_off_node() {
 async fn an_every_second_cron_loses_no_second_across_a_leader_kill() {
     let mut cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(
-        &cluster,
-        "ticker",
-        1,
-        json!({"httpRetries": 0, "httpTimeout": 1000}),
-    )
-    .await;
+    cluster
+        .register_app_with(
+            1,
+            "ticker",
+            1,
+            Some(json!({"httpRetries": 0, "httpTimeout": 1000})),
+        )
+        .await;
     let body = json!({
         "appId": "ticker", "payload": "tick", "cronExpression": "*/1 * * * * *",
         "callback": {"type": "http", "details": {"url": rx.url("/ok/tick"), "method": "POST"}}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use goscheduler::bench::receiver::Receiver;
 use serde_json::json;
 
-use crate::firing::{calling, register};
+use crate::firing::calling;
 use crate::harness::{env_or, now, Cluster, Options};
 
 /// Runs due in the rolling restart, over `SPREAD` seconds from 5 s after the start
@@ -123,13 +123,14 @@ async fn a_rolling_restart_by_sigterm_loses_repeats_and_delays_nothing() {
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     // No retries: a re-send of a run (its claimer stopped without reporting) would come
     // ~13 s after its second (call timeout + claim margin), inside the time this test watches.
-    register(
-        &cluster,
-        "rolling",
-        8,
-        json!({"httpRetries": 0, "httpTimeout": 3000}),
-    )
-    .await;
+    cluster
+        .register_app_with(
+            1,
+            "rolling",
+            8,
+            Some(json!({"httpRetries": 0, "httpTimeout": 3000})),
+        )
+        .await;
     let url = rx.url(&format!("/slow/{CALL_MS}/r"));
     let base = now() + 5;
     let ids = create_spread(&cluster, "rolling", &url, runs, base, spread).await;
@@ -158,13 +159,14 @@ async fn a_rolling_restart_by_sigterm_loses_repeats_and_delays_nothing() {
 async fn a_sigterm_during_a_burst_loses_repeats_and_delays_nothing() {
     let mut cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(
-        &cluster,
-        "burst",
-        8,
-        json!({"httpRetries": 0, "httpTimeout": 3000}),
-    )
-    .await;
+    cluster
+        .register_app_with(
+            1,
+            "burst",
+            8,
+            Some(json!({"httpRetries": 0, "httpTimeout": 3000})),
+        )
+        .await;
     let url = rx.url("/ok/burst");
     let base = now() + 5;
     let ids = create_spread(&cluster, "burst", &url, BURST_RUNS, base, BURST_SPREAD).await;

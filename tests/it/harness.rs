@@ -209,10 +209,29 @@ pub const CRON_SHAPE: [&str; 7] = [
 impl Cluster {
     /// Registers an active app with `partitions` partitions through node `via`.
     pub async fn register_app(&self, via: u64, app: &str, partitions: u32) {
-        let body =
-            serde_json::json!({"appId": app, "partitions": partitions, "active": true}).to_string();
+        self.register_app_with(via, app, partitions, None).await
+    }
+
+    /// Registers an active app with `partitions` partitions and, if given, its
+    /// `configuration` (limits, callback policy) through node `via`.
+    pub async fn register_app_with(
+        &self,
+        via: u64,
+        app: &str,
+        partitions: u32,
+        configuration: Option<Value>,
+    ) {
+        let mut body = serde_json::json!({"appId": app, "partitions": partitions, "active": true});
+        if let Some(c) = configuration {
+            body["configuration"] = c;
+        }
         let (status, reply) = self
-            .call(via, reqwest::Method::POST, "/goscheduler/apps", Some(&body))
+            .call(
+                via,
+                reqwest::Method::POST,
+                "/goscheduler/apps",
+                Some(&body.to_string()),
+            )
             .await;
         assert_eq!(status, 200, "register {app}: {reply}");
     }
@@ -718,6 +737,31 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Builds a snapshot of every group on `nodes`, then waits until `group`'s leader (as
+    /// node `nodes[0]` sees it) has purged its log up to its snapshot, which it does once no
+    /// replication stream reads the entries. Answers the purged index.
+    pub async fn snapshot_until_purged(&self, nodes: &[u64], group: u64) -> u64 {
+        for &node in nodes {
+            self.ctl(node, &["snapshot", "--all"]).await;
+        }
+        let mut purged = 0;
+        self.eventually(
+            "the group's leader purges its log",
+            Duration::from_secs(20),
+            async || {
+                let s = self.status(nodes[0]).await;
+                let leader = group_on(&s, nodes[0], group)["leader"]
+                    .as_u64()
+                    .unwrap_or(0);
+                let g = group_on(&s, leader, group);
+                purged = g["purged_index"].as_u64().unwrap_or(0);
+                purged > 0 && Some(purged) == g["snapshot_index"].as_u64()
+            },
+        )
+        .await;
+        purged
     }
 
     /// The tail of every node's log, for failure messages.

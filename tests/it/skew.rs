@@ -9,7 +9,7 @@ use goscheduler::bench::receiver::Receiver;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::firing::{calling, register};
+use crate::firing::calling;
 use crate::harness::{env_or, now, Cluster, Options, SHARDS};
 
 /// Runs per skew, due over `SPREAD` seconds from `LEAD` seconds after they are created
@@ -29,7 +29,9 @@ fn led(node: &Value) -> usize {
 async fn a_node_with_a_skewed_clock_leads_nothing_and_fires_nothing() {
     let mut cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
-    register(&cluster, "skew", SHARDS, json!({"httpRetries": 0})).await;
+    cluster
+        .register_app_with(1, "skew", SHARDS, Some(json!({"httpRetries": 0})))
+        .await;
     let (runs, lead, spread) = (
         env_or("SKEW_RUNS", RUNS),
         env_or("SKEW_LEAD", LEAD),

@@ -11,7 +11,6 @@ use goscheduler::ids::GroupId;
 use goscheduler::raft::snapshot::{self, SnapshotFile};
 use goscheduler::raft::state_machine::GroupStateMachine;
 use goscheduler::raft::wal_sync::WalSync;
-use goscheduler::raft::{GroupLogic, LogTypes};
 use goscheduler::store;
 use goscheduler::store::txn::{SmReader, SmTxn};
 use openraft::storage::RaftStateMachine;
@@ -20,22 +19,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{group_on, now, one_time, Cluster, Options, SHARDS};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct Strings;
-
-impl LogTypes for Strings {
-    type Command = String;
-    type Reply = usize;
-}
-
-struct Nothing;
-
-impl GroupLogic<Strings> for Nothing {
-    fn apply(&self, _txn: &mut SmTxn, _cmd: &String) -> std::io::Result<usize> {
-        Ok(0)
-    }
-}
+use crate::storage_suite::{Lengths, Strings};
 
 const GROUP: GroupId = GroupId(5);
 
@@ -47,7 +31,7 @@ fn open_sm(dir: &Path) -> (Arc<rocksdb::DB>, GroupStateMachine<Strings>) {
         GROUP,
         &dir.join("snapshots"),
         wal,
-        Arc::new(Nothing),
+        Arc::new(Lengths),
     )
     .expect("open sm");
     (db, sm)
@@ -183,23 +167,7 @@ async fn a_node_refuses_cut_and_corrupted_streams_and_catches_up_on_the_retry() 
     let lagging = 3;
     cluster.kill(lagging);
     ids.extend(cluster.create_batch(1, &items(300)).await);
-    for node in [1, 2] {
-        cluster.ctl(node, &["snapshot", "--all"]).await;
-    }
-    let mut purged = 0;
-    cluster
-        .eventually(
-            "the shard leader purges its log",
-            Duration::from_secs(20),
-            async || {
-                let s = cluster.status(1).await;
-                let leader = group_on(&s, 1, shard)["leader"].as_u64().unwrap_or(0);
-                let g = group_on(&s, leader, shard);
-                purged = g["purged_index"].as_u64().unwrap_or(0);
-                purged > 0 && Some(purged) == g["snapshot_index"].as_u64()
-            },
-        )
-        .await;
+    let purged = cluster.snapshot_until_purged(&[1, 2], shard).await;
 
     // The first two snapshot streams node 3 receives are damaged: one cut, one flipped.
     cluster.start_with_env(lagging, &[("GOSCHED_FAULT_SNAPSHOT_RECEIVE", "cut,flip")]);

@@ -21,16 +21,16 @@ use openraft::vote::RaftLeaderId;
 use openraft::StorageError;
 use tempfile::TempDir;
 
-/// A log of strings whose apply answers the string's length.
+/// A log of strings whose apply answers the string's length (also the snapshot tests').
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct Strings;
+pub struct Strings;
 
 impl LogTypes for Strings {
     type Command = String;
     type Reply = usize;
 }
 
-struct Lengths;
+pub struct Lengths;
 
 impl GroupLogic<Strings> for Lengths {
     fn apply(&self, _txn: &mut SmTxn, cmd: &String) -> std::io::Result<usize> {
