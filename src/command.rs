@@ -129,6 +129,20 @@ pub enum Created {
     Refused(Rejection),
 }
 
+impl Command {
+    /// Whether proposing this again, after an attempt whose fate is unknown, answers as
+    /// the first attempt would have: a create whose every schedule carries an idempotency
+    /// key replays what the first attempt stored. The router retries such writes itself.
+    pub fn repeatable(&self) -> bool {
+        match self {
+            Command::Shard(ShardCommand::CreateSchedules {
+                schedules, keys, ..
+            }) => keys.len() == schedules.len() && keys.iter().all(Option::is_some),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

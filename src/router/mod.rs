@@ -84,13 +84,26 @@ impl Router {
     }
 
     async fn route(&self, group_id: GroupId, req: Request) -> Result<Answer, GroupError> {
+        // A write whose repeat is harmless is retried when its fate is unknown, like a
+        // read: the client gets its answer instead of "may or may not have been applied".
+        let repeatable = match &req {
+            Request::Write(cmd) => cmd.repeatable(),
+            Request::Read(_) => true,
+        };
+        let retry_unknown = |r: Result<Answer, GroupError>| match r {
+            Err(GroupError::Indeterminate(m)) if repeatable => Err(GroupError::Unavailable(m)),
+            other => other,
+        };
         self.on_leader(
             group_id,
             ROUTE_DEADLINE,
-            |g| run_here(g, req.clone()),
+            |g| {
+                let req = req.clone();
+                async move { retry_unknown(run_here(g, req).await) }
+            },
             |id, node| {
                 let req = &req;
-                async move { self.forward(group_id, id, &node, req).await }
+                async move { retry_unknown(self.forward(group_id, id, &node, req).await) }
             },
         )
         .await

@@ -810,3 +810,29 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
         (1, 1)
     );
 }
+
+#[test]
+fn only_a_create_keyed_in_every_schedule_may_be_proposed_again() {
+    use crate::command::{Command as Any, CreateKey};
+    let key = || {
+        Some(CreateKey {
+            key: "k".into(),
+            digest: Uuid::from_u128(1),
+        })
+    };
+    let create = |keys: Vec<Option<CreateKey>>| {
+        Any::Shard(Command::CreateSchedules {
+            schedules: vec![one_time(1, T0), one_time(2, T0)],
+            keys,
+            first_runs: None,
+        })
+    };
+    assert!(create(vec![key(), key()]).repeatable());
+    assert!(!create(vec![key(), None]).repeatable());
+    assert!(!create(vec![]).repeatable());
+    let delete = Any::Shard(Command::DeleteSchedule {
+        id: Uuid::from_u128(1),
+        at_ms: 1,
+    });
+    assert!(!delete.repeatable());
+}
