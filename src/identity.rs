@@ -6,8 +6,11 @@
 //! node registry, see `MetaCommand::RecordNode`), the node lost its data — with an empty log
 //! it could vote a lagging peer into overwriting committed entries — so it refuses to start
 //! until an operator removes it (`goschedctl remove-node`, which forgets it) and adds it back.
+//! Should such a node take part anyway, its peers refuse it: every message and reply names
+//! its sender's incarnation, checked against the registry ([`Registry`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,8 +18,14 @@ use uuid::Uuid;
 
 use crate::admin::status::of_peer;
 use crate::config::Config;
+use crate::raft::admission::Admissions;
+use crate::router::Router;
+use crate::workers::Round;
 
 const FILE: &str = "IDENTITY";
+/// Fault injection: a node with an empty dir takes part without asking its peers (as a
+/// broken or older node would), so tests can see its peers refuse it.
+const SKIP_GUARD: &str = "GOSCHED_FAULT_SKIP_AMNESIA_GUARD";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeIdentity {
@@ -88,6 +97,11 @@ const BOOTSTRAP_PATIENCE: Duration = Duration::from_secs(10);
 /// replica has this node id recorded. Waits for at least one peer to answer (the
 /// bootstrap node of a new cluster gives up waiting after a while).
 pub async fn guard_empty_dir(config: &Config) -> anyhow::Result<()> {
+    if std::env::var_os(SKIP_GUARD).is_some() {
+        // Tests of the second line of defence: peers must refuse this node.
+        tracing::warn!("{SKIP_GUARD} set: taking part with an empty data dir unchecked");
+        return Ok(());
+    }
     let peers: Vec<_> = config
         .initial_members()
         .into_iter()
@@ -125,4 +139,29 @@ pub async fn guard_empty_dir(config: &Config) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     unreachable!("the loop returns")
+}
+
+/// How often a node re-reads which incarnations the cluster admitted.
+pub const REGISTRY_PERIOD: Duration = Duration::from_secs(1);
+
+/// Keeps the transport's admitted incarnations ([`Admissions`]) equal to the node registry
+/// of this node's meta replica, so that peers of a lost incarnation are refused.
+pub struct Registry {
+    pub router: Router,
+    pub admissions: Arc<Admissions>,
+}
+
+impl Registry {
+    /// Reads the registry once.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        self.admissions
+            .admit_only(self.router.nodes_replica().await?);
+        Ok(())
+    }
+}
+
+impl Round for Registry {
+    async fn round(&mut self) -> anyhow::Result<bool> {
+        self.refresh().await.map(|()| true)
+    }
 }

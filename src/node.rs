@@ -23,6 +23,7 @@ use crate::ids::{GroupId, NodeId, NodeInfo};
 use crate::meta::logic::MetaLogic;
 use crate::proto::admin::admin_server::AdminServer;
 use crate::proto::raft::raft_transport_server::RaftTransportServer;
+use crate::raft::admission::Admissions;
 use crate::raft::peers::{Peers, MAX_MESSAGE_BYTES};
 use crate::raft::service::{Identity, TransportService};
 use crate::raft::GroupLogic;
@@ -46,9 +47,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)?;
     let db = store::open(&config.data_dir.join("db"))?;
+    let admissions = Arc::new(Admissions::default());
     let peers = Arc::new(Peers::new(
         config.cluster_id.clone(),
         config.shards,
+        config.node_id,
+        admissions.clone(),
         config.dial_map(),
     ));
     let raft_config = Arc::new(config.openraft_config()?);
@@ -78,6 +82,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     let initialised = groups.meta().raft.is_initialized().await?;
     let known = identity::read(&config, initialised)?;
+    if let Some(identity) = &known {
+        admissions.set_mine(identity.incarnation);
+    }
     let taking_part = Arc::new(AtomicBool::new(known.is_some()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = Arc::new(Workers::new(stop_rx.clone()));
@@ -93,6 +100,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
 
     let router = Router::new(config.node_id, groups.clone(), peers.clone());
+    // Which peer incarnations may take part, known before the first message is served.
+    let registry = identity::Registry {
+        router: router.clone(),
+        admissions: admissions.clone(),
+    };
+    registry.refresh().await?;
     let draining = Draining::default();
     let skew = Arc::new(SkewGuard::new(config.node_id, config.max_clock_offset_ms));
     let me = Identity {
@@ -100,6 +113,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         cluster_id: config.cluster_id.clone(),
         shards: config.shards,
         taking_part: taking_part.clone(),
+        admissions: admissions.clone(),
     };
     let admin = AdminService::new(
         config.clone(),
@@ -136,7 +150,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         Some(identity) => identity,
         None => {
             identity::guard_empty_dir(&config).await?;
-            identity::create(&config)?
+            let identity = identity::create(&config)?;
+            admissions.set_mine(identity.incarnation);
+            identity
         }
     };
     taking_part.store(true, Ordering::Release);
@@ -149,6 +165,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
     let in_flight = start_workers(&config, &router, &peers, &workers, due, &draining, &skew);
+    workers.every(
+        "node-registry",
+        Scope::Node,
+        identity::REGISTRY_PERIOD,
+        registry,
+    );
     let watch = storage::Watch::new(storage);
     workers.every("storage-watch", Scope::Node, storage::PERIOD, watch);
 

@@ -5,8 +5,9 @@
 //! `types` (type config) → `log_store` + `wal_sync` (durable log, group commit) →
 //! `logic` + `state_machine` + `snapshot` (apply, snapshot files) → `network` + `peers`
 //! (outgoing RPCs) → `service` (incoming RPCs) → `group` (the groups a node runs; write
-//! and read on a leader).
+//! and read on a leader). `admission`: which incarnation of each peer may take part.
 
+pub mod admission;
 pub mod fault;
 pub mod group;
 pub mod log_store;

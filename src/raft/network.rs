@@ -144,8 +144,11 @@ impl PeerClient {
                 ))
             })?
             .map_err(|s| status_error(&s))?;
-        decode(&reply.into_inner().payload)
-            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
+        let payload = self
+            .peers
+            .payload_of(self.target, reply.into_inner())
+            .map_err(|e| RPCError::Unreachable(unreachable(e)))?;
+        decode(&payload).map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
     }
 }
 
@@ -294,7 +297,11 @@ impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
         };
         feeder.abort();
         let reply = reply.map_err(|s| StreamingError::Unreachable(unreachable(s)))?;
-        decode(&reply.into_inner().payload)
+        let payload = self
+            .peers
+            .payload_of(self.target, reply.into_inner())
+            .map_err(|e| StreamingError::Unreachable(unreachable(e)))?;
+        decode(&payload)
             .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))
     }
 

@@ -1,14 +1,15 @@
 //! One HTTP/2 channel per peer address, shared by every group and by request forwarding.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::raft::raft_transport_client::RaftTransportClient;
-use crate::proto::raft::Envelope;
+use crate::proto::raft::{Envelope, Reply};
 
+use super::admission::Admissions;
 use crate::ids::{GroupId, NodeId};
 
 /// Connect timeout: a node that is down fails fast instead of stalling its callers.
@@ -20,16 +21,26 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub struct Peers {
     cluster_id: String,
     shards: u32,
+    node_id: NodeId,
+    admissions: Arc<Admissions>,
     /// Addresses to dial instead of what a peer advertises (port maps, proxies).
     dial: HashMap<NodeId, String>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Peers {
-    pub fn new(cluster_id: String, shards: u32, dial: HashMap<NodeId, String>) -> Self {
+    pub fn new(
+        cluster_id: String,
+        shards: u32,
+        node_id: NodeId,
+        admissions: Arc<Admissions>,
+        dial: HashMap<NodeId, String>,
+    ) -> Self {
         Peers {
             cluster_id,
             shards,
+            node_id,
+            admissions,
             dial,
             channels: Mutex::new(HashMap::new()),
         }
@@ -79,6 +90,19 @@ impl Peers {
             group_id: group.0,
             target_node: target,
             payload,
+            sender_node: self.node_id,
+            sender_incarnation: self.admissions.mine(),
         }
+    }
+
+    /// Which incarnations of the peers this node talks to.
+    pub fn admissions(&self) -> &Arc<Admissions> {
+        &self.admissions
+    }
+
+    /// The payload of `target`'s reply, if the incarnation that answered is admitted.
+    pub fn payload_of(&self, target: NodeId, reply: Reply) -> Result<Vec<u8>, String> {
+        self.admissions.check(target, &reply.incarnation)?;
+        Ok(reply.payload)
     }
 }

@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::admission::Admissions;
 use super::fault::{self, StreamFault};
 use super::group::{Group, Groups};
 use super::snapshot::{self, SnapshotFile};
@@ -33,6 +34,8 @@ pub struct Identity {
     /// False while the node checks it may take part (an empty data dir must not answer
     /// votes before peers confirm it is new): Raft and forwarded messages are refused.
     pub taking_part: Arc<std::sync::atomic::AtomicBool>,
+    /// Which incarnation of each peer may take part, and this node's own.
+    pub admissions: Arc<Admissions>,
 }
 
 pub struct TransportService<L: LogTypes> {
@@ -73,7 +76,20 @@ impl<L: LogTypes> TransportService<L> {
         let e = req.into_inner();
         let raft = self.group(&e)?.raft.clone();
         let rpc = decode(&e.payload).map_err(bad_payload)?;
-        reply(&call(raft, rpc).await.map_err(fatal)?)
+        self.reply(&call(raft, rpc).await.map_err(fatal)?)
+    }
+
+    /// A reply carrying `value`, signed with this node's incarnation.
+    fn reply<T: serde::Serialize>(&self, value: &T) -> Result<Response<Reply>, Status> {
+        let payload = encode(value).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(self.answer(payload))
+    }
+
+    fn answer(&self, payload: Vec<u8>) -> Response<Reply> {
+        Response::new(Reply {
+            payload,
+            incarnation: self.me.admissions.mine(),
+        })
     }
 
     /// The group an envelope is for, after checking it is meant for this node.
@@ -100,6 +116,10 @@ impl<L: LogTypes> TransportService<L> {
                 e.shards, self.me.node_id, self.me.shards
             )));
         }
+        self.me
+            .admissions
+            .check(e.sender_node, &e.sender_incarnation)
+            .map_err(Status::failed_precondition)?;
         if e.target_node != self.me.node_id {
             return Err(Status::failed_precondition(format!(
                 "message for node {} reached node {}",
@@ -117,12 +137,6 @@ impl<L: LogTypes> TransportService<L> {
 
 fn bad_payload(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("undecodable payload: {e}"))
-}
-
-fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Reply>, Status> {
-    Ok(Response::new(Reply {
-        payload: encode(value).map_err(|e| Status::internal(e.to_string()))?,
-    }))
 }
 
 fn fatal(e: impl std::fmt::Display) -> Status {
@@ -185,14 +199,14 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         };
         // On success the file was moved into the group's snapshot dir.
         let _ = tokio::fs::remove_file(&path).await;
-        reply(&installed?)
+        self.reply(&installed?)
     }
 
     async fn forward(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
         let e = req.into_inner();
         let g = self.group(&e)?;
         let payload = self.forwards.serve(g, &e.payload).await;
-        Ok(Response::new(Reply { payload }))
+        Ok(self.answer(payload))
     }
 
     async fn clock(&self, req: Request<ClockProbe>) -> Result<Response<ClockReading>, Status> {

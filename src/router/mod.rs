@@ -193,7 +193,12 @@ impl Router {
                     maybe_delivered(what)
                 }
             })?;
-        let result: Result<Answer, GroupError> = decode(&reply.into_inner().payload)?;
+        // An answer from a node that lost its data is not trusted (it never applied this).
+        let payload = self
+            .peers
+            .payload_of(target, reply.into_inner())
+            .map_err(GroupError::Unavailable)?;
+        let result: Result<Answer, GroupError> = decode(&payload)?;
         result
     }
 }

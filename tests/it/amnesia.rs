@@ -15,8 +15,9 @@ async fn lists(cluster: &Cluster, node: u64, app: &str) -> bool {
     status == 200
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_that_lost_its_data_refuses_to_take_part_until_readmitted() {
+/// Every incarnation recorded; node 3 down while app W is registered through node 1
+/// (committed on 1 and 2 only); then 1 and 2 down and node 2's data dir lost.
+async fn w_committed_on_1_and_2_then_2_wiped() -> Cluster {
     let mut cluster = Cluster::start(3, Options::default()).await;
     cluster
         .eventually(
@@ -40,6 +41,12 @@ async fn a_node_that_lost_its_data_refuses_to_take_part_until_readmitted() {
     cluster.kill(1);
     cluster.kill(2);
     std::fs::remove_dir_all(cluster.data_dir(2)).unwrap();
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_data_refuses_to_take_part_until_readmitted() {
+    let mut cluster = w_committed_on_1_and_2_then_2_wiped().await;
     cluster.start_with_clock(2, None);
     cluster.start_with_clock(3, None);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -98,4 +105,62 @@ async fn a_node_that_lost_its_data_refuses_to_take_part_until_readmitted() {
         )
         .await;
     assert!(cluster.exited(2).is_none());
+}
+
+/// The second line of defence: node 2 lost its data and takes part anyway (its own check
+/// skipped, as a broken or older node would). Its new incarnation is refused by its peers
+/// — its vote for lagging node 3 does not count, its messages are not served — so W,
+/// committed on nodes 1 and 2 only, survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_refuse_a_node_that_lost_its_data_and_takes_part_anyway() {
+    let mut cluster = w_committed_on_1_and_2_then_2_wiped().await;
+    cluster.start_with_env(2, &[("GOSCHED_FAULT_SKIP_AMNESIA_GUARD", "1")]);
+    cluster.start_with_clock(3, None);
+    // Long enough for nodes 2 and 3 to elect 3, had node 2's vote counted.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    cluster.start_with_clock(1, None);
+
+    for node in [1, 3] {
+        cluster.wait_healthy(node, Duration::from_secs(60)).await;
+        cluster
+            .eventually("w is listed", Duration::from_secs(30), async || {
+                lists(&cluster, node, "w").await
+            })
+            .await;
+    }
+    assert!(
+        cluster.logs().contains("its data dir was replaced"),
+        "{}",
+        cluster.logs()
+    );
+    // Node 2 stays out: it never answers for W, neither listing it nor 404 (`lists`).
+    for _ in 0..3 {
+        assert!(!lists(&cluster, 2, "w").await, "node 2 was admitted");
+    }
+    // Once forgotten, its new incarnation joins as a new member.
+    let out = cluster.ctl(1, &["remove-node", "--id", "2"]).await;
+    assert!(out.contains("node 2 forgotten"), "{out}");
+    let (http, grpc) = (cluster.node(2).http.clone(), cluster.node(2).grpc.clone());
+    let out = cluster
+        .ctl(
+            1,
+            &[
+                "add-node",
+                "--id",
+                "2",
+                "--grpc-addr",
+                &grpc,
+                "--http-addr",
+                &http,
+            ],
+        )
+        .await;
+    assert!(out.contains("node 2 added as voter"), "{out}");
+    cluster
+        .eventually(
+            "w is listed through node 2",
+            Duration::from_secs(60),
+            async || lists(&cluster, 2, "w").await,
+        )
+        .await;
 }
