@@ -17,30 +17,29 @@ use super::types::NodeId;
 
 #[derive(Default)]
 pub struct Admissions {
-    /// This node's incarnation, once its data dir's identity is known.
-    mine: RwLock<Option<Uuid>>,
-    /// The incarnation admitted for each node the cluster has recorded.
-    admitted: RwLock<HashMap<NodeId, Uuid>>,
+    /// This node's incarnation as sent ("" until its data dir's identity is known).
+    mine: RwLock<String>,
+    /// The incarnation admitted for each node the cluster has recorded, as sent.
+    admitted: RwLock<HashMap<NodeId, String>>,
 }
 
 impl Admissions {
     /// Sets this node's incarnation (sent with every message from now on).
     pub fn set_mine(&self, incarnation: Uuid) {
-        *self.mine.write().expect("admissions lock") = Some(incarnation);
+        *self.mine.write().expect("admissions lock") = incarnation.to_string();
     }
 
     /// This node's incarnation as sent on the wire ("" while unknown).
     pub fn mine(&self) -> String {
-        self.mine
-            .read()
-            .expect("admissions lock")
-            .map(|u| u.to_string())
-            .unwrap_or_default()
+        self.mine.read().expect("admissions lock").clone()
     }
 
     /// Replaces the admitted incarnations with the cluster's current record.
     pub fn admit_only(&self, recorded: impl IntoIterator<Item = (NodeId, Uuid)>) {
-        *self.admitted.write().expect("admissions lock") = recorded.into_iter().collect();
+        *self.admitted.write().expect("admissions lock") = recorded
+            .into_iter()
+            .map(|(node, incarnation)| (node, incarnation.to_string()))
+            .collect();
     }
 
     /// Whether node `node`, speaking as `incarnation`, may take part. A node the cluster
@@ -52,7 +51,7 @@ impl Admissions {
         }
         let admitted = self.admitted.read().expect("admissions lock");
         match admitted.get(&node) {
-            Some(known) if known.to_string() != incarnation => Err(format!(
+            Some(known) if known != incarnation => Err(format!(
                 "node {node} speaks as incarnation {incarnation}, but the cluster admitted \
                  {known}: its data dir was replaced; remove it (`goschedctl remove-node`) and \
                  add it back"
