@@ -7,6 +7,8 @@
 //! [`ShardCommand`] / [`ShardQuery`] for a shard. [`SchedulerLog`] gives them to the
 //! Raft layer as its [`LogTypes`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use uuid::Uuid;
@@ -77,6 +79,11 @@ pub enum ShardCommand {
         /// rest in bounded entries). Absent in older entries: 120, as they were applied.
         #[serde(default)]
         first_runs: Option<usize>,
+        /// The most pending schedules each app's partition may hold (its share of
+        /// `limits.max_pending_per_app`): a one-time create beyond it is refused. Empty in
+        /// older entries: no cap.
+        #[serde(default)]
+        pending_caps: BTreeMap<String, u64>,
     },
     /// Delete a schedule (`at_ms`: the proposer's clock; a cron's runs after it go).
     DeleteSchedule { id: Uuid, at_ms: u64 },
@@ -227,6 +234,8 @@ pub enum RejectReason {
     KeyReused,
     /// An idempotency key whose schedule was created and has been deleted since (409).
     KeySpent,
+    /// A limit on what an app may hold was reached (429).
+    TooMany,
 }
 
 impl Rejection {

@@ -116,6 +116,12 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Most time a REST request may take before it is answered 503.
     pub request_timeout_ms: u64,
+    /// Most gRPC requests (Raft, forwards, admin) one peer connection may have in work at
+    /// once: beyond it requests are refused at once (`RESOURCE_EXHAUSTED`).
+    pub max_concurrent_peer_requests: usize,
+    /// Most pending (not yet finished) schedules and runs one app may have (429 beyond),
+    /// shared among the app's shards in proportion to its partitions there.
+    pub max_pending_per_app: u64,
 }
 
 impl Default for Limits {
@@ -129,6 +135,8 @@ impl Default for Limits {
             max_crons_per_app: 1000,
             max_concurrent_requests: 1024,
             request_timeout_ms: 30_000,
+            max_concurrent_peer_requests: 4096,
+            max_pending_per_app: 10_000_000,
         }
     }
 }
@@ -157,8 +165,10 @@ impl Limits {
         anyhow::ensure!(
             self.max_concurrent_requests > 0
                 && self.request_timeout_ms >= 1000
-                && self.max_crons_per_app > 0,
-            "limits.max_concurrent_requests and limits.max_crons_per_app must be positive and limits.request_timeout_ms at least 1000"
+                && self.max_crons_per_app > 0
+                && self.max_concurrent_peer_requests > 0
+                && self.max_pending_per_app > 0,
+            "limits.max_concurrent_requests, max_concurrent_peer_requests, max_crons_per_app and max_pending_per_app must be positive and limits.request_timeout_ms at least 1000"
         );
         Ok(())
     }

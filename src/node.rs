@@ -296,7 +296,14 @@ async fn serve_grpc(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // Peers share one connection per node pair: bound what one may have in work, and notice
+    // a peer that went away without closing its connection.
     tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(config.limits.max_concurrent_peer_requests)
+        .load_shed(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
         .add_service(
             RaftTransportServer::new(transport)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

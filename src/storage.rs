@@ -20,7 +20,7 @@ use crate::workers::Round;
 /// How often the watch looks.
 pub const PERIOD: Duration = Duration::from_secs(1);
 /// Free space that counts as "room again", bytes.
-const ROOM: u64 = 64 << 20;
+const ROOM: u64 = crate::store::DISK_ROOM;
 /// Set in the environment of a restarted node: when it restarted (epoch seconds).
 const RESTARTED_AT: &str = "GOSCHED_STORAGE_RESTARTED_AT";
 /// Least time between two restarts.
@@ -73,8 +73,7 @@ impl Storage {
 
     /// Free bytes on the data dir's file system (for an unprivileged writer).
     pub fn free_bytes(&self) -> Option<u64> {
-        let s = rustix::fs::statvfs(&self.0.data_dir).ok()?;
-        Some(s.f_bavail.saturating_mul(s.f_frsize))
+        crate::store::free_bytes(&self.0.data_dir)
     }
 }
 

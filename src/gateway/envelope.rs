@@ -124,6 +124,7 @@ impl From<Rejection> for ApiError {
             RejectReason::NotFound => 404,
             RejectReason::KeyReused => 422,
             RejectReason::KeySpent => 409,
+            RejectReason::TooMany => 429,
         };
         ApiError::new(code, r.message)
     }

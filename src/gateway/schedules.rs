@@ -101,11 +101,13 @@ fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Opti
     })
 }
 
-/// A create ready to propose: its shard, the schedule, and its idempotency key.
+/// A create ready to propose: its shard, the schedule, its idempotency key, and the most
+/// pending schedules its partition may hold.
 struct Creation {
     shard: GroupId,
     schedule: Schedule,
     key: Option<CreateKey>,
+    pending_cap: u64,
 }
 
 /// What a create asked for, as one digest: a retry with the same key must ask the same.
@@ -212,10 +214,15 @@ fn build_schedule(
         key,
         digest: request_digest(&schedule),
     });
+    // The app's cap, shared evenly by its partitions (creates pick them uniformly).
+    let pending_cap = cluster
+        .max_pending_per_app
+        .div_ceil(u64::from(app.partitions.max(1)));
     Ok(Creation {
         shard,
         schedule,
         key,
+        pending_cap,
     })
 }
 
@@ -284,9 +291,10 @@ pub async fn create(
             }
         }
     }
+    let caps = BTreeMap::from([(c.schedule.app_id.clone(), c.pending_cap)]);
     let mut created = gw
         .router
-        .create_schedules(c.shard, vec![c.schedule], vec![c.key])
+        .create_schedules(c.shard, vec![c.schedule], vec![c.key], caps)
         .await?;
     let (schedule, replayed) = match created.pop() {
         Some(Created::New(s)) => (s, false),
@@ -372,13 +380,17 @@ pub async fn create_batch(
         let gw = gw.clone();
         async move {
             let mut slots = Vec::with_capacity(items.len());
-            let (mut schedules, mut keys) = (Vec::new(), Vec::new());
+            let (mut schedules, mut keys, mut caps) = (Vec::new(), Vec::new(), BTreeMap::new());
             for (slot, c) in items {
                 slots.push(slot);
+                caps.insert(c.schedule.app_id.clone(), c.pending_cap);
                 schedules.push(c.schedule);
                 keys.push(c.key);
             }
-            let outcome = gw.router.create_schedules(shard, schedules, keys).await;
+            let outcome = gw
+                .router
+                .create_schedules(shard, schedules, keys, caps)
+                .await;
             (slots, outcome)
         }
     });

@@ -184,8 +184,15 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
             .ok_or_else(|| Status::invalid_argument("snapshot stream without header"))?;
         let g = self.group(&header)?;
         let vote: Vote<L> = decode(&header.payload).map_err(bad_payload)?;
-
         tokio::fs::create_dir_all(&self.incoming_dir).await?;
+        let free = crate::store::free_bytes(&self.incoming_dir).unwrap_or(u64::MAX);
+        if first.total_bytes.saturating_add(crate::store::DISK_ROOM) > free {
+            return Err(Status::resource_exhausted(format!(
+                "a snapshot of {} bytes does not fit on node {}: {free} bytes free",
+                first.total_bytes, self.me.node_id
+            )));
+        }
+
         let path = self
             .incoming_dir
             .join(format!("{}-{}", g.id.0, uuid::Uuid::new_v4().simple()));
@@ -225,6 +232,10 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
     }
 }
 
+/// Longest wait for the next chunk of a snapshot stream (a sender that went silent
+/// would otherwise hold the stream, and its file, for good).
+const CHUNK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Writes the stream's data into `path` and makes it durable: exactly `total` bytes, or
 /// the stream is refused (a sender that failed mid-file, a cut or padded stream).
 async fn receive(
@@ -257,7 +268,14 @@ async fn receive(
             }
         }
         file.write_all(&data).await?;
-        next = stream.next().await.transpose()?.map(|c| c.data);
+        let chunk = tokio::time::timeout(CHUNK_PATIENCE, stream.next())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "snapshot stream silent for {CHUNK_PATIENCE:?} after {written} of {total} bytes"
+                ))
+            })?;
+        next = chunk.transpose()?.map(|c| c.data);
     }
     if written != total {
         return Err(Status::invalid_argument(format!(

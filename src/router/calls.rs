@@ -5,6 +5,8 @@
 //! [`Router::app_replica`] / [`Router::apps_replica`] from this node's own replica (fast,
 //! possibly behind).
 
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
 use super::{GroupError, Router};
@@ -235,18 +237,21 @@ impl Router {
         Ok(bulk_jobs_of("GetBulkJob", r)?.pop())
     }
 
-    /// Stores new schedules in `shard`; answers them as stored, in order.
+    /// Stores new schedules in `shard`; answers them as stored, in order. `pending_caps`:
+    /// the most pending schedules a partition of each app may hold.
     pub async fn create_schedules(
         &self,
         shard: GroupId,
         schedules: Vec<Schedule>,
         keys: Vec<Option<CreateKey>>,
+        pending_caps: BTreeMap<String, u64>,
     ) -> Result<Vec<Created>, CallError> {
         let n = schedules.len();
         let cmd = ShardCommand::CreateSchedules {
             schedules,
             keys,
             first_runs: Some(crate::shard::cron_runs::FIRST_RUNS),
+            pending_caps,
         };
         let created = answer(
             "CreateSchedules",

@@ -86,6 +86,9 @@ pub fn record(txn: &mut SmTxn, outcomes: &[Outcome]) -> io::Result<usize> {
             None => txn.delete(&keys::due(s.due_time(), &o.id)),
         }
         s.status = o.status;
+        if !super::pending::counts(&s) {
+            super::pending::add(txn, &s, -1)?;
+        }
         s.error_message = o.reason.clone();
         s.attempts.extend(o.attempts.iter().cloned());
         let excess = s.attempts.len().saturating_sub(MAX_ATTEMPTS_KEPT);

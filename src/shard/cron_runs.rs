@@ -117,7 +117,7 @@ pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> 
     for (_, run_id) in future {
         if let Some(run) = txn.get::<Schedule>(&keys::schedule(&run_id))? {
             if run.status == Status::Scheduled {
-                remove(txn, &run);
+                remove(txn, &run)?;
             }
         }
     }

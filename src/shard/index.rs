@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::keys;
+use super::{keys, pending};
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
 
@@ -12,6 +12,9 @@ use crate::store::txn::SmTxn;
 /// its cron's run index.
 pub fn insert(txn: &mut SmTxn, s: &Schedule) -> io::Result<()> {
     txn.put(&keys::schedule(&s.id), s)?;
+    if pending::counts(s) {
+        pending::add(txn, s, 1)?;
+    }
     if s.is_cron() {
         return txn.put(&keys::app_cron(&s.app_id, &s.id), &());
     }
@@ -25,11 +28,14 @@ pub fn insert(txn: &mut SmTxn, s: &Schedule) -> io::Result<()> {
 }
 
 /// Removes `s` and its index entries.
-pub fn remove(txn: &mut SmTxn, s: &Schedule) {
+pub fn remove(txn: &mut SmTxn, s: &Schedule) -> io::Result<()> {
     txn.delete(&keys::schedule(&s.id));
+    if pending::counts(s) {
+        pending::add(txn, s, -1)?;
+    }
     if s.is_cron() {
         txn.delete(&keys::app_cron(&s.app_id, &s.id));
-        return;
+        return Ok(());
     }
     match s.claim {
         Some(c) => txn.delete(&keys::claim(c.deadline_ms, &s.id)),
@@ -39,6 +45,7 @@ pub fn remove(txn: &mut SmTxn, s: &Schedule) {
         txn.delete(&keys::run(&cron, s.schedule_time, &s.id));
     }
     txn.delete(&keys::app_time(&s.app_id, s.schedule_time, &s.id));
+    Ok(())
 }
 
 /// Makes a finished one-time schedule or run due again at `at`; others are left alone.
@@ -53,5 +60,6 @@ pub fn rearm(txn: &mut SmTxn, s: &mut Schedule, at: i64) -> io::Result<bool> {
     s.due_at = Some(at);
     txn.put(&keys::schedule(&s.id), &*s)?;
     txn.put(&keys::due(at, &s.id), &())?;
+    pending::add(txn, s, 1)?;
     Ok(true)
 }

@@ -10,6 +10,7 @@
 //!   while claimed; the firing engine's list of calls in flight)
 //! - `i` ‖ app ‖ 0 ‖ idempotency key → which schedule that key created, and when
 //! - `j` ‖ created ms ‖ app ‖ 0 ‖ idempotency key → nothing: keys by age, for purging
+//! - `n` ‖ app ‖ 0 ‖ partition → how many of its schedules and runs are pending
 //!
 //! Times are epoch seconds, encoded so that byte order is numeric order (sign bit flipped).
 
@@ -24,6 +25,7 @@ pub const HORIZON: u8 = b'h';
 pub const CLAIM: u8 = b'k';
 pub const IDEMPOTENCY: u8 = b'i';
 pub const IDEMPOTENCY_AGE: u8 = b'j';
+pub const PENDING: u8 = b'n';
 
 fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
@@ -57,6 +59,16 @@ pub fn app_cron(app_id: &str, id: &Uuid) -> Vec<u8> {
 /// `c` ‖ app ‖ 0: the start of every cron key of an app.
 pub fn app_crons_prefix(app_id: &str) -> Vec<u8> {
     [&[CRONS][..], app_id.as_bytes(), &[0]].concat()
+}
+
+pub fn pending(app_id: &str, partition: u32) -> Vec<u8> {
+    [
+        &[PENDING][..],
+        app_id.as_bytes(),
+        &[0],
+        &partition.to_be_bytes(),
+    ]
+    .concat()
 }
 
 pub fn horizon(until: i64, id: &Uuid) -> Vec<u8> {

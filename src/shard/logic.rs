@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::due_signal::DueSignal;
 use super::index::{insert, rearm, remove};
-use super::{claims, cron_runs, idempotency, keys, retention};
+use super::{claims, cron_runs, idempotency, keys, pending, retention};
 use crate::command::{
     Command, CommandResult, CreateKey, Created, RejectReason, Rejection, SchedulerLog, ShardCommand,
 };
@@ -48,12 +48,14 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             schedules,
             keys,
             first_runs,
+            pending_caps,
         } => {
             let first_runs = first_runs.unwrap_or(cron_runs::MAX_RUNS_PER_REFILL);
             let mut created = Vec::with_capacity(schedules.len());
             for (i, s) in schedules.iter().enumerate() {
                 let key = keys.get(i).and_then(Option::as_ref);
-                created.push(create(txn, s, key, first_runs)?);
+                let cap = pending_caps.get(&s.app_id).copied();
+                created.push(create(txn, s, key, first_runs, cap)?);
             }
             Ok(CommandResult::Created(created))
         }
@@ -116,12 +118,14 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
 
 /// Stores a new schedule (for a cron, with its first `first_runs` runs). Creating an id
 /// that exists returns the stored schedule unchanged, so a client's retry of an unknown
-/// outcome is harmless.
+/// outcome is harmless. A one-time schedule whose partition holds `pending_cap` pending
+/// schedules already is refused.
 fn create(
     txn: &mut SmTxn,
     s: &Schedule,
     key: Option<&CreateKey>,
     first_runs: usize,
+    pending_cap: Option<u64>,
 ) -> io::Result<Created> {
     if let Some(existing) = txn.get::<Schedule>(&keys::schedule(&s.id))? {
         // The same create applied again (a forward retried): answered as it was.
@@ -130,6 +134,18 @@ fn create(
     if let Some(key) = key {
         if let Some(answer) = idempotency::earlier_use(txn, &s.app_id, key, s.created_at_ms)? {
             return Ok(answer);
+        }
+    }
+    if let Some(cap) = pending_cap.filter(|_| !s.is_cron()) {
+        if pending::of(txn, &s.app_id, s.partition)? >= cap {
+            return Ok(Created::Refused(Rejection::new(
+                RejectReason::TooMany,
+                format!(
+                    "app {} has {cap} pending schedules in its partition {}, its share of \
+                     limits.max_pending_per_app: delete some or let them fire first",
+                    s.app_id, s.partition
+                ),
+            )));
         }
     }
     let mut s = s.clone();
@@ -157,7 +173,7 @@ fn delete(txn: &mut SmTxn, id: &Uuid, now: i64) -> io::Result<CommandResult> {
         }
         cron_runs::delete(txn, &mut s, now)?;
     } else {
-        remove(txn, &s);
+        remove(txn, &s)?;
     }
     Ok(CommandResult::Schedules(vec![s]))
 }

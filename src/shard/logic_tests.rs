@@ -61,6 +61,7 @@ fn create(schedules: Vec<Schedule>) -> Command {
         schedules,
         keys: vec![],
         first_runs: None,
+        pending_caps: Default::default(),
     }
 }
 
@@ -383,6 +384,7 @@ fn a_cron_costs_its_create_a_few_runs_and_its_runs_share_its_payload() {
             schedules: vec![c.clone()],
             keys: vec![],
             first_runs: Some(cron_runs::FIRST_RUNS),
+            pending_caps: Default::default(),
         }],
     );
     let times = runs(&db, c.id, When::All, T0, None);
@@ -719,6 +721,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
         schedules: vec![s],
         keys: vec![Some(k)],
         first_runs: None,
+        pending_caps: Default::default(),
     };
     let only = |r: Vec<CommandResult>| match r.into_iter().next() {
         Some(CommandResult::Created(mut c)) => c.remove(0),
@@ -757,6 +760,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
                 }),
             ],
             first_runs: None,
+            pending_caps: Default::default(),
         }],
     );
     assert!(
@@ -825,6 +829,7 @@ fn only_a_create_keyed_in_every_schedule_may_be_proposed_again() {
             schedules: vec![one_time(1, T0), one_time(2, T0)],
             keys,
             first_runs: None,
+            pending_caps: Default::default(),
         })
     };
     assert!(create(vec![key(), key()]).repeatable());
@@ -835,4 +840,66 @@ fn only_a_create_keyed_in_every_schedule_may_be_proposed_again() {
         at_ms: 1,
     });
     assert!(!delete.repeatable());
+}
+
+#[test]
+fn pending_counts_follow_every_change_and_cap_one_time_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let pending =
+        |db: &rocksdb::DB| super::pending::of(&SmTxn::new(db, SHARD), "revamp", 0).unwrap();
+    let capped = |schedules: Vec<Schedule>, cap: u64| Command::CreateSchedules {
+        schedules,
+        keys: vec![],
+        first_runs: Some(5),
+        pending_caps: [("revamp".to_string(), cap)].into(),
+    };
+    let refused = |r: &CommandResult| match r {
+        CommandResult::Created(c) => {
+            matches!(&c[0], Created::Refused(r) if r.reason == RejectReason::TooMany)
+        }
+        _ => false,
+    };
+    let (a, b, c) = (one_time(1, T0), one_time(2, T0), one_time(3, T0));
+    commit(&db, &[capped(vec![a.clone(), b.clone()], 2)]);
+    assert_eq!(pending(&db), 2);
+    // Full: a third is refused and nothing is stored.
+    assert!(refused(&commit(&db, &[capped(vec![c.clone()], 2)])[0]));
+    assert_eq!(count(&db, keys::SCHEDULE), 2);
+    // A MISS finishes one: room again.
+    let miss = crate::schedule::run::Outcome::miss(a.id, "app deactivated");
+    commit(
+        &db,
+        &[Command::RecordOutcomes {
+            outcomes: vec![miss],
+        }],
+    );
+    assert_eq!(pending(&db), 1);
+    assert!(!refused(&commit(&db, &[capped(vec![c.clone()], 2)])[0]));
+    assert_eq!(pending(&db), 2);
+    // Reconcile re-arms a (3); deleting pending ones lowers the count.
+    let rearm = Command::ReconcileSchedules {
+        ids: vec![a.id],
+        at: T0,
+    };
+    commit(&db, &[rearm]);
+    assert_eq!(pending(&db), 3);
+    let delete = |id: Uuid| Command::DeleteSchedules {
+        ids: vec![id],
+        at_ms: 1,
+    };
+    commit(&db, &[delete(b.id), delete(a.id)]);
+    assert_eq!(pending(&db), 1);
+    // A cron is never refused by the cap (crons have theirs); its runs count while pending
+    // and go with it.
+    let every_second = cron("* * * * * *", T0);
+    assert!(!refused(
+        &commit(&db, &[capped(vec![every_second.clone()], 1)])[0]
+    ));
+    assert_eq!(pending(&db), 1 + 5);
+    commit(&db, &[delete(every_second.id)]);
+    assert_eq!(pending(&db), 1);
+    commit(&db, &[delete(c.id)]);
+    assert_eq!(pending(&db), 0);
+    assert_eq!(count(&db, keys::PENDING), 0, "a zero count is not stored");
 }

@@ -44,7 +44,7 @@ pub fn purge(txn: &mut SmTxn, cutoffs: &[(String, i64)], limit: usize) -> io::Re
                 continue;
             };
             if is_finished(&s) {
-                remove(txn, &s);
+                remove(txn, &s)?;
                 removed += 1;
             }
         }

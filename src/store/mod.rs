@@ -53,6 +53,16 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
 }
 
+/// Free bytes on the file system holding `path` (for an unprivileged writer).
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(path).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Space a node keeps free on its data dir's file system: below it, storage counts as full
+/// (writes fail, a snapshot that would eat into it is refused).
+pub const DISK_ROOM: u64 = 64 << 20;
+
 /// Turns a RocksDB or codec error into the `io::Error` openraft's storage traits speak.
 pub fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())

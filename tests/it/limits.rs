@@ -69,7 +69,7 @@ async fn stalled_request(cluster: &Cluster) -> tokio::net::TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limit_answers_its_status_and_leaves_the_store_unchanged() {
     let opts = Options {
-        raft: "\n[limits]\nmax_concurrent_requests = 3\nrequest_timeout_ms = 2000",
+        raft: "\n[limits]\nmax_concurrent_requests = 3\nrequest_timeout_ms = 2000\nmax_pending_per_app = 6",
         ..Options::default()
     };
     let cluster = Cluster::start(1, opts).await;
@@ -165,6 +165,46 @@ async fn each_limit_answers_its_status_and_leaves_the_store_unchanged() {
         1,
         "a refused request stored something"
     );
+
+    // Pending schedules per app: 6 (one partition holds the whole share), then 429 —
+    // single and batch — until one is deleted.
+    cluster.register_app(1, "few", 1).await;
+    let mut ids = vec![];
+    for _ in 0..6 {
+        ids.push(cluster.create(1, &one_time("few", now() + 3600)).await);
+    }
+    let (status, said) = post(
+        &cluster,
+        "/goscheduler/schedules",
+        &one_time("few", now() + 60).to_string(),
+    )
+    .await;
+    assert_eq!(status, 429, "{said}");
+    assert!(said.contains("limits.max_pending_per_app"), "{said}");
+    let batch = json!({"schedules": [one_time("few", now() + 60), one_time("few", now() + 61)]});
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::POST,
+            "/goscheduler/schedules/batch",
+            Some(&batch.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    for item in reply["data"]["results"].as_array().unwrap() {
+        assert_eq!(item["statusCode"], 429, "{reply}");
+    }
+    assert_eq!(stored(&cluster, "few").await, 6);
+    let (status, said) = cluster
+        .call(
+            1,
+            Method::DELETE,
+            &format!("/goscheduler/schedules/{}", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{said}");
+    cluster.create(1, &one_time("few", now() + 3600)).await;
 
     // Three requests whose bodies never arrive hold every slot: the next is shed at once.
     let mut stalled = Vec::new();
