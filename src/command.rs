@@ -259,8 +259,6 @@ pub enum Query {
 pub enum MetaQuery {
     /// One app by id.
     GetApp { app_id: String },
-    /// Every app, ordered by id.
-    ListApps,
     /// The first `limit` apps after `after` (by id): every app, a page at a time.
     ListAppsAfter { after: Option<String>, limit: usize },
     /// One bulk job.
@@ -286,11 +284,14 @@ pub enum ShardQuery {
         before: Option<Cursor>,
         limit: usize,
     },
-    /// The crons of an app in one shard, with the given status.
+    /// The crons of an app in one shard, with the given status, by id, strictly after
+    /// `after`, at most `limit` (fewer when the shard's work budget runs out).
     AppCrons {
         app_id: String,
         status: Option<Status>,
         limit: usize,
+        #[serde(default)]
+        after: Option<Uuid>,
     },
     /// How many crons of an app are SCHEDULED, counting no further than `limit`.
     CountAppCrons { app_id: String, limit: usize },
@@ -324,6 +325,11 @@ pub enum QueryResult {
     Page {
         schedules: Vec<Schedule>,
         examined_to: Option<Cursor>,
+    },
+    /// A shard's part of a page of crons (by id), and where it stopped early.
+    CronPage {
+        crons: Vec<Schedule>,
+        examined_to: Option<Uuid>,
     },
     Nodes(Vec<(u64, Uuid)>),
     Apps(Vec<App>),

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::envelope::{ok, ApiError, Envelope, Failure};
-use super::params::parse_body;
+use super::params::{parse_body, parse_size_or, MAX_SIZE};
 use super::views::{ActiveData, AppsData};
 use super::Gateway;
 use crate::meta::app::{validate_app_id, App, AppConfiguration, MAX_PARTITIONS};
@@ -57,27 +57,52 @@ pub async fn register(
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
     app_id: Option<String>,
+    size: Option<String>,
+    #[serde(rename = "continuationToken")]
+    continuation_token: Option<String>,
 }
 
-#[utoipa::path(get, path = "/goscheduler/apps", tag = "apps", params(("app_id" = Option<String>, Query)),
+/// `GET /goscheduler/apps`: one app (`app_id`), or every app by id, `size` (default and
+/// most 1,000) at a time; `data.continuationToken` names where the next page starts.
+#[utoipa::path(get, path = "/goscheduler/apps", tag = "apps",
+    params(("app_id" = Option<String>, Query), ("size" = Option<usize>, Query), ("continuationToken" = Option<String>, Query)),
     responses((status = 200, body = Envelope<AppsData>), (status = 404, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
-    let apps = match params.app_id.filter(|s| !s.is_empty()) {
+    let size = parse_size_or(params.size.as_deref(), MAX_SIZE)?;
+    let after = params.continuation_token.filter(|t| !t.is_empty());
+    if let Some(token) = &after {
+        validate_app_id(token)
+            .map_err(|e| ApiError::bad_request(format!("invalid continuationToken: {e}")))?;
+    }
+    let (apps, continuation_token) = match params.app_id.filter(|s| !s.is_empty()) {
         Some(app_id) => {
             validate_app_id(&app_id).map_err(ApiError::bad_request)?;
             let app = gw.router.app(&app_id).await?;
-            vec![app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?]
+            let app = app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?;
+            (vec![app], None)
         }
-        None => gw.router.apps().await?,
+        None => {
+            let mut apps = gw.router.apps(after.clone(), size + 1).await?;
+            let more = apps.len() > size;
+            apps.truncate(size);
+            let next = more
+                .then(|| apps.last().map(|a| a.app_id.clone()))
+                .flatten();
+            (apps, next)
+        }
     };
-    if apps.is_empty() {
+    if apps.is_empty() && after.is_none() {
         return Err(ApiError::not_found("No app found"));
     }
-    Ok(ok(200, apps.len(), AppsData { apps }))
+    let data = AppsData {
+        apps,
+        continuation_token,
+    };
+    Ok(ok(200, data.apps.len(), data))
 }
 
 #[utoipa::path(post, path = "/goscheduler/apps/{app_id}/activate", tag = "apps", params(("app_id" = String, Path)),

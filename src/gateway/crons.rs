@@ -1,30 +1,36 @@
-//! `GET /goscheduler/crons/schedules`: an app's crons.
+//! `GET /goscheduler/crons/schedules`: an app's crons, by id (creation order), a page at
+//! a time: `size` (default and most 1,000) and `continuationToken` (a response header
+//! `Continuation-Token` names where the next page starts; `data` stays the wiki's array).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::HeaderValue;
 use axum::response::Response;
 use serde::Deserialize;
+use uuid::Uuid;
 
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::lookup::registered_app;
-use super::params::parse_status_filter;
+use super::params::{parse_size_or, parse_status_filter, MAX_SIZE};
 use super::views::{stored_view, ScheduleView};
 use super::Gateway;
-use crate::command::ShardQuery;
 use crate::meta::app::validate_app_id;
 use crate::shard::app_shards;
 
-/// Most crons one listing returns per shard.
-const MAX_CRONS_PER_SHARD: usize = 10_000;
+/// The response header naming where the next page starts.
+const CONTINUATION: &str = "continuation-token";
 
 #[derive(Debug, Deserialize)]
 pub struct CronsParams {
     app_id: Option<String>,
     status: Option<String>,
+    size: Option<String>,
+    #[serde(rename = "continuationToken")]
+    continuation_token: Option<String>,
 }
 
 #[utoipa::path(get, path = "/goscheduler/crons/schedules", tag = "schedules",
-    params(("app_id" = String, Query), ("status" = Option<String>, Query)),
+    params(("app_id" = String, Query), ("status" = Option<String>, Query), ("size" = Option<usize>, Query), ("continuationToken" = Option<String>, Query)),
     responses((status = 200, body = Envelope<Vec<ScheduleView>>), (status = 404, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
@@ -37,21 +43,37 @@ pub async fn list(
         .ok_or_else(|| ApiError::bad_request("app_id is required"))?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let status = parse_status_filter(p.status.as_deref())?;
+    let size = parse_size_or(p.size.as_deref(), MAX_SIZE)?;
+    let after = p
+        .continuation_token
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            Uuid::parse_str(&t)
+                .map_err(|e| ApiError::bad_request(format!("invalid continuationToken {t:?}: {e}")))
+        })
+        .transpose()?;
     let app = registered_app(&gw, &app_id).await?;
     let shards = app_shards(&app_id, app.partitions, gw.config.shards);
-    let mut crons = gw
+    let (mut crons, examined_to) = gw
         .router
-        .scatter(&shards, || ShardQuery::AppCrons {
-            app_id: app_id.clone(),
-            status,
-            limit: MAX_CRONS_PER_SHARD,
-        })
+        .app_crons(&shards, &app_id, status, after, size + 1)
         .await?;
-    if crons.is_empty() {
+    // More than asked: the next page starts after the last one shown. A shard that stopped
+    // at its work budget ends the page early (maybe with none), going on from there.
+    let next = if crons.len() > size {
+        crons.truncate(size);
+        crons.last().map(|s| s.id)
+    } else {
+        examined_to
+    };
+    if crons.is_empty() && after.is_none() && next.is_none() {
         return Err(ApiError::not_found("No cron schedules found"));
     }
-    // UUIDv7 ids sort by creation time.
-    crons.sort_by_key(|s| s.id);
     let views: Vec<_> = crons.iter().map(stored_view).collect();
-    Ok(ok(200, views.len(), views))
+    let mut answer = ok(200, views.len(), views);
+    if let Some(next) = next {
+        let value = HeaderValue::from_str(&next.to_string()).expect("a uuid is a header value");
+        answer.headers_mut().insert(CONTINUATION, value);
+    }
+    Ok(answer)
 }

@@ -98,8 +98,13 @@ pub fn parse_token(first: Option<&str>, second: Option<&str>) -> Result<Option<C
 
 /// A page size: 1 to [`MAX_SIZE`]; absent or 0 means [`DEFAULT_SIZE`].
 pub fn parse_size(size: Option<&str>) -> Result<usize, ApiError> {
+    parse_size_or(size, DEFAULT_SIZE)
+}
+
+/// A page size: 1 to [`MAX_SIZE`]; absent or 0 means `default`.
+pub fn parse_size_or(size: Option<&str>, default: i64) -> Result<usize, ApiError> {
     let size = match size.filter(|s| !s.is_empty()) {
-        None => DEFAULT_SIZE,
+        None => default,
         Some(s) => s
             .parse::<i64>()
             .map_err(|_| ApiError::bad_request(format!("Size provided({s}) is not a number")))?,
@@ -114,7 +119,7 @@ pub fn parse_size(size: Option<&str>) -> Result<usize, ApiError> {
             "Size provided({size}) should not be more than {MAX_SIZE}"
         )));
     }
-    Ok(if size == 0 { DEFAULT_SIZE } else { size } as usize)
+    Ok(if size == 0 { default } else { size } as usize)
 }
 
 /// Checks the parameters. Defaults: only a start → one hour from it; only an end → the

@@ -184,6 +184,9 @@ pub struct BatchData {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppsData {
     pub apps: Vec<App>,
+    /// Where the next page starts (absent on the last page).
+    #[serde(rename = "continuationToken", skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
 }
 
 /// `data` of activate and deactivate (capital `Active`, as the original).

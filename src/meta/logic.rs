@@ -37,8 +37,8 @@ fn running_key(id: &Uuid) -> Vec<u8> {
     [RUNNING_PREFIX, id.as_bytes()].concat()
 }
 
-/// Most apps a listing returns.
-pub const MAX_APPS_LISTED: usize = 10_000;
+/// Most running bulk jobs one read returns.
+const MAX_JOBS_LISTED: usize = 10_000;
 
 /// The meta group's logic: apps and bulk jobs.
 pub struct MetaLogic;
@@ -150,11 +150,6 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
         MetaQuery::GetApp { app_id } => Ok(QueryResult::Apps(
             reader.get::<App>(&app_key(app_id))?.into_iter().collect(),
         )),
-        MetaQuery::ListApps => Ok(QueryResult::Apps(apps_after(
-            reader,
-            None,
-            MAX_APPS_LISTED,
-        )?)),
         MetaQuery::ListAppsAfter { after, limit } => Ok(QueryResult::Apps(apps_after(
             reader,
             after.as_deref(),
@@ -167,7 +162,7 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
                 .collect(),
         )),
         MetaQuery::RunningBulkJobs => {
-            let ids: Vec<Uuid> = reader.scan_prefix(RUNNING_PREFIX, MAX_APPS_LISTED)?;
+            let ids: Vec<Uuid> = reader.scan_prefix(RUNNING_PREFIX, MAX_JOBS_LISTED)?;
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
                 jobs.extend(reader.get::<BulkJob>(&job_key(&id))?);
@@ -271,7 +266,14 @@ mod tests {
 
         let reader = SmReader::new(&db, GroupId::META);
         assert_eq!(
-            query(&reader, &MetaQuery::ListApps).unwrap(),
+            query(
+                &reader,
+                &MetaQuery::ListAppsAfter {
+                    after: None,
+                    limit: 10
+                }
+            )
+            .unwrap(),
             QueryResult::Apps(vec![app("revamp", 2, false)])
         );
         assert_eq!(

@@ -18,7 +18,7 @@ use crate::ids::GroupId;
 use crate::meta::app::App;
 use crate::meta::bulk::BulkJob;
 use crate::schedule::page::Cursor;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Status};
 
 /// Why a typed write did not do what it was asked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -150,9 +150,10 @@ impl Router {
         Ok(apps_of("GetApp", self.meta_read(q).await?)?.pop())
     }
 
-    /// Every app, read linearizably.
-    pub async fn apps(&self) -> Result<Vec<App>, GroupError> {
-        apps_of("ListApps", self.meta_read(MetaQuery::ListApps).await?)
+    /// The first `limit` apps after `after` (by id), read linearizably.
+    pub async fn apps(&self, after: Option<String>, limit: usize) -> Result<Vec<App>, GroupError> {
+        let q = MetaQuery::ListAppsAfter { after, limit };
+        apps_of("ListAppsAfter", self.meta_read(q).await?)
     }
 
     /// One app as this node's meta replica has it (no round trip; may be behind). Read
@@ -166,11 +167,6 @@ impl Router {
         let sm = &self.groups.meta().sm;
         let found = sm.read(|r| crate::meta::logic::query(r, &q))?;
         Ok(apps_of("GetApp", found)?.pop())
-    }
-
-    /// Every app as this node's meta replica has it (no round trip; may be behind).
-    pub async fn apps_replica(&self) -> Result<Vec<App>, GroupError> {
-        apps_of("ListApps", self.meta_replica(MetaQuery::ListApps).await?)
     }
 
     /// The first `limit` apps after `after` (by id), as this node's meta replica has them.
@@ -303,19 +299,6 @@ impl Router {
 }
 
 impl Router {
-    /// Reads `query` from each of `shards` in parallel and gathers what they hold.
-    pub async fn scatter(
-        &self,
-        shards: &[GroupId],
-        query: impl Fn() -> ShardQuery,
-    ) -> Result<Vec<Schedule>, GroupError> {
-        let mut all = vec![];
-        for found in self.ask_shards(shards, query).await {
-            all.extend(found_schedules("shard query", found?)?);
-        }
-        Ok(all)
-    }
-
     /// `query` asked of every shard in `shards` at once; their answers, in order.
     async fn ask_shards(
         &self,
@@ -374,27 +357,60 @@ impl Router {
         page: &AppPage,
     ) -> Result<(Vec<Schedule>, Option<Cursor>), GroupError> {
         let query = || ShardQuery::AppSchedules(page.clone());
-        let (mut all, mut bound): (Vec<Schedule>, Option<Cursor>) = (vec![], None);
+        let mut pages = vec![];
         for answer in self.ask_shards(shards, query).await {
             match answer? {
                 QueryResult::Page {
                     schedules,
                     examined_to,
-                } => {
-                    all.extend(schedules);
-                    bound = match (bound, examined_to) {
-                        (Some(b), Some(e)) => Some(b.min(e)),
-                        (b, e) => b.or(e),
-                    };
-                }
+                } => pages.push((schedules, examined_to)),
                 other => return Err(unexpected("AppSchedules", other)),
             }
         }
-        if let Some(b) = bound {
-            all.retain(|s| Cursor::of(s) <= b);
-        }
-        all.sort_by_key(Cursor::of);
-        all.truncate(page.limit);
-        Ok((all, bound))
+        Ok(merge_pages(pages, Cursor::of, page.limit))
     }
+
+    /// The first `limit` crons of `app_id` over `shards` with `status`, by id, after
+    /// `after`; and, when a shard stopped early at its work budget, the id up to which
+    /// every shard was looked at (as [`Router::app_schedules`]).
+    pub async fn app_crons(
+        &self,
+        shards: &[GroupId],
+        app_id: &str,
+        status: Option<Status>,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Schedule>, Option<Uuid>), GroupError> {
+        let query = || ShardQuery::AppCrons {
+            app_id: app_id.to_string(),
+            status,
+            limit,
+            after,
+        };
+        let mut pages = vec![];
+        for answer in self.ask_shards(shards, query).await {
+            match answer? {
+                QueryResult::CronPage { crons, examined_to } => pages.push((crons, examined_to)),
+                other => return Err(unexpected("AppCrons", other)),
+            }
+        }
+        Ok(merge_pages(pages, |s| s.id, limit))
+    }
+}
+
+/// Merges shards' pages (each in `key` order, each possibly stopped early at a key) into
+/// the first `limit` schedules by `key`, none beyond the earliest stop, and that stop.
+fn merge_pages<K: Ord + Copy>(
+    pages: Vec<(Vec<Schedule>, Option<K>)>,
+    key: impl Fn(&Schedule) -> K,
+    limit: usize,
+) -> (Vec<Schedule>, Option<K>) {
+    let bound = pages.iter().filter_map(|(_, stop)| *stop).min();
+    let mut all: Vec<Schedule> = pages.into_iter().flat_map(|(page, _)| page).collect();
+    if let Some(b) = bound {
+        all.retain(|s| key(s) <= b);
+    }
+    all.sort_by_key(&key);
+    all.truncate(limit);
+    (all, bound)
 }

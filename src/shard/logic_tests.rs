@@ -85,7 +85,9 @@ fn count(db: &rocksdb::DB, prefix: u8) -> usize {
 
 fn get(db: &rocksdb::DB, q: Query) -> Vec<Schedule> {
     match query(&SmReader::new(db, SHARD), &q).unwrap() {
-        QueryResult::Schedules(s) | QueryResult::Page { schedules: s, .. } => s,
+        QueryResult::Schedules(s)
+        | QueryResult::Page { schedules: s, .. }
+        | QueryResult::CronPage { crons: s, .. } => s,
         other => panic!("{other:?}"),
     }
 }
@@ -279,7 +281,8 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
             Query::AppCrons {
                 app_id: "revamp".into(),
                 status: None,
-                limit: 10
+                limit: 10,
+                after: None,
             }
         )
         .len(),
@@ -344,6 +347,7 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
         app_id: "revamp".into(),
         status: Some(Status::Deleted),
         limit: 10,
+        after: None,
     };
     assert_eq!(get(&db, deleted).len(), 1);
 }
@@ -902,4 +906,27 @@ fn pending_counts_follow_every_change_and_cap_one_time_creates() {
     commit(&db, &[delete(c.id)]);
     assert_eq!(pending(&db), 0);
     assert_eq!(count(&db, keys::PENDING), 0, "a zero count is not stored");
+}
+
+#[test]
+fn crons_are_listed_by_id_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let crons: Vec<Schedule> = (0..5).map(|i| cron("0 * * * * *", T0 + i)).collect();
+    commit(&db, &[create(crons.clone())]);
+    let page = |after: Option<Uuid>, limit: usize| {
+        let q = Query::AppCrons {
+            app_id: "revamp".into(),
+            status: None,
+            limit,
+            after,
+        };
+        get(&db, q).iter().map(|s| s.id).collect::<Vec<_>>()
+    };
+    let ids: Vec<Uuid> = crons.iter().map(|c| c.id).collect();
+    assert_eq!(page(None, 2), ids[..2]);
+    assert_eq!(page(Some(ids[1]), 2), ids[2..4]);
+    assert_eq!(page(Some(ids[3]), 2), ids[4..]);
+    assert!(page(Some(ids[4]), 2).is_empty());
+    assert_eq!(page(None, 100), ids);
 }

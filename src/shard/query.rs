@@ -37,14 +37,27 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             app_id,
             status,
             limit,
+            after,
         } => {
-            let mut crons = Vec::new();
-            each_cron(reader, app_id, *status, *limit, |c| crons.push(c))?;
-            QueryResult::Schedules(crons)
+            let (mut crons, mut bytes) = (Vec::new(), 0);
+            let mut examined_to =
+                each_cron(reader, app_id, *status, *after, PAGE_KEYS_BUDGET, |c| {
+                    bytes += c.payload.len();
+                    crons.push(c);
+                    crons.len() < *limit && bytes < PAGE_BYTES_BUDGET
+                })?;
+            if bytes >= PAGE_BYTES_BUDGET {
+                examined_to = crons.last().map(|c| c.id);
+            }
+            QueryResult::CronPage { crons, examined_to }
         }
         ShardQuery::CountAppCrons { app_id, limit } => {
             let mut n = 0;
-            each_cron(reader, app_id, Some(Status::Scheduled), *limit, |_| n += 1)?;
+            let scheduled = Some(Status::Scheduled);
+            each_cron(reader, app_id, scheduled, None, usize::MAX, |_| {
+                n += 1;
+                n < *limit
+            })?;
             QueryResult::Count(n)
         }
     })
@@ -163,27 +176,42 @@ fn runs(
     Ok((out, examined_to))
 }
 
-/// Calls `each` with the first `limit` crons of an app with the given status, in id order
-/// (cron records only: no runs).
+/// Calls `each` with the crons of an app with the given status (cron records only: no
+/// runs), in id order, strictly after `after`, while it answers true. Looks at no more than
+/// `key_budget` index keys; when it stops there, answers the last id it looked at.
 fn each_cron(
     reader: &SmReader,
     app_id: &str,
     status: Option<Status>,
-    limit: usize,
-    mut each: impl FnMut(Schedule),
-) -> io::Result<()> {
+    after: Option<Uuid>,
+    key_budget: usize,
+    mut each: impl FnMut(Schedule) -> bool,
+) -> io::Result<Option<Uuid>> {
     let prefix = keys::app_crons_prefix(app_id);
-    let mut found = 0;
-    reader.scan_from(&prefix, |k, _| {
-        if !k.starts_with(&prefix) || found >= limit {
+    let start = after.map_or_else(|| prefix.clone(), |id| keys::app_cron(app_id, &id));
+    let (mut examined, mut stopped_at) = (0, None);
+    reader.scan_from(&start, |k, _| {
+        if !k.starts_with(&prefix) {
             return Ok(false);
         }
-        if let Some(s) = reader.get::<Schedule>(&keys::schedule(&keys::trailing_id(k)))? {
+        if k == start.as_slice() && after.is_some() {
+            return Ok(true);
+        }
+        let id = keys::trailing_id(k);
+        examined += 1;
+        if examined > key_budget {
+            return Ok(false);
+        }
+        let mut go_on = true;
+        if let Some(s) = reader.get::<Schedule>(&keys::schedule(&id))? {
             if status.is_none_or(|st| st == s.status) {
-                found += 1;
-                each(s);
+                go_on = each(s);
             }
         }
-        Ok(true)
-    })
+        if examined == key_budget {
+            stopped_at = Some(id);
+        }
+        Ok(go_on)
+    })?;
+    Ok(stopped_at)
 }
