@@ -77,33 +77,7 @@ async fn a_node_that_lost_its_data_refuses_to_take_part_until_readmitted() {
     }
 
     // Re-admission: remove it, start it empty, add it back.
-    let out = cluster.ctl(1, &["remove-node", "--id", "2"]).await;
-    assert!(out.contains("node 2 forgotten"), "{out}");
-    cluster.start_with_clock(2, None);
-    let (http, grpc) = (cluster.node(2).http.clone(), cluster.node(2).grpc.clone());
-    let out = cluster
-        .ctl(
-            1,
-            &[
-                "add-node",
-                "--id",
-                "2",
-                "--grpc-addr",
-                &grpc,
-                "--http-addr",
-                &http,
-            ],
-        )
-        .await;
-    assert!(out.contains("node 2 added as voter"), "{out}");
-    cluster.wait_healthy(2, Duration::from_secs(60)).await;
-    cluster
-        .eventually(
-            "w is listed through node 2",
-            Duration::from_secs(30),
-            async || lists(&cluster, 2, "w").await,
-        )
-        .await;
+    readmit_node_2(&mut cluster, true).await;
     assert!(cluster.exited(2).is_none());
 }
 
@@ -138,29 +112,35 @@ async fn peers_refuse_a_node_that_lost_its_data_and_takes_part_anyway() {
         assert!(!lists(&cluster, 2, "w").await, "node 2 was admitted");
     }
     // Once forgotten, its new incarnation joins as a new member.
+    readmit_node_2(&mut cluster, false).await;
+}
+
+/// `remove-node` 2 (forgetting it), start it again when `restart` (it exited), `add-node`
+/// it back: W is then listed through node 2.
+async fn readmit_node_2(cluster: &mut Cluster, restart: bool) {
     let out = cluster.ctl(1, &["remove-node", "--id", "2"]).await;
     assert!(out.contains("node 2 forgotten"), "{out}");
+    if restart {
+        cluster.start_with_clock(2, None);
+    }
     let (http, grpc) = (cluster.node(2).http.clone(), cluster.node(2).grpc.clone());
-    let out = cluster
-        .ctl(
-            1,
-            &[
-                "add-node",
-                "--id",
-                "2",
-                "--grpc-addr",
-                &grpc,
-                "--http-addr",
-                &http,
-            ],
-        )
-        .await;
+    let add = [
+        "add-node",
+        "--id",
+        "2",
+        "--grpc-addr",
+        &grpc,
+        "--http-addr",
+        &http,
+    ];
+    let out = cluster.ctl(1, &add).await;
     assert!(out.contains("node 2 added as voter"), "{out}");
+    cluster.wait_healthy(2, Duration::from_secs(60)).await;
     cluster
         .eventually(
             "w is listed through node 2",
             Duration::from_secs(60),
-            async || lists(&cluster, 2, "w").await,
+            async || lists(cluster, 2, "w").await,
         )
         .await;
 }
