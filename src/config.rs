@@ -61,6 +61,28 @@ impl Default for RaftSettings {
     }
 }
 
+/// Where callbacks may go (the SSRF guard, `callback::guard`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CallbackSettings {
+    /// CIDRs, addresses or host names callbacks may reach although they lie in a refused
+    /// range (loopback, link-local, private, CGNAT, multicast). Empty by default.
+    pub allow: Vec<String>,
+    /// Follow redirects (up to 5, each target checked by the guard). Off by default: a
+    /// redirect answer is the call's status (a FAILURE).
+    pub follow_redirects: bool,
+}
+
+impl CallbackSettings {
+    /// The guard these settings describe, refusing `own` (the cluster's addresses) always.
+    pub fn guard(
+        &self,
+        own: impl IntoIterator<Item = std::net::SocketAddr>,
+    ) -> anyhow::Result<crate::callback::guard::Guard> {
+        crate::callback::guard::Guard::new(&self.allow, own).map_err(anyhow::Error::msg)
+    }
+}
+
 /// How this node fires the runs of the shards it leads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -208,6 +230,7 @@ pub struct Config {
     pub raft: RaftSettings,
     pub firing: FiringSettings,
     pub limits: Limits,
+    pub callbacks: CallbackSettings,
 }
 
 impl Default for Config {
@@ -229,6 +252,7 @@ impl Default for Config {
             raft: RaftSettings::default(),
             firing: FiringSettings::default(),
             limits: Limits::default(),
+            callbacks: CallbackSettings::default(),
         }
     }
 }
@@ -277,6 +301,7 @@ impl Config {
         );
         self.zone()?;
         self.limits.validate()?;
+        self.callback_guard()?;
         let r = &self.raft;
         anyhow::ensure!(
             r.heartbeat_ms > 0
@@ -292,6 +317,19 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The callbacks' SSRF guard: `callbacks.allow`, and never the REST or gRPC address of
+    /// a configured member (names among them resolved now).
+    pub fn callback_guard(&self) -> anyhow::Result<crate::callback::guard::Guard> {
+        use std::net::ToSocketAddrs;
+        let own = self
+            .initial_members()
+            .into_iter()
+            .chain([self.me()])
+            .flat_map(|p| [p.http_addr, p.grpc_addr])
+            .flat_map(|a| a.to_socket_addrs().map(|a| a.collect()).unwrap_or(vec![]));
+        self.callbacks.guard(own.collect::<Vec<_>>())
     }
 
     /// This node's address record.

@@ -136,6 +136,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.clone(),
         skew.clone(),
         storage.clone(),
+        Arc::new(config.callback_guard()?),
     )?);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -253,7 +254,9 @@ fn start_workers(
     let recheck = Arc::new(RunRecheck {
         router: router.clone(),
     });
-    let dispatcher = Dispatcher::new(&config.firing, outcomes_tx, recheck);
+    let guard = Arc::new(config.callback_guard().expect("validated at load"));
+    let follow = config.callbacks.follow_redirects;
+    let dispatcher = Dispatcher::new(&config.firing, guard, follow, outcomes_tx, recheck);
     let (r, in_flight) = (router.clone(), dispatcher.in_flight.clone());
     workers.spawn("outcomes", Scope::Node, "runs finishing", move |w| {
         crate::callback::outcomes::run(r, in_flight, outcomes_rx, w)

@@ -1,10 +1,13 @@
 //! One HTTP call of a run: the schedule's method, url, headers and payload, plus the
 //! headers that let a receiver recognise the run and drop repeats.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::CONTENT_TYPE;
-use reqwest::Method;
+use reqwest::{redirect, Method};
+
+use super::guard::{Guard, GuardedResolver, Refused};
 
 use crate::schedule::headers::{
     ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME,
@@ -26,34 +29,61 @@ const AFTER_PAUSE: Duration = Duration::from_millis(500);
 enum Failed {
     Http(reqwest::Error),
     TimedOut,
+    Refused(Refused),
 }
 
-/// The client all callbacks of a node share (pooled connections, rustls).
-pub fn client() -> reqwest::Client {
+/// Most redirects followed when `callbacks.follow_redirects` is on.
+const MAX_REDIRECTS: usize = 5;
+
+/// The client all callbacks of a node share (pooled connections, rustls): host names are
+/// resolved through the guard, and redirects are not followed unless `follow_redirects`
+/// (then each target is checked by the guard too).
+pub fn client(guard: Arc<Guard>, follow_redirects: bool) -> reqwest::Client {
+    let redirects = if follow_redirects {
+        let guard = guard.clone();
+        redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            match guard.check_url(attempt.url().as_str()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            }
+        })
+    } else {
+        redirect::Policy::none()
+    };
     reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .user_agent(concat!("goscheduler/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(GuardedResolver(guard)))
+        .redirect(redirects)
         .build()
         .expect("callback HTTP client")
 }
 
-/// Calls back for `run`; any 2xx answer is success.
+/// Calls back for `run`; any 2xx answer is success. A URL the guard refuses is not called.
 pub async fn call(
     client: &reqwest::Client,
+    guard: &Guard,
     run: &Schedule,
     attempt: u32,
     timeout: Duration,
 ) -> Attempt {
     let fired_at = now_ms();
     let started = Instant::now();
-    let result = within(timeout, send(client, run, attempt)).await;
+    let result = match guard.check_call(&run.callback.url).await {
+        Ok(()) => within(timeout, send(client, run, attempt)).await,
+        Err(refused) => Err(Failed::Refused(refused)),
+    };
     let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
     let (http_status, error) = match result {
         Ok(status) if status.is_success() => (Some(status.as_u16()), None),
         Ok(status) => (Some(status.as_u16()), Some(format!("HTTP {status}"))),
         Err(Failed::TimedOut) => (None, Some(format!("timed out after {timeout:?}"))),
         Err(Failed::Http(e)) => (None, Some(describe(&e))),
+        Err(Failed::Refused(refused)) => (None, Some(refused.to_string())),
     };
     Attempt {
         attempt,
@@ -127,16 +157,29 @@ async fn send(
     Ok(status)
 }
 
-/// A transport error with its causes (reqwest's own message hides them).
+/// A transport error, coarsely: the guard's refusal as it said, otherwise only what kind of
+/// failure it was — never the OS's error chain, which would tell a caller what lives at an
+/// address (a port scanner's answer).
 fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return refused.to_string();
+        }
         source = s.source();
     }
-    msg
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "redirect refused"
+    } else if e.is_body() || e.is_decode() {
+        "the answer could not be read"
+    } else {
+        "the request failed"
+    };
+    what.to_string()
 }
 
 #[cfg(test)]
@@ -190,11 +233,11 @@ mod tests {
             .build()
             .unwrap();
         let attempt = rt.block_on(async {
-            let client = client();
-            let call =
-                tokio::spawn(
-                    async move { call(&client, &run, 1, Duration::from_millis(300)).await },
-                );
+            let guard = Arc::new(Guard::allowing_all());
+            let client = client(guard.clone(), false);
+            let call = tokio::spawn(async move {
+                call(&client, &guard, &run, 1, Duration::from_millis(300)).await
+            });
             // Let the request go out, then freeze past the timeout (300 ms) while it is
             // answered (at 200 ms).
             tokio::time::sleep(Duration::from_millis(50)).await;

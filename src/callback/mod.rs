@@ -2,6 +2,7 @@
 //! retries, within a node-wide bound on calls in flight and a per-app share of it (one
 //! slow endpoint cannot starve the other apps); outcomes go to [`outcomes`] to be committed.
 
+pub mod guard;
 pub mod http;
 pub mod outcomes;
 pub mod policy;
@@ -76,6 +77,8 @@ pub trait Recheck: Send + Sync + 'static {
 
 pub struct Dispatcher {
     client: reqwest::Client,
+    /// Where callbacks may go (checked before each call and at every connect).
+    guard: Arc<guard::Guard>,
     recheck: Arc<dyn Recheck>,
     calls: Arc<Semaphore>,
     per_app: usize,
@@ -87,11 +90,14 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(
         settings: &FiringSettings,
+        guard: Arc<guard::Guard>,
+        follow_redirects: bool,
         outcomes: mpsc::Sender<PendingOutcome>,
         recheck: Arc<dyn Recheck>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
-            client: http::client(),
+            client: http::client(guard.clone(), follow_redirects),
+            guard,
             recheck,
             calls: Arc::new(Semaphore::new(settings.concurrency)),
             per_app: settings.per_app_concurrency,
@@ -175,7 +181,14 @@ impl Dispatcher {
                     tracing::warn!(run = %run.id, attempt = first + retry, "claim runs out before the next call: stopping");
                     break;
                 }
-                http::call(&self.client, run, first + retry, policy::timeout(cfg)).await
+                http::call(
+                    &self.client,
+                    &self.guard,
+                    run,
+                    first + retry,
+                    policy::timeout(cfg),
+                )
+                .await
             };
             METRICS.fires.inc();
             METRICS

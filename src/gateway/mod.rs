@@ -16,6 +16,7 @@ pub mod runs;
 pub mod schedules;
 pub mod views;
 
+use crate::callback::guard::Guard;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -40,6 +41,8 @@ pub struct Gateway {
     pub skew: Arc<SkewGuard>,
     /// Whether this node can write (for the healthcheck and writes).
     pub storage: Storage,
+    /// Where callbacks may go: a create naming a refused address is a 400.
+    pub guard: Arc<Guard>,
 }
 
 impl Gateway {
@@ -48,6 +51,7 @@ impl Gateway {
         config: Arc<Config>,
         skew: Arc<SkewGuard>,
         storage: Storage,
+        guard: Arc<Guard>,
     ) -> anyhow::Result<Self> {
         let zone = config.zone()?;
         Ok(Gateway {
@@ -56,6 +60,7 @@ impl Gateway {
             zone,
             skew,
             storage,
+            guard,
         })
     }
 }

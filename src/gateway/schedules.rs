@@ -17,6 +17,7 @@ use super::lookup::registered_app;
 use super::params::{locate, parse_body};
 use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
+use crate::callback::guard::Guard;
 use crate::command::{CreateKey, Created, RejectReason, Rejection};
 use crate::cron::CronSpec;
 use crate::ids::GroupId;
@@ -77,7 +78,11 @@ async fn resolve_apps(
 }
 
 /// The callback of a request, or every problem with it.
-fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Option<HttpCallback> {
+fn check_callback(
+    cb: Option<CallbackRequest>,
+    guard: &Guard,
+    errors: &mut Vec<String>,
+) -> Option<HttpCallback> {
     let Some(cb) = cb else {
         errors.push("callback is required".into());
         return None;
@@ -91,7 +96,10 @@ fn check_callback(cb: Option<CallbackRequest>, errors: &mut Vec<String>) -> Opti
     };
     let url = details.url.unwrap_or_default();
     let method = details.method.unwrap_or_default();
-    errors.extend(validate::url(&url));
+    match validate::url(&url) {
+        Some(invalid) => errors.push(invalid),
+        None => errors.extend(guard.check_url(&url).err().map(|r| r.to_string())),
+    }
     errors.extend(validate::method(&method));
     errors.extend(validate::headers(&details.headers));
     Some(HttpCallback {
@@ -146,7 +154,7 @@ fn build_schedule(
         req.payload.as_deref(),
         (limits.payload_size as usize).min(cluster.max_payload_bytes),
     ));
-    let callback = check_callback(req.callback, &mut errors);
+    let callback = check_callback(req.callback, &gw.guard, &mut errors);
     let cron = match (req.schedule_time, req.cron_expression) {
         (Some(_), Some(_)) => {
             errors.push("give either scheduleTime or cronExpression, not both".into());

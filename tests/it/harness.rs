@@ -69,6 +69,9 @@ pub struct Options {
     pub raft: &'static str,
     /// Route every node-to-node link through a test-owned proxy (see [`Cluster::isolate`]).
     pub proxied: bool,
+    /// Keys of the `[callbacks]` table; `None`: callbacks may reach 127.0.0.1 (the test
+    /// receivers), as in the 3-node script's configs.
+    pub callbacks: Option<&'static str>,
 }
 
 impl Options {
@@ -318,10 +321,12 @@ impl Cluster {
         let text = format!(
             "node_id = {id}\ncluster_id = \"it\"\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n\
              data_dir = \"{}\"\nshards = {SHARDS}\nbootstrap = {bootstrap}\n{}\n\
-             [raft]\nheartbeat_ms = 100\nelection_min_ms = 800\nelection_max_ms = 1600\n{}\n\n{peers}",
+             [raft]\nheartbeat_ms = 100\nelection_min_ms = 800\nelection_max_ms = 1600\n{}\n\n\
+             [callbacks]\n{}\n\n{peers}",
             dir.join(format!("data{id}")).display(),
             self.opts.top,
             self.opts.raft,
+            self.opts.callbacks.unwrap_or("allow = [\"127.0.0.1\"]"),
         );
         fs::write(&config, text).unwrap();
         self.nodes.push(NodeProc {

@@ -25,6 +25,7 @@ mod schedules;
 mod schedules_failover;
 mod skew;
 mod snapshots;
+mod ssrf;
 mod status;
 mod storage_suite;
 mod wiki;
