@@ -24,3 +24,12 @@ build_release() {
     ensure_system_packages
     (cd "$ROOT" && cargo build --release --all-targets)
 }
+
+# A Python package the tests use (the Standard Webhooks reference verifier checks our
+# callback signatures), installed for the current python3 when missing.
+ensure_python_package() {
+    python3 -c "import $1" 2>/dev/null && return 0
+    echo "installing python package $1" >&2
+    python3 -m pip install -q "$1" 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "$1"
+}

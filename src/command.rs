@@ -63,6 +63,14 @@ pub enum MetaCommand {
     RecordNode { node_id: u64, incarnation: Uuid },
     /// The node was removed from the cluster: it may join again with an empty data dir.
     ForgetNode { node_id: u64 },
+    /// Give an app a new callback signing secret (made by the proposer); the current one
+    /// stays valid for `overlap_ms` after `at_ms` (both signatures are sent meanwhile).
+    RotateSigningSecret {
+        app_id: String,
+        secret: String,
+        at_ms: u64,
+        overlap_ms: u64,
+    },
 }
 
 /// A state change of one shard.
@@ -153,6 +161,9 @@ impl Command {
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Command::Meta(MetaCommand::RotateSigningSecret { app_id, .. }) => {
+                write!(f, "RotateSigningSecret({app_id})")
+            }
             Command::Meta(MetaCommand::RegisterApp { app }) => {
                 write!(f, "RegisterApp({})", app.app_id)
             }

@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{redirect, Method};
 
+use standardwebhooks::{
+    Webhook, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP,
+};
+
 use super::guard::{Guard, GuardedResolver, Refused};
+use crate::meta::app::Signing;
 
 use crate::schedule::headers::{
     ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME,
@@ -63,18 +68,20 @@ pub fn client(guard: Arc<Guard>, follow_redirects: bool) -> reqwest::Client {
         .expect("callback HTTP client")
 }
 
+/// How a node calls back: its shared client, its guard, and the app's signing secrets.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub client: &'a reqwest::Client,
+    pub guard: &'a Guard,
+    pub signing: Option<&'a Signing>,
+}
+
 /// Calls back for `run`; any 2xx answer is success. A URL the guard refuses is not called.
-pub async fn call(
-    client: &reqwest::Client,
-    guard: &Guard,
-    run: &Schedule,
-    attempt: u32,
-    timeout: Duration,
-) -> Attempt {
+pub async fn call(to: Target<'_>, run: &Schedule, attempt: u32, timeout: Duration) -> Attempt {
     let fired_at = now_ms();
     let started = Instant::now();
-    let result = match guard.check_call(&run.callback.url).await {
-        Ok(()) => within(timeout, send(client, run, attempt)).await,
+    let result = match to.guard.check_call(&run.callback.url).await {
+        Ok(()) => within(timeout, send(to, run, attempt)).await,
         Err(refused) => Err(Failed::Refused(refused)),
     };
     let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
@@ -117,13 +124,13 @@ async fn within<T>(
 }
 
 async fn send(
-    client: &reqwest::Client,
+    to: Target<'_>,
     run: &Schedule,
     attempt: u32,
 ) -> reqwest::Result<reqwest::StatusCode> {
     let cb = &run.callback;
     let method = Method::from_bytes(cb.method.as_bytes()).unwrap_or(Method::POST);
-    let mut req = client.request(method, &cb.url);
+    let mut req = to.client.request(method, &cb.url);
     for (name, value) in &cb.headers {
         req = req.header(name, value);
     }
@@ -143,6 +150,17 @@ async fn send(
     if let Some(parent) = run.parent {
         req = req.header(PARENT_SCHEDULE_ID, parent.to_string());
     }
+    if let Some(signing) = to.signing {
+        let now = now_ms();
+        let timestamp = (now / 1000) as i64;
+        req = req
+            .header(HEADER_WEBHOOK_ID, &id)
+            .header(HEADER_WEBHOOK_TIMESTAMP, timestamp)
+            .header(
+                HEADER_WEBHOOK_SIGNATURE,
+                signatures(signing, now, &id, timestamp, &run.payload),
+            );
+    }
     let mut resp = req.body(run.payload.clone()).send().await?;
     let status = resp.status();
     // Read a small answer so the connection goes back to the pool; a larger one is left
@@ -155,6 +173,19 @@ async fn send(
         }
     }
     Ok(status)
+}
+
+/// The Standard Webhooks signature header: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`
+/// with each secret valid at `now_ms`, space-separated (both during a rotation's overlap).
+fn signatures(signing: &Signing, now_ms: u64, id: &str, timestamp: i64, body: &str) -> String {
+    signing
+        .secrets_at(now_ms)
+        .filter_map(|secret| {
+            let webhook = Webhook::new(secret).ok()?;
+            webhook.sign(id, timestamp, body.as_bytes()).ok()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A transport error, coarsely: the guard's refusal as it said, otherwise only what kind of
@@ -236,7 +267,12 @@ mod tests {
             let guard = Arc::new(Guard::allowing_all());
             let client = client(guard.clone(), false);
             let call = tokio::spawn(async move {
-                call(&client, &guard, &run, 1, Duration::from_millis(300)).await
+                let to = Target {
+                    client: &client,
+                    guard: &guard,
+                    signing: None,
+                };
+                call(to, &run, 1, Duration::from_millis(300)).await
             });
             // Let the request go out, then freeze past the timeout (300 ms) while it is
             // answered (at 200 ms).

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::config::FiringSettings;
 use crate::ids::GroupId;
-use crate::meta::app::AppConfiguration;
+use crate::meta::app::{AppConfiguration, Signing};
 use crate::metrics::METRICS;
 use crate::schedule::run::{Fence, Outcome};
 use crate::schedule::time::now_ms;
@@ -121,6 +121,7 @@ impl Dispatcher {
         group: GroupId,
         run: Schedule,
         cfg: AppConfiguration,
+        signing: Option<Signing>,
         deadline_ms: u64,
     ) -> bool {
         if !self.in_flight.start(run.id) {
@@ -128,7 +129,9 @@ impl Dispatcher {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let Some(outcome) = this.call_with_retries(group, &run, &cfg, deadline_ms).await else {
+            let signing = signing.as_ref();
+            let call = this.call_with_retries(group, &run, &cfg, signing, deadline_ms);
+            let Some(outcome) = call.await else {
                 // No call was made before the claim ran out: nothing to report; the run's
                 // leader sends it again once the claim has expired.
                 this.in_flight.finish(&run.id);
@@ -155,6 +158,7 @@ impl Dispatcher {
         group: GroupId,
         run: &Schedule,
         cfg: &AppConfiguration,
+        signing: Option<&Signing>,
         deadline_ms: u64,
     ) -> Option<Outcome> {
         let due_ms = run.due_time().max(0) as u64 * 1000;
@@ -181,14 +185,12 @@ impl Dispatcher {
                     tracing::warn!(run = %run.id, attempt = first + retry, "claim runs out before the next call: stopping");
                     break;
                 }
-                http::call(
-                    &self.client,
-                    &self.guard,
-                    run,
-                    first + retry,
-                    policy::timeout(cfg),
-                )
-                .await
+                let to = http::Target {
+                    client: &self.client,
+                    guard: &self.guard,
+                    signing,
+                };
+                http::call(to, run, first + retry, policy::timeout(cfg)).await
             };
             METRICS.fires.inc();
             METRICS

@@ -10,7 +10,7 @@ use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::params::{parse_body, parse_size_or, MAX_SIZE};
 use super::views::{ActiveData, AppsData};
 use super::Gateway;
-use crate::meta::app::{validate_app_id, App, AppConfiguration, MAX_PARTITIONS};
+use crate::meta::app::{validate_app_id, App, AppConfiguration, Signing, MAX_PARTITIONS};
 
 /// Body of `POST /goscheduler/apps`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -50,8 +50,13 @@ pub async fn register(
         partitions,
         active: req.active.unwrap_or(false),
         configuration,
+        signing: Some(Signing {
+            secret: Signing::new_secret(),
+            previous: None,
+            previous_until_ms: 0,
+        }),
     };
-    Ok(ok(201, 1, gw.router.register_app(app).await?))
+    Ok(ok(201, 1, gw.router.register_app(app).await?.public()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,7 +88,7 @@ pub async fn list(
             validate_app_id(&app_id).map_err(ApiError::bad_request)?;
             let app = gw.router.app(&app_id).await?;
             let app = app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?;
-            (vec![app], None)
+            (vec![app.public()], None)
         }
         None => {
             let mut apps = gw.router.apps(after.clone(), size + 1).await?;
@@ -92,7 +97,7 @@ pub async fn list(
             let next = more
                 .then(|| apps.last().map(|a| a.app_id.clone()))
                 .flatten();
-            (apps, next)
+            (apps.into_iter().map(App::public).collect(), next)
         }
     };
     if apps.is_empty() && after.is_none() {
@@ -134,4 +139,91 @@ async fn set_active(gw: Gateway, app_id: String, active: bool) -> Result<Respons
             active: app.active,
         },
     ))
+}
+
+/// `data` of the signing-secret endpoints: the secret callbacks are signed with now, and
+/// during a rotation's overlap the previous one and until when it is still sent.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningData {
+    app_id: String,
+    signing_secret: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_signing_secret: Option<String>,
+    /// Epoch ms until which the previous secret's signature is sent too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_valid_until: Option<u64>,
+}
+
+fn signing_data(app: App) -> Result<SigningData, ApiError> {
+    let Some(s) = app.signing else {
+        return Err(ApiError::not_found(format!(
+            "app {} has no signing secret yet (registered before signing existed): rotate to make one",
+            app.app_id
+        )));
+    };
+    let overlap = s.previous.is_some() && s.previous_until_ms > crate::schedule::time::now_ms();
+    Ok(SigningData {
+        app_id: app.app_id,
+        signing_secret: s.secret,
+        previous_signing_secret: s.previous.filter(|_| overlap),
+        previous_valid_until: overlap.then_some(s.previous_until_ms),
+    })
+}
+
+/// `GET /goscheduler/apps/{appId}/signing-secret`: the Standard Webhooks secret (`whsec_…`)
+/// this app's callbacks are signed with (our extension).
+#[utoipa::path(get, path = "/goscheduler/apps/{app_id}/signing-secret", tag = "apps", params(("app_id" = String, Path)),
+    responses((status = 200, body = Envelope<SigningData>), (status = 404, body = Failure)))]
+pub async fn signing_secret(
+    State(gw): State<Gateway>,
+    Path(app_id): Path<String>,
+) -> Result<Response, ApiError> {
+    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+    let app = gw.router.app(&app_id).await?;
+    let app = app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?;
+    Ok(ok(200, 1, signing_data(app)?))
+}
+
+/// Most seconds a rotated-out secret may stay valid.
+const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
+/// How long a rotated-out secret stays valid unless asked otherwise.
+const DEFAULT_OVERLAP_SECS: u64 = 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+pub struct RotateParams {
+    #[serde(rename = "overlapSeconds")]
+    overlap_seconds: Option<String>,
+}
+
+/// `POST /goscheduler/apps/{appId}/signing-secret/rotate?overlapSeconds=`: a new secret;
+/// callbacks carry signatures of both for `overlapSeconds` (default a day, at most 7 days;
+/// 0 ends the old one at once), then of the new one only.
+#[utoipa::path(post, path = "/goscheduler/apps/{app_id}/signing-secret/rotate", tag = "apps",
+    params(("app_id" = String, Path), ("overlapSeconds" = Option<u64>, Query)),
+    responses((status = 200, body = Envelope<SigningData>), (status = 400, body = Failure)))]
+pub async fn rotate_signing_secret(
+    State(gw): State<Gateway>,
+    Path(app_id): Path<String>,
+    params: Result<Query<RotateParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params?;
+    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
+    let overlap = match params.overlap_seconds.as_deref().filter(|s| !s.is_empty()) {
+        None => DEFAULT_OVERLAP_SECS,
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= MAX_OVERLAP_SECS)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "overlapSeconds {s:?} is not a number of seconds within 0..={MAX_OVERLAP_SECS}"
+                ))
+            })?,
+    };
+    let app = gw
+        .router
+        .rotate_signing_secret(app_id, Signing::new_secret(), overlap * 1000)
+        .await?;
+    Ok(ok(200, 1, signing_data(app)?))
 }

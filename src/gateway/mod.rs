@@ -74,6 +74,14 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .route("/goscheduler/apps", post(apps::register).get(apps::list))
         .route("/goscheduler/apps/{app_id}/activate", post(apps::activate))
         .route(
+            "/goscheduler/apps/{app_id}/signing-secret",
+            get(apps::signing_secret),
+        )
+        .route(
+            "/goscheduler/apps/{app_id}/signing-secret/rotate",
+            post(apps::rotate_signing_secret),
+        )
+        .route(
             "/goscheduler/apps/{app_id}/deactivate",
             post(apps::deactivate),
         )

@@ -20,6 +20,8 @@ use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules};
         apps::list,
         apps::activate,
         apps::deactivate,
+        apps::signing_secret,
+        apps::rotate_signing_secret,
         schedules::create,
         schedules::create_batch,
         schedules::get,

@@ -17,6 +17,54 @@ pub struct App {
     /// Shown only when it differs from the defaults.
     #[serde(default, skip_serializing_if = "AppConfiguration::is_default")]
     pub configuration: AppConfiguration,
+    /// The secrets its callbacks are signed with (stored, never shown with the app: see
+    /// [`App::public`]). Absent for apps registered before signing existed until rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub signing: Option<Signing>,
+}
+
+impl App {
+    /// The app as the API shows it: without its signing secrets.
+    pub fn public(mut self) -> App {
+        self.signing = None;
+        self
+    }
+}
+
+/// An app's callback signing secrets (Standard Webhooks `whsec_…`): the current one, and
+/// after a rotation the previous one until `previous_until_ms`, so receivers can switch
+/// over while both signatures are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signing {
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    #[serde(default)]
+    pub previous_until_ms: u64,
+}
+
+impl Signing {
+    /// A fresh secret: `whsec_` and 32 random bytes in base64.
+    pub fn new_secret() -> String {
+        use base64::Engine;
+        let bytes: [u8; 32] = rand::random();
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    }
+
+    /// The secrets a callback sent at `now_ms` is signed with: the current one, and the
+    /// previous one while its overlap lasts.
+    pub fn secrets_at(&self, now_ms: u64) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous
+            .as_deref()
+            .filter(|_| now_ms < self.previous_until_ms);
+        std::iter::once(self.secret.as_str()).chain(previous)
+    }
 }
 
 /// Per-app limits and callback policy (the original accepted these but never enforced
@@ -128,6 +176,7 @@ mod tests {
             partitions: 2,
             active: true,
             configuration: AppConfiguration::default(),
+            signing: None,
         };
         let json = serde_json::to_value(&app).unwrap();
         let wiki = serde_json::json!({"appId": "revamp", "partitions": 2, "active": true});
@@ -157,5 +206,18 @@ mod tests {
             big.problems(1 << 16),
             ["configuration.payloadSize 131072 is outside 1..=65536"]
         );
+    }
+
+    #[test]
+    fn the_previous_secret_signs_only_during_its_overlap() {
+        let s = Signing {
+            secret: Signing::new_secret(),
+            previous: Some("whsec_old".into()),
+            previous_until_ms: 1_000,
+        };
+        assert!(s.secret.starts_with("whsec_") && s.secret.len() > 40);
+        assert_ne!(Signing::new_secret(), s.secret);
+        assert_eq!(s.secrets_at(999).count(), 2);
+        assert_eq!(s.secrets_at(1_000).collect::<Vec<_>>(), [s.secret.as_str()]);
     }
 }

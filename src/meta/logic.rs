@@ -5,7 +5,7 @@ use std::io;
 
 use uuid::Uuid;
 
-use super::app::App;
+use super::app::{App, Signing};
 use super::bulk::{BulkJob, JobState};
 use crate::command::{
     Command, CommandResult, MetaCommand, MetaQuery, QueryResult, RejectReason, Rejection,
@@ -101,12 +101,33 @@ pub fn apply(txn: &mut SmTxn, cmd: &MetaCommand) -> io::Result<CommandResult> {
             txn.delete(&node_key(*node_id));
             Ok(CommandResult::None)
         }
+        MetaCommand::RotateSigningSecret {
+            app_id,
+            secret,
+            at_ms,
+            overlap_ms,
+        } => {
+            let key = app_key(app_id);
+            let Some(mut app) = txn.get::<App>(&key)? else {
+                return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
+            };
+            app.signing = Some(Signing {
+                secret: secret.clone(),
+                previous: app.signing.map(|s| s.secret),
+                previous_until_ms: at_ms.saturating_add(*overlap_ms),
+            });
+            txn.put(&key, &app)?;
+            Ok(CommandResult::App(app))
+        }
     }
 }
 
 fn register(txn: &mut SmTxn, app: &App) -> io::Result<CommandResult> {
     let key = app_key(&app.app_id);
+    let mut app = app.clone();
     if let Some(existing) = txn.get::<App>(&key)? {
+        // Registering again keeps the app's signing secrets (receivers hold them).
+        app.signing = existing.signing.clone().or(app.signing);
         if existing.partitions != app.partitions {
             return Ok(CommandResult::Rejected(Rejection::new(
                 RejectReason::Conflict,
@@ -117,8 +138,8 @@ fn register(txn: &mut SmTxn, app: &App) -> io::Result<CommandResult> {
             )));
         }
     }
-    txn.put(&key, app)?;
-    Ok(CommandResult::App(app.clone()))
+    txn.put(&key, &app)?;
+    Ok(CommandResult::App(app))
 }
 
 fn set_active(txn: &mut SmTxn, app_id: &str, active: bool) -> io::Result<CommandResult> {
@@ -200,6 +221,7 @@ mod tests {
 
     fn app(id: &str, partitions: u32, active: bool) -> App {
         App {
+            signing: None,
             app_id: id.into(),
             partitions,
             active,

@@ -137,6 +137,22 @@ impl Router {
         )
     }
 
+    /// Gives `app_id` the new signing `secret`; the current one stays valid `overlap_ms`.
+    pub async fn rotate_signing_secret(
+        &self,
+        app_id: String,
+        secret: String,
+        overlap_ms: u64,
+    ) -> Result<App, CallError> {
+        let cmd = MetaCommand::RotateSigningSecret {
+            app_id,
+            secret,
+            at_ms: crate::schedule::time::now_ms(),
+            overlap_ms,
+        };
+        app_of("RotateSigningSecret", self.meta(cmd).await?)
+    }
+
     pub async fn set_app_active(&self, app_id: String, active: bool) -> Result<App, CallError> {
         let cmd = MetaCommand::SetAppActive { app_id, active };
         app_of("SetAppActive", self.meta(cmd).await?)

@@ -19,7 +19,9 @@ use uuid::Uuid;
 pub mod plan;
 pub mod recheck;
 
-use plan::{claim_deadline_ms, claim_until, config_of, next_look_ms, why_not_fire, Clock};
+use plan::{
+    claim_deadline_ms, claim_until, config_of, next_look_ms, signing_of, why_not_fire, Clock,
+};
 
 use crate::callback::Dispatcher;
 use crate::command::{Command, CommandResult, Group, ShardCommand};
@@ -283,7 +285,8 @@ impl Timer {
         METRICS.claims.inc_by(claimed.len() as u64);
         for run in claimed {
             let cfg = config_of(apps, &run);
-            self.dispatcher.fire(g.id, run, cfg, deadline_ms);
+            let signing = signing_of(apps, &run);
+            self.dispatcher.fire(g.id, run, cfg, signing, deadline_ms);
         }
         Ok(())
     }

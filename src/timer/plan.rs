@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::callback::policy;
-use crate::meta::app::{App, AppConfiguration};
+use crate::meta::app::{App, AppConfiguration, Signing};
 use crate::schedule::Schedule;
 
 /// Where the timer reads the time (epoch milliseconds).
@@ -109,6 +109,13 @@ pub fn config_of(apps: &HashMap<String, Option<App>>, run: &Schedule) -> AppConf
         .unwrap_or_default()
 }
 
+/// The secrets `run`'s callbacks are signed with (none for an app without any).
+pub fn signing_of(apps: &HashMap<String, Option<App>>, run: &Schedule) -> Option<Signing> {
+    apps.get(&run.app_id)
+        .and_then(|a| a.as_ref())
+        .and_then(|a| a.signing.clone())
+}
+
 /// Until when a claim taken at `now` on `runs` holds: the latest run's second (or now) +
 /// its app's whole retry budget, + `margin` for a cut-off claimer to report.
 pub fn claim_deadline_ms(
@@ -165,6 +172,7 @@ mod tests {
             partitions: 1,
             active,
             configuration: Default::default(),
+            signing: None,
         };
         app.configuration.misfire_window = misfire_window as _;
         app

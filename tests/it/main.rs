@@ -23,6 +23,7 @@ mod partition;
 mod proxy;
 mod schedules;
 mod schedules_failover;
+mod signing;
 mod skew;
 mod snapshots;
 mod ssrf;

@@ -248,6 +248,8 @@ async fn the_openapi_document_describes_every_endpoint() {
         "GET /goscheduler/apps",
         "POST /goscheduler/apps/{app_id}/activate",
         "POST /goscheduler/apps/{app_id}/deactivate",
+        "GET /goscheduler/apps/{app_id}/signing-secret",
+        "POST /goscheduler/apps/{app_id}/signing-secret/rotate",
         "POST /goscheduler/schedules",
         "POST /goscheduler/schedules/batch",
         "GET /goscheduler/schedules/{id}",
