@@ -61,6 +61,41 @@ impl Default for RaftSettings {
     }
 }
 
+/// Who may use the REST API and the admin gRPC service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The cluster's admin bearer token (at least 16 characters); empty: no authentication
+    /// (the single-node default). Prefer `admin_token_file` in production.
+    pub admin_token: String,
+    /// A file holding the admin token (read at start, surrounding whitespace dropped).
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// Shortest admin token accepted.
+const MIN_TOKEN_LEN: usize = 16;
+
+impl AuthSettings {
+    /// The admin token in force, if any.
+    pub fn admin_token(&self) -> anyhow::Result<Option<String>> {
+        let token = match &self.admin_token_file {
+            Some(file) => std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("auth.admin_token_file {}: {e}", file.display()))?
+                .trim()
+                .to_string(),
+            None => self.admin_token.clone(),
+        };
+        if token.is_empty() {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            token.len() >= MIN_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_graphic()),
+            "the admin token must be at least {MIN_TOKEN_LEN} visible ASCII characters"
+        );
+        Ok(Some(token))
+    }
+}
+
 /// Where callbacks may go (the SSRF guard, `callback::guard`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -231,6 +266,7 @@ pub struct Config {
     pub firing: FiringSettings,
     pub limits: Limits,
     pub callbacks: CallbackSettings,
+    pub auth: AuthSettings,
 }
 
 impl Default for Config {
@@ -253,6 +289,7 @@ impl Default for Config {
             firing: FiringSettings::default(),
             limits: Limits::default(),
             callbacks: CallbackSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -302,6 +339,7 @@ impl Config {
         self.zone()?;
         self.limits.validate()?;
         self.callback_guard()?;
+        self.auth.admin_token()?;
         let r = &self.raft;
         anyhow::ensure!(
             r.heartbeat_ms > 0

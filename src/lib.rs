@@ -8,6 +8,7 @@
 //! `node` wires it all together; `config` says how.
 
 pub mod admin;
+pub mod auth;
 pub mod bench;
 pub mod callback;
 pub mod command;

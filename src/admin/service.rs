@@ -8,10 +8,10 @@ use tonic::{Request, Response, Status};
 
 use super::membership::{self, MembershipError};
 use super::status;
+use crate::auth::{admin_client, AdminClient, AdminToken};
 use crate::command::{Group, Groups};
 use crate::config::Config;
 use crate::ids::{GroupId, NodeId, NodeInfo};
-use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::admin_server::Admin;
 use crate::proto::admin::{
     ActionReply, AddNodeRequest, RemoveNodeRequest, SnapshotRequest, StatusReply, StatusRequest,
@@ -35,6 +35,8 @@ enum MembershipOp {
 
 pub struct AdminService {
     config: Arc<Config>,
+    /// Operations that change the cluster need it; `status` is open.
+    token: AdminToken,
     router: Router,
     peers: Arc<Peers>,
     workers: Arc<Workers>,
@@ -49,7 +51,9 @@ impl AdminService {
         workers: Arc<Workers>,
         skew: Arc<SkewGuard>,
     ) -> Self {
+        let token = AdminToken::new(config.auth.admin_token().unwrap_or_default());
         AdminService {
+            token,
             config,
             router,
             peers,
@@ -63,16 +67,12 @@ impl AdminService {
     }
 
     /// An admin client on the shared channel to the leader `id`.
-    fn admin_client(
-        &self,
-        id: NodeId,
-        node: &NodeInfo,
-    ) -> Result<AdminClient<tonic::transport::Channel>, GroupError> {
+    fn admin_client(&self, id: NodeId, node: &NodeInfo) -> Result<AdminClient, GroupError> {
         let channel = self
             .peers
             .channel(id, &node.grpc_addr)
             .map_err(|e| GroupError::Unavailable(format!("node {id} unreachable: {e}")))?;
-        Ok(AdminClient::new(channel))
+        Ok(admin_client(channel, &self.token))
     }
 
     /// The groups a request names: one by id, or all of them.
@@ -221,6 +221,7 @@ impl Admin for AdminService {
         &self,
         req: Request<TransferLeaderRequest>,
     ) -> Result<Response<ActionReply>, Status> {
+        self.token.check(&req)?;
         let req = req.into_inner();
         let to = req.to_node;
         let mut lines = Vec::new();
@@ -263,6 +264,7 @@ impl Admin for AdminService {
         &self,
         req: Request<AddNodeRequest>,
     ) -> Result<Response<ActionReply>, Status> {
+        self.token.check(&req)?;
         let req = req.into_inner();
         if req.node_id == 0 || req.grpc_addr.is_empty() || req.http_addr.is_empty() {
             return Err(Status::invalid_argument(
@@ -283,6 +285,7 @@ impl Admin for AdminService {
         &self,
         req: Request<RemoveNodeRequest>,
     ) -> Result<Response<ActionReply>, Status> {
+        self.token.check(&req)?;
         let req = req.into_inner();
         let op = MembershipOp::Remove(req.node_id);
         let mut reply = action(self.on_leaders(req.group_id, req.all_groups, &op).await?);
@@ -305,6 +308,7 @@ impl Admin for AdminService {
         &self,
         req: Request<SnapshotRequest>,
     ) -> Result<Response<ActionReply>, Status> {
+        self.token.check(&req)?;
         let req = req.into_inner();
         let mut lines = Vec::new();
         for g in self.select(req.group_id, req.all_groups)? {

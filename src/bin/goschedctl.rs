@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use goscheduler::proto::admin::admin_client::AdminClient;
+use goscheduler::auth::{admin_client, AdminClient, AdminToken};
 use goscheduler::proto::admin::{
     AddNodeRequest, RemoveNodeRequest, SnapshotRequest, StatusReply, StatusRequest,
     TransferLeaderRequest,
 };
 use serde_json::json;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,14 @@ struct Cli {
         default_value = "127.0.0.1:9090"
     )]
     addr: String,
+    /// The cluster's admin token, for operations that change the cluster.
+    #[arg(
+        long,
+        global = true,
+        env = "GOSCHED_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -75,14 +83,14 @@ enum Cmd {
     },
 }
 
-async fn connect(addr: &str) -> anyhow::Result<AdminClient<Channel>> {
+async fn connect(addr: &str, token: &AdminToken) -> anyhow::Result<AdminClient> {
     let channel = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(120))
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}"))?;
-    Ok(AdminClient::new(channel))
+    Ok(admin_client(channel, token))
 }
 
 #[tokio::main]
@@ -95,9 +103,10 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut client = connect(&cli.addr).await?;
+    let token = AdminToken::new(cli.token.filter(|t| !t.is_empty()));
+    let mut client = connect(&cli.addr, &token).await?;
     let message = match cli.command {
-        Cmd::Status { json } => return status(client, json).await,
+        Cmd::Status { json } => return status(client, &token, json).await,
         Cmd::TransferLeader { group, all, to } => {
             let req = TransferLeaderRequest {
                 group_id: group.unwrap_or(0),
@@ -142,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Asks the addressed node, then every member it knows of, for their status.
-async fn status(mut first: AdminClient<Channel>, as_json: bool) -> anyhow::Result<()> {
+async fn status(mut first: AdminClient, token: &AdminToken, as_json: bool) -> anyhow::Result<()> {
     let head = first.status(StatusRequest {}).await?.into_inner();
     let mut nodes = vec![];
     let mut unreachable = vec![];
@@ -151,7 +160,7 @@ async fn status(mut first: AdminClient<Channel>, as_json: bool) -> anyhow::Resul
             continue;
         }
         let reply = async {
-            connect(&m.grpc_addr)
+            connect(&m.grpc_addr, token)
                 .await?
                 .status(StatusRequest {})
                 .await

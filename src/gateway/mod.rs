@@ -16,6 +16,7 @@ pub mod runs;
 pub mod schedules;
 pub mod views;
 
+use crate::auth::AdminToken;
 use crate::callback::guard::Guard;
 use std::sync::Arc;
 
@@ -43,6 +44,9 @@ pub struct Gateway {
     pub storage: Storage,
     /// Where callbacks may go: a create naming a refused address is a 400.
     pub guard: Arc<Guard>,
+    /// The bearer token every request but the healthcheck, metrics and the OpenAPI
+    /// document needs (none configured: open).
+    pub token: AdminToken,
 }
 
 impl Gateway {
@@ -54,7 +58,9 @@ impl Gateway {
         guard: Arc<Guard>,
     ) -> anyhow::Result<Self> {
         let zone = config.zone()?;
+        let token = AdminToken::new(config.auth.admin_token()?);
         Ok(Gateway {
+            token,
             router,
             config,
             zone,
@@ -114,6 +120,10 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(
             gw.storage.clone(),
             health::refuse_writes_without_storage,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gw.token.clone(),
+            health::require_token,
         ))
         .with_state(gw);
     limits::guard(routes, &limits)

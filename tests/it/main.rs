@@ -3,6 +3,7 @@
 mod amnesia;
 mod app_state;
 mod apps_cluster;
+mod auth;
 mod bad_input;
 mod bulk;
 mod chaos;
