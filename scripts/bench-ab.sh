@@ -7,6 +7,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 CTL="$BIN_DIR/goschedctl"
+# The admin token of cluster-config/ (builds without auth ignore it).
+export GOSCHED_ADMIN_TOKEN="${GOSCHED_ADMIN_TOKEN:-dev-admin-token-change-me}"
 [ -x "$CTL" ] || build_release
 
 start_cluster() { # $1 = binary dir, $2 = data dir

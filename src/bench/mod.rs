@@ -124,14 +124,23 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
-/// Runs `args.rounds` rounds; returns each round's report.
-pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
+/// Runs `args.rounds` rounds, sending `token` (the cluster's admin token) when given;
+/// returns each round's report.
+pub async fn run(args: BenchArgs, token: Option<&str>) -> anyhow::Result<Vec<Report>> {
     anyhow::ensure!(!args.nodes.is_empty(), "--nodes names no gateway");
     anyhow::ensure!(
         args.batch >= 1 && args.batch <= 1000,
         "--batch must be 1..=1000"
     );
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+    }
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency)
         .build()?;

@@ -97,7 +97,8 @@ async fn connect(addr: &str, token: &AdminToken) -> anyhow::Result<AdminClient> 
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Cmd::Bench(args) = cli.command {
-        let reports = goscheduler::bench::run(args).await?;
+        let token = cli.token.as_deref().filter(|t| !t.is_empty());
+        let reports = goscheduler::bench::run(args, token).await?;
         for (n, report) in reports.iter().enumerate() {
             println!("round {}:\n{report}", n + 1);
         }
