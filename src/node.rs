@@ -14,6 +14,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::balance::{self, Balancer};
 use crate::admin::service::AdminService;
+use crate::auth::AdminToken;
 use crate::callback::{Dispatcher, InFlight};
 use crate::command::{Groups, SchedulerLog};
 use crate::config::Config;
@@ -115,12 +116,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         taking_part: taking_part.clone(),
         admissions: admissions.clone(),
     };
+    // Read once (a token file): a node that cannot read it does not start, never open.
+    let token = AdminToken::new(config.auth.admin_token()?);
     let admin = AdminService::new(
         config.clone(),
         router.clone(),
         peers.clone(),
         workers.clone(),
         skew.clone(),
+        token.clone(),
     );
     let grpc = tokio::spawn(serve_grpc(
         config.clone(),
@@ -137,6 +141,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         skew.clone(),
         storage.clone(),
         Arc::new(config.callback_guard()?),
+        token,
     )?);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {

@@ -50,8 +50,8 @@ impl AdminService {
         peers: Arc<Peers>,
         workers: Arc<Workers>,
         skew: Arc<SkewGuard>,
+        token: AdminToken,
     ) -> Self {
-        let token = AdminToken::new(config.auth.admin_token().unwrap_or_default());
         AdminService {
             token,
             config,

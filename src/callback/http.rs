@@ -63,6 +63,8 @@ pub fn client(guard: Arc<Guard>, follow_redirects: bool) -> reqwest::Client {
         .tcp_nodelay(true)
         .user_agent(concat!("goscheduler/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(GuardedResolver(guard)))
+        // A proxy from the environment would resolve and connect in the guard's stead.
+        .no_proxy()
         .redirect(redirects)
         .build()
         .expect("callback HTTP client")

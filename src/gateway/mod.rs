@@ -56,9 +56,9 @@ impl Gateway {
         skew: Arc<SkewGuard>,
         storage: Storage,
         guard: Arc<Guard>,
+        token: AdminToken,
     ) -> anyhow::Result<Self> {
         let zone = config.zone()?;
-        let token = AdminToken::new(config.auth.admin_token()?);
         Ok(Gateway {
             token,
             router,
