@@ -16,6 +16,8 @@ use super::fault::{self, StreamFault};
 use super::group::{Group, Groups};
 use super::snapshot::{self, SnapshotFile};
 use super::types::{GroupId, LogTypes, NodeId, Raft, TypeConfig, Vote};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+
 use crate::proto::raft::raft_transport_server::RaftTransport;
 use crate::proto::raft::{ClockProbe, ClockReading, Envelope, Reply, SnapshotChunk};
 use crate::store::{decode, encode};
@@ -61,10 +63,12 @@ impl<L: LogTypes> TransportService<L> {
         }
     }
 
-    /// Decodes a Raft RPC, hands it to its group's Raft and encodes the answer.
+    /// Decodes a Raft RPC, checks the term it carries (`term_of`), hands it to its group's
+    /// Raft and encodes the answer.
     async fn serve<Req, Resp, E, Fut>(
         &self,
         req: Request<Envelope>,
+        term_of: impl FnOnce(&Req) -> u64,
         call: impl FnOnce(Raft<L>, Req) -> Fut,
     ) -> Result<Response<Reply>, Status>
     where
@@ -76,6 +80,7 @@ impl<L: LogTypes> TransportService<L> {
         let e = req.into_inner();
         let raft = self.group(&e)?.raft.clone();
         let rpc = decode(&e.payload).map_err(bad_payload)?;
+        plausible_term(&raft, term_of(&rpc))?;
         self.reply(&call(raft, rpc).await.map_err(fatal)?)
     }
 
@@ -139,6 +144,22 @@ fn bad_payload(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("undecodable payload: {e}"))
 }
 
+/// The most a message may move a group's term forward at once. Elections add one each
+/// (pre-vote keeps a cut-off node from inflating it), so a bigger step is a forged or
+/// corrupt message — a term of u64::MAX would leave the group unable to elect again.
+const MAX_TERM_STEP: u64 = 1 << 20;
+
+fn plausible_term<L: LogTypes>(raft: &Raft<L>, term: u64) -> Result<(), Status> {
+    use openraft::async_runtime::WatchReceiver;
+    let current = raft.metrics().borrow_watched().current_term;
+    if term > current.saturating_add(MAX_TERM_STEP) {
+        return Err(Status::invalid_argument(format!(
+            "term {term} is implausibly far ahead of this group's term {current}: refused"
+        )));
+    }
+    Ok(())
+}
+
 fn fatal(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft stopped: {e}"))
 }
@@ -148,25 +169,36 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
     async fn append_entries(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
         self.serve(
             req,
+            |rpc: &AppendEntriesRequest<TypeConfig<L>>| rpc.vote.leader_id.term,
             |raft, rpc| async move { raft.append_entries(rpc).await },
         )
         .await
     }
 
     async fn vote(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
-        self.serve(req, |raft, rpc| async move { raft.vote(rpc).await })
-            .await
+        self.serve(
+            req,
+            |rpc: &VoteRequest<TypeConfig<L>>| rpc.vote.leader_id.term,
+            |raft, rpc| async move { raft.vote(rpc).await },
+        )
+        .await
     }
 
     async fn pre_vote(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
-        self.serve(req, |raft, rpc| async move { raft.pre_vote(rpc).await })
-            .await
+        self.serve(
+            req,
+            |rpc: &VoteRequest<TypeConfig<L>>| rpc.vote.leader_id.term,
+            |raft, rpc| async move { raft.pre_vote(rpc).await },
+        )
+        .await
     }
 
     async fn transfer_leader(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
-        self.serve(req, |raft, rpc| async move {
-            raft.handle_transfer_leader(rpc).await
-        })
+        self.serve(
+            req,
+            |rpc: &TransferLeaderRequest<TypeConfig<L>>| rpc.from_leader().leader_id.term,
+            |raft, rpc| async move { raft.handle_transfer_leader(rpc).await },
+        )
         .await
     }
 
@@ -184,6 +216,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
             .ok_or_else(|| Status::invalid_argument("snapshot stream without header"))?;
         let g = self.group(&header)?;
         let vote: Vote<L> = decode(&header.payload).map_err(bad_payload)?;
+        plausible_term(&g.raft, vote.leader_id.term)?;
         tokio::fs::create_dir_all(&self.incoming_dir).await?;
         let free = crate::store::free_bytes(&self.incoming_dir).unwrap_or(u64::MAX);
         if first.total_bytes.saturating_add(crate::store::DISK_ROOM) > free {

@@ -13,6 +13,7 @@ mod crons;
 mod disk_full;
 mod firing;
 mod firing_failover;
+mod forged;
 mod forwarding;
 mod graceful;
 mod harness;
