@@ -15,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::admin::balance::{self, Balancer};
 use crate::admin::service::AdminService;
 use crate::auth::AdminToken;
+use crate::callback::guard::Guard;
 use crate::callback::{Dispatcher, InFlight};
 use crate::command::{Groups, SchedulerLog};
 use crate::config::Config;
@@ -116,7 +117,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         taking_part: taking_part.clone(),
         admissions: admissions.clone(),
     };
-    // Read once (a token file): a node that cannot read it does not start, never open.
+    // Read at start (a token file): a node that cannot read it does not start, never open.
     let token = AdminToken::new(config.auth.admin_token()?);
     let admin = AdminService::new(
         config.clone(),
@@ -135,12 +136,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
     let storage = Storage::new(config.node_id, config.data_dir.clone(), groups.clone());
+    // One guard for creates (gateway) and calls (dispatcher).
+    let guard = Arc::new(config.callback_guard()?);
     let app = gateway::routes(gateway::Gateway::new(
         router.clone(),
         config.clone(),
         skew.clone(),
         storage.clone(),
-        Arc::new(config.callback_guard()?),
+        guard.clone(),
         token,
     )?);
     let mut http_stop = stop_rx.clone();
@@ -170,7 +173,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         identity,
         stop_rx.clone(),
     ));
-    let in_flight = start_workers(&config, &router, &peers, &workers, due, &draining, &skew);
+    let in_flight = start_workers(&config, &router, &workers, due, &draining, &skew, guard);
     workers.every(
         "node-registry",
         Scope::Node,
@@ -211,18 +214,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 fn start_workers(
     config: &Config,
     router: &Router,
-    peers: &Arc<Peers>,
     workers: &Workers,
     due: BTreeMap<GroupId, Arc<DueSignal>>,
     draining: &Draining,
     skew: &Arc<SkewGuard>,
+    guard: Arc<Guard>,
 ) -> Arc<InFlight> {
     let (node_id, groups) = (config.node_id, router.groups().clone());
     let alive_within = config.peer_alive_within();
     let probe = Probe::new(
         node_id,
         skew.clone(),
-        peers.clone(),
+        router.peers().clone(),
         groups.clone(),
         alive_within,
     );
@@ -259,7 +262,6 @@ fn start_workers(
     let recheck = Arc::new(RunRecheck {
         router: router.clone(),
     });
-    let guard = Arc::new(config.callback_guard().expect("validated at load"));
     let follow = config.callbacks.follow_redirects;
     let dispatcher = Dispatcher::new(&config.firing, guard, follow, outcomes_tx, recheck);
     let (r, in_flight) = (router.clone(), dispatcher.in_flight.clone());

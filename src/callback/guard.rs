@@ -64,24 +64,14 @@ impl Guard {
     /// Checks a URL as written: http or https, and a host that is not an address this
     /// node refuses. Host names pass here; their addresses are checked when called.
     pub fn check_url(&self, url: &str) -> Result<(), Refused> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid url: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Refused(format!(
-                "scheme {} is not http or https",
-                parsed.scheme()
-            )));
-        }
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| Refused("the url has no host".into()))?;
-        match host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
-            Ok(ip) => self.check_addr(SocketAddr::new(ip, port)),
-            Err(_) => Ok(()),
+        self.check_literal(&Target::of(url)?)
+    }
+
+    /// An address written in the URL is checked now; a host name passes.
+    fn check_literal(&self, target: &Target) -> Result<(), Refused> {
+        match target.ip {
+            Some(ip) => self.check_addr(SocketAddr::new(ip, target.port)),
+            None => Ok(()),
         }
     }
 
@@ -104,17 +94,13 @@ impl Guard {
     /// this cluster must not resolve to one of its addresses (names on other ports are
     /// checked by [`GuardedResolver`] when connecting).
     pub async fn check_call(&self, url: &str) -> Result<(), Refused> {
-        self.check_url(url)?;
-        let Ok(parsed) = reqwest::Url::parse(url) else {
-            return Ok(());
-        };
-        let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
-            return Ok(());
-        };
-        if !self.own.iter().any(|a| a.port() == port) || host.parse::<IpAddr>().is_ok() {
+        let target = Target::of(url)?;
+        self.check_literal(&target)?;
+        let Target { host, port, ip } = target;
+        if ip.is_some() || !self.own.iter().any(|a| a.port() == port) {
             return Ok(());
         }
-        let found = tokio::net::lookup_host((host, port)).await;
+        let found = tokio::net::lookup_host((host.as_str(), port)).await;
         for addr in found.into_iter().flatten() {
             if self
                 .own
@@ -130,6 +116,39 @@ impl Guard {
 
     fn allows_host(&self, host: &str) -> bool {
         self.allowed_hosts.contains(&host.to_ascii_lowercase())
+    }
+}
+
+/// Where a URL points: its host (an address when written as one) and port.
+struct Target {
+    host: String,
+    port: u16,
+    ip: Option<IpAddr>,
+}
+
+impl Target {
+    /// The target of an http or https URL with a host; anything else is refused.
+    fn of(url: &str) -> Result<Target, Refused> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid url: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Refused(format!(
+                "scheme {} is not http or https",
+                parsed.scheme()
+            )));
+        }
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| Refused("the url has no host".into()))?;
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok();
+        Ok(Target {
+            host: host.to_string(),
+            port: parsed.port_or_known_default().unwrap_or(80),
+            ip,
+        })
     }
 }
 

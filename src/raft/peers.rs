@@ -95,11 +95,6 @@ impl Peers {
         }
     }
 
-    /// Which incarnations of the peers this node talks to.
-    pub fn admissions(&self) -> &Arc<Admissions> {
-        &self.admissions
-    }
-
     /// The payload of `target`'s reply, if the incarnation that answered is admitted.
     pub fn payload_of(&self, target: NodeId, reply: Reply) -> Result<Vec<u8>, String> {
         self.admissions.check(target, &reply.incarnation)?;

@@ -67,6 +67,11 @@ impl Router {
         &self.groups
     }
 
+    /// This node's connections to its peers.
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
     /// Proposes `cmd` to `group` and returns what applying it answered.
     pub async fn write(&self, group: GroupId, cmd: Command) -> Result<CommandResult, GroupError> {
         match self.route(group, Request::Write(cmd)).await? {
