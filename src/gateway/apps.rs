@@ -11,6 +11,7 @@ use super::params::{parse_body, parse_size_or, MAX_SIZE};
 use super::views::{ActiveData, AppsData};
 use super::Gateway;
 use crate::meta::app::{validate_app_id, App, AppConfiguration, Signing, MAX_PARTITIONS};
+use crate::schedule::page;
 
 /// Body of `POST /goscheduler/apps`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -92,11 +93,7 @@ pub async fn list(
         }
         None => {
             let mut apps = gw.router.apps(after.clone(), size + 1).await?;
-            let more = apps.len() > size;
-            apps.truncate(size);
-            let next = more
-                .then(|| apps.last().map(|a| a.app_id.clone()))
-                .flatten();
+            let next = page::cut_by(&mut apps, size, |a| a.app_id.clone());
             (apps.into_iter().map(App::public).collect(), next)
         }
     };
@@ -162,12 +159,14 @@ fn signing_data(app: App) -> Result<SigningData, ApiError> {
             app.app_id
         )));
     };
-    let overlap = s.previous.is_some() && s.previous_until_ms > crate::schedule::time::now_ms();
+    let previous = s
+        .previous_at(crate::schedule::time::now_ms())
+        .map(str::to_string);
     Ok(SigningData {
         app_id: app.app_id,
+        previous_valid_until: previous.is_some().then_some(s.previous_until_ms),
+        previous_signing_secret: previous,
         signing_secret: s.secret,
-        previous_signing_secret: s.previous.filter(|_| overlap),
-        previous_valid_until: overlap.then_some(s.previous_until_ms),
     })
 }
 

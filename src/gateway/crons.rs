@@ -15,6 +15,7 @@ use super::params::{parse_size_or, parse_status_filter, MAX_SIZE};
 use super::views::{stored_view, ScheduleView};
 use super::Gateway;
 use crate::meta::app::validate_app_id;
+use crate::schedule::page;
 use crate::shard::app_shards;
 
 /// The response header naming where the next page starts.
@@ -60,12 +61,7 @@ pub async fn list(
         .await?;
     // More than asked: the next page starts after the last one shown. A shard that stopped
     // at its work budget ends the page early (maybe with none), going on from there.
-    let next = if crons.len() > size {
-        crons.truncate(size);
-        crons.last().map(|s| s.id)
-    } else {
-        examined_to
-    };
+    let next = page::cut_by(&mut crons, size, |s| s.id).or(examined_to);
     if crons.is_empty() && after.is_none() && next.is_none() {
         return Err(ApiError::not_found("No cron schedules found"));
     }

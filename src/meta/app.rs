@@ -59,11 +59,14 @@ impl Signing {
     /// The secrets a callback sent at `now_ms` is signed with: the current one, and the
     /// previous one while its overlap lasts.
     pub fn secrets_at(&self, now_ms: u64) -> impl Iterator<Item = &str> {
-        let previous = self
-            .previous
+        std::iter::once(self.secret.as_str()).chain(self.previous_at(now_ms))
+    }
+
+    /// The rotated-out secret while its overlap lasts at `now_ms`.
+    pub fn previous_at(&self, now_ms: u64) -> Option<&str> {
+        self.previous
             .as_deref()
-            .filter(|_| now_ms < self.previous_until_ms);
-        std::iter::once(self.secret.as_str()).chain(previous)
+            .filter(|_| now_ms < self.previous_until_ms)
     }
 }
 

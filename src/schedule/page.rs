@@ -55,9 +55,15 @@ impl Cursor {
 /// Cuts `fetched` (asked for `size + 1`, already in page order) to `size` and returns the
 /// cursor of its last item when more exist.
 pub fn cut(fetched: &mut Vec<crate::schedule::Schedule>, size: usize) -> Option<Cursor> {
+    cut_by(fetched, size, Cursor::of)
+}
+
+/// [`cut`] for any listing: `key` of its last item (where the next page starts) when more
+/// exist.
+pub fn cut_by<T, K>(fetched: &mut Vec<T>, size: usize, key: impl Fn(&T) -> K) -> Option<K> {
     let more = fetched.len() > size;
     fetched.truncate(size);
-    fetched.last().filter(|_| more).map(Cursor::of)
+    fetched.last().filter(|_| more).map(key)
 }
 
 #[cfg(test)]

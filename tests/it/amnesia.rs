@@ -67,14 +67,7 @@ async fn a_node_that_lost_its_data_refuses_to_take_part_until_readmitted() {
         cluster.logs()
     );
     // W survives on every node that answers (503 while there is no quorum is fine).
-    for node in [1, 3] {
-        cluster.wait_healthy(node, Duration::from_secs(60)).await;
-        cluster
-            .eventually("w is listed", Duration::from_secs(30), async || {
-                lists(&cluster, node, "w").await
-            })
-            .await;
-    }
+    w_is_listed_by_1_and_3(&cluster).await;
 
     // Re-admission: remove it, start it empty, add it back.
     readmit_node_2(&mut cluster, true).await;
@@ -94,14 +87,7 @@ async fn peers_refuse_a_node_that_lost_its_data_and_takes_part_anyway() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     cluster.start_with_clock(1, None);
 
-    for node in [1, 3] {
-        cluster.wait_healthy(node, Duration::from_secs(60)).await;
-        cluster
-            .eventually("w is listed", Duration::from_secs(30), async || {
-                lists(&cluster, node, "w").await
-            })
-            .await;
-    }
+    w_is_listed_by_1_and_3(&cluster).await;
     assert!(
         cluster.logs().contains("its data dir was replaced"),
         "{}",
@@ -113,6 +99,18 @@ async fn peers_refuse_a_node_that_lost_its_data_and_takes_part_anyway() {
     }
     // Once forgotten, its new incarnation joins as a new member.
     readmit_node_2(&mut cluster, false).await;
+}
+
+/// Nodes 1 and 3 come back healthy and list W (never 404: `lists`).
+async fn w_is_listed_by_1_and_3(cluster: &Cluster) {
+    for node in [1, 3] {
+        cluster.wait_healthy(node, Duration::from_secs(60)).await;
+        cluster
+            .eventually("w is listed", Duration::from_secs(30), async || {
+                lists(cluster, node, "w").await
+            })
+            .await;
+    }
 }
 
 /// `remove-node` 2 (forgetting it), start it again when `restart` (it exited), `add-node`
