@@ -3,6 +3,8 @@
 # 3-node cluster (cluster-config/, data in a temp dir) and the same benches, one after the
 # other, all driven by the newest goschedctl. Figures to compare are ratios within a run.
 #   scripts/bench-ab.sh DIR_A DIR_B     (each holding a `goscheduler` binary)
+# A directory written DIR:plain runs that build with plaintext between the nodes
+# (cluster-config/ with `[tls] insecure = true` instead of its certificates).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -10,10 +12,11 @@ CTL="$BIN_DIR/goschedctl"
 # The admin token of cluster-config/ (builds without auth ignore it).
 export GOSCHED_ADMIN_TOKEN="${GOSCHED_ADMIN_TOKEN:-dev-admin-token-change-me}"
 [ -x "$CTL" ] || build_release
+ensure_dev_certs "$ROOT/data/cluster/certs"
 
-start_cluster() { # $1 = binary dir, $2 = data dir
+start_cluster() { # $1 = binary dir, $2 = data dir, $3 = config dir
     for n in 1 2 3; do
-        GOSCHED_DATA_DIR="$2/node$n" nohup "$1/goscheduler" --config "cluster-config/node$n.toml" \
+        GOSCHED_DATA_DIR="$2/node$n" nohup "$1/goscheduler" --config "$3/node$n.toml" \
             >>"$2/node$n.log" 2>&1 &
         echo $! >"$2/node$n.pid"
     done
@@ -32,10 +35,20 @@ stop_cluster() { # $1 = data dir
     for n in 1 2 3; do kill -KILL "$(cat "$1/node$n.pid")" 2>/dev/null || true; done
 }
 
-for dir in "$@"; do
+for spec in "$@"; do
+    dir="${spec%:plain}"
     data=$(mktemp -d)
-    echo "=== $dir"
-    start_cluster "$dir" "$data"
+    configs="cluster-config"
+    if [ "$spec" != "$dir" ]; then
+        configs="$data/config"
+        mkdir -p "$configs"
+        for n in 1 2 3; do
+            sed '/^\[tls\]/,/^$/d' "cluster-config/node$n.toml" >"$configs/node$n.toml"
+            printf '\n[tls]\ninsecure = true\n' >>"$configs/node$n.toml"
+        done
+    fi
+    echo "=== $spec"
+    start_cluster "$dir" "$data" "$configs"
     echo "--- single creates, 64 in flight"
     "$CTL" bench --count 20000 --lead-secs 900 --concurrency 64 --creates-only
     echo "--- batch of 100, 16 in flight"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A 3-node cluster on 127.0.0.1 (configs in cluster-config/, data and logs in data/cluster/).
+# A 3-node cluster on 127.0.0.1 (configs in cluster-config/, data and logs in data/cluster/),
+# with mutual TLS between the nodes (a dev CA in data/cluster/certs/) and the admin token on.
 #   scripts/cluster.sh up      start the nodes that are not running (idempotent; restarts rejoin)
 #   scripts/cluster.sh down    stop them (SIGTERM: a graceful drain; SIGKILL after 25 s)
 #   scripts/cluster.sh status  goschedctl status of the cluster
@@ -14,6 +15,7 @@ running() { [ -f "$DATA/node$1.pid" ] && kill -0 "$(cat "$DATA/node$1.pid")" 2>/
 up() {
     build_release
     mkdir -p "$DATA"
+    ensure_dev_certs "$DATA/certs"
     for n in "${NODES[@]}"; do
         if running "$n"; then
             echo "node $n already running (pid $(cat "$DATA/node$n.pid"))"
@@ -49,7 +51,7 @@ down() {
 
 status() {
     [ -x "$BIN_DIR/goschedctl" ] || build_release
-    "$BIN_DIR/goschedctl" --addr 127.0.0.1:9091 status "$@"
+    "$BIN_DIR/goschedctl" --ca "$DATA/certs/ca.pem" --addr 127.0.0.1:9091 status "$@"
 }
 
 case "${1:-}" in

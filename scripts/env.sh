@@ -33,3 +33,12 @@ ensure_python_package() {
     python3 -m pip install -q "$1" 2>/dev/null ||
         python3 -m pip install -q --break-system-packages "$1"
 }
+
+# The dev cluster's CA and node certificates (mutual TLS between nodes), made once in $1
+# for nodes 1..3 by the freshly built goschedctl.
+ensure_dev_certs() {
+    local dir="$1"
+    [ -f "$dir/ca.pem" ] && return 0
+    "$BIN_DIR/goschedctl" certs init --dir "$dir" --cluster goscheduler-local
+    "$BIN_DIR/goschedctl" certs issue --dir "$dir" --node 1 --node 2 --node 3
+}

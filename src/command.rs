@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use uuid::Uuid;
 
-use crate::meta::app::App;
+use crate::meta::app::{App, AppToken};
 use crate::meta::bulk::BulkJob;
 use crate::raft::LogTypes;
 use crate::schedule::page::Cursor;
@@ -71,6 +71,10 @@ pub enum MetaCommand {
         at_ms: u64,
         overlap_ms: u64,
     },
+    /// Give an app one more API token (its hash; the proposer made the secret).
+    IssueAppToken { app_id: String, token: AppToken },
+    /// Revoke one of an app's API tokens.
+    RevokeAppToken { app_id: String, token_id: Uuid },
 }
 
 /// A state change of one shard.
@@ -161,6 +165,12 @@ impl Command {
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Command::Meta(MetaCommand::IssueAppToken { app_id, token }) => {
+                write!(f, "IssueAppToken({app_id}, {})", token.token_id)
+            }
+            Command::Meta(MetaCommand::RevokeAppToken { app_id, token_id }) => {
+                write!(f, "RevokeAppToken({app_id}, {token_id})")
+            }
             Command::Meta(MetaCommand::RotateSigningSecret { app_id, .. }) => {
                 write!(f, "RotateSigningSecret({app_id})")
             }
@@ -213,7 +223,7 @@ pub enum CommandResult {
     /// Nothing to report (blank and membership entries).
     #[default]
     None,
-    App(App),
+    App(Box<App>),
     Schedules(Vec<Schedule>),
     /// One per schedule of a create, in order.
     Created(Vec<Created>),

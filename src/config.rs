@@ -96,6 +96,41 @@ impl AuthSettings {
     }
 }
 
+/// Mutual TLS between nodes (see `tls`): the cluster CA and this node's certificate and
+/// key, PEM files (`goschedctl certs init|issue` makes them for a dev cluster).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsSettings {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Let a cluster of several nodes talk plaintext (anyone who can reach a node's gRPC
+    /// port can then speak for any node). A single node needs no TLS.
+    pub insecure: bool,
+}
+
+impl TlsSettings {
+    fn validate(&self, several_nodes: bool) -> anyhow::Result<()> {
+        let files = [&self.ca_file, &self.cert_file, &self.key_file];
+        let given = files.iter().filter(|f| f.is_some()).count();
+        anyhow::ensure!(
+            given == 0 || given == 3,
+            "tls needs all of ca_file, cert_file and key_file, or none"
+        );
+        anyhow::ensure!(
+            given == 3 || self.insecure || !several_nodes,
+            "nodes of this cluster would talk plaintext: set [tls] ca_file, cert_file and key_file \
+             (`goschedctl certs init` and `certs issue` make them) or, knowingly, insecure = true"
+        );
+        anyhow::ensure!(
+            given == 0 || !self.insecure,
+            "tls: insecure = true contradicts the certificate files given"
+        );
+        crate::tls::NodeTls::load(self)?;
+        Ok(())
+    }
+}
+
 /// Where callbacks may go (the SSRF guard, `callback::guard`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -267,6 +302,7 @@ pub struct Config {
     pub limits: Limits,
     pub callbacks: CallbackSettings,
     pub auth: AuthSettings,
+    pub tls: TlsSettings,
 }
 
 impl Default for Config {
@@ -290,6 +326,7 @@ impl Default for Config {
             limits: Limits::default(),
             callbacks: CallbackSettings::default(),
             auth: AuthSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -354,6 +391,8 @@ impl Config {
                 self.node_id
             );
         }
+        self.tls
+            .validate(self.peers.iter().any(|p| p.id != self.node_id))?;
         Ok(())
     }
 
@@ -468,5 +507,35 @@ mod tests {
         let err = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(err.contains("peers must include this node"), "{err}");
         assert!(Config::load(Some(Path::new("/nonexistent.toml"))).is_err());
+    }
+
+    #[test]
+    fn several_nodes_talk_tls_unless_knowingly_insecure() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        let peers = "[[peers]]\nid = 1\ngrpc_addr = \"a\"\nhttp_addr = \"b\"\n\
+                     [[peers]]\nid = 2\ngrpc_addr = \"c\"\nhttp_addr = \"d\"\n";
+        let load = |tls: &str| {
+            std::fs::write(&f, format!("node_id = 1\n[tls]\n{tls}\n{peers}")).unwrap();
+            Config::load(Some(&f)).map_err(|e| e.to_string())
+        };
+        let plaintext = load("").unwrap_err();
+        assert!(plaintext.contains("insecure = true"), "{plaintext}");
+        load("insecure = true").unwrap();
+        let partial = load("ca_file = \"ca.pem\"").unwrap_err();
+        assert!(partial.contains("all of"), "{partial}");
+        let certs = dir.path().join("certs");
+        crate::tls::certs::init(&certs, "t").unwrap();
+        crate::tls::certs::issue(&certs, 1, &[]).unwrap();
+        let files = format!(
+            "ca_file = \"{0}/ca.pem\"\ncert_file = \"{0}/node1.pem\"\nkey_file = \"{0}/node1.key\"",
+            certs.display()
+        );
+        assert!(load(&files).unwrap().tls.cert_file.is_some());
+        let both = load(&format!("{files}\ninsecure = true")).unwrap_err();
+        assert!(both.contains("contradicts"), "{both}");
+        // A single node needs no TLS.
+        std::fs::write(&f, "node_id = 1\n").unwrap();
+        Config::load(Some(&f)).unwrap();
     }
 }

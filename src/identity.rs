@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::admin::status::of_peer;
 use crate::config::Config;
 use crate::raft::admission::Admissions;
+use crate::raft::peers::Peers;
 use crate::router::Router;
 use crate::workers::Round;
 
@@ -96,7 +97,7 @@ const BOOTSTRAP_PATIENCE: Duration = Duration::from_secs(10);
 /// Before a node with an empty data dir takes part: refuses (an error) if a peer's meta
 /// replica has this node id recorded. Waits for at least one peer to answer (the
 /// bootstrap node of a new cluster gives up waiting after a while).
-pub async fn guard_empty_dir(config: &Config) -> anyhow::Result<()> {
+pub async fn guard_empty_dir(config: &Config, via: &Peers) -> anyhow::Result<()> {
     if std::env::var_os(SKIP_GUARD).is_some() {
         // Tests of the second line of defence: peers must refuse this node.
         tracing::warn!("{SKIP_GUARD} set: taking part with an empty data dir unchecked");
@@ -114,7 +115,10 @@ pub async fn guard_empty_dir(config: &Config) -> anyhow::Result<()> {
     for round in 0u64.. {
         let mut answered = false;
         for peer in &peers {
-            let Some(admitted) = of_peer(&peer.grpc_addr).await.map(|s| s.admitted) else {
+            let Some(admitted) = of_peer(via, peer.id, &peer.grpc_addr)
+                .await
+                .map(|s| s.admitted)
+            else {
                 continue;
             };
             anyhow::ensure!(

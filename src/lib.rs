@@ -30,4 +30,5 @@ pub mod skew;
 pub mod storage;
 pub mod store;
 pub mod timer;
+pub mod tls;
 pub mod workers;

@@ -50,12 +50,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     std::fs::create_dir_all(&config.data_dir)?;
     let db = store::open(&config.data_dir.join("db"))?;
     let admissions = Arc::new(Admissions::default());
+    let tls = crate::tls::NodeTls::load(&config.tls)?;
     let peers = Arc::new(Peers::new(
         config.cluster_id.clone(),
         config.shards,
         config.node_id,
         admissions.clone(),
         config.dial_map(),
+        tls.clone(),
     ));
     let raft_config = Arc::new(config.openraft_config()?);
     // What each group does with its log: the meta group's logic, or a shard's (whose
@@ -116,6 +118,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         shards: config.shards,
         taking_part: taking_part.clone(),
         admissions: admissions.clone(),
+        tls: tls.is_some(),
     };
     // Read at start (a token file): a node that cannot read it does not start, never open.
     let token = AdminToken::new(config.auth.admin_token()?);
@@ -129,7 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     let grpc = tokio::spawn(serve_grpc(
         config.clone(),
-        me,
+        (me, tls),
         router.clone(),
         admin,
         grpc_listener,
@@ -158,7 +161,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let identity = match known {
         Some(identity) => identity,
         None => {
-            identity::guard_empty_dir(&config).await?;
+            identity::guard_empty_dir(&config, &peers).await?;
             let identity = identity::create(&config)?;
             admissions.set_mine(identity.incarnation);
             identity
@@ -166,7 +169,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     taking_part.store(true, Ordering::Release);
     if config.bootstrap {
-        bootstrap(&config, &groups).await?;
+        bootstrap(&config, &groups, &peers).await?;
     }
     tokio::spawn(record_incarnation(
         router.clone(),
@@ -293,7 +296,7 @@ fn start_workers(
 
 async fn serve_grpc(
     config: Arc<Config>,
-    me: Identity,
+    (me, tls): (Identity, Option<crate::tls::NodeTls>),
     router: Router,
     admin: AdminService,
     listener: TcpListener,
@@ -308,7 +311,11 @@ async fn serve_grpc(
         .build_v1()?;
     // Peers share one connection per node pair: bound what one may have in work, and notice
     // a peer that went away without closing its connection.
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls.server())?;
+    }
+    server
         .concurrency_limit_per_connection(config.limits.max_concurrent_peer_requests)
         .load_shed(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
@@ -355,7 +362,7 @@ async fn record_incarnation(
 /// Initialises every group with the configured members, unless this node's groups are
 /// initialised already (a restart) or a peer reports an existing cluster (this node lost
 /// its data: it must be re-added, not start a second cluster under the same ids).
-async fn bootstrap(config: &Config, groups: &Groups) -> anyhow::Result<()> {
+async fn bootstrap(config: &Config, groups: &Groups, peers: &Peers) -> anyhow::Result<()> {
     if groups.meta().raft.is_initialized().await? {
         tracing::info!("cluster already initialised: rejoining");
         return Ok(());
@@ -365,7 +372,7 @@ async fn bootstrap(config: &Config, groups: &Groups) -> anyhow::Result<()> {
         .iter()
         .filter(|p| p.id != config.node_id)
     {
-        if peer_has_cluster(&peer.grpc_addr).await {
+        if peer_has_cluster(peers, peer).await {
             tracing::warn!(
                 peer = peer.id,
                 "a peer already belongs to an initialised cluster: not bootstrapping; add this node with goschedctl add-node"
@@ -387,9 +394,9 @@ async fn bootstrap(config: &Config, groups: &Groups) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether the node at `addr` answers with an initialised meta group.
-async fn peer_has_cluster(addr: &str) -> bool {
-    crate::admin::status::of_peer(addr)
+/// Whether `peer` answers with an initialised meta group.
+async fn peer_has_cluster(peers: &Peers, peer: &crate::config::Peer) -> bool {
+    crate::admin::status::of_peer(peers, peer.id, &peer.grpc_addr)
         .await
         .is_some_and(|s| s.groups.first().is_some_and(|g| !g.voters.is_empty()))
 }

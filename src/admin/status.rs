@@ -3,8 +3,10 @@
 use openraft::ServerState;
 
 use crate::command::Group;
+use crate::ids::NodeId;
 use crate::proto::admin::admin_client::AdminClient;
 use crate::proto::admin::{GroupStatus, Member, PeerLag, StatusReply, StatusRequest};
+use crate::raft::peers::Peers;
 
 pub fn role_name(state: ServerState) -> &'static str {
     match state {
@@ -71,9 +73,9 @@ pub fn members(group: &Group) -> Vec<Member> {
 
 /// The status of the node whose admin service listens at `addr`, if it answers within a
 /// second (a node starting up asks its peers before it takes part).
-pub async fn of_peer(addr: &str) -> Option<StatusReply> {
+pub async fn of_peer(peers: &Peers, id: NodeId, addr: &str) -> Option<StatusReply> {
     let ask = async {
-        let mut client = AdminClient::connect(format!("http://{addr}")).await.ok()?;
+        let mut client = AdminClient::new(peers.channel(id, addr).ok()?);
         Some(client.status(StatusRequest {}).await.ok()?.into_inner())
     };
     tokio::time::timeout(std::time::Duration::from_secs(1), ask)

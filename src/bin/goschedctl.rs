@@ -33,6 +33,9 @@ struct Cli {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// The cluster CA's certificate (PEM): talk TLS to nodes that run with mutual TLS.
+    #[arg(long, global = true, env = "GOSCHED_CA_FILE")]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -74,6 +77,9 @@ enum Cmd {
     /// Drive a running cluster through its REST gateways and report creates/s, create
     /// latency, fires/s, lateness, and missing and duplicate deliveries.
     Bench(goscheduler::bench::BenchArgs),
+    /// Make a cluster CA and node certificates for mutual TLS (a dev or test cluster).
+    #[command(subcommand)]
+    Certs(Certs),
     /// Build a snapshot of a group (or all) on the addressed node, compacting its log.
     Snapshot {
         #[arg(long, required_unless_present = "all")]
@@ -83,19 +89,82 @@ enum Cmd {
     },
 }
 
-async fn connect(addr: &str, token: &AdminToken) -> anyhow::Result<AdminClient> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(120))
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}"))?;
-    Ok(admin_client(channel, token))
+#[derive(Subcommand)]
+enum Certs {
+    /// Make a new cluster CA (`ca.pem`, `ca.key`) in a directory.
+    Init {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Named in the CA's subject.
+        #[arg(long, default_value = "goscheduler")]
+        cluster: String,
+    },
+    /// Issue node certificates (`nodeN.pem`, `nodeN.key`) signed by the CA in a directory.
+    Issue {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Node ids, e.g. `--node 1 --node 2`.
+        #[arg(long = "node", required = true)]
+        nodes: Vec<u64>,
+        /// Extra names (host names, addresses) to put in the certificates.
+        #[arg(long)]
+        san: Vec<String>,
+    },
+}
+
+fn certs(cmd: Certs) -> anyhow::Result<()> {
+    use goscheduler::tls::certs;
+    match cmd {
+        Certs::Init { dir, cluster } => {
+            println!("CA written: {}", certs::init(&dir, &cluster)?.display());
+        }
+        Certs::Issue { dir, nodes, san } => {
+            for node in nodes {
+                let (cert, key) = certs::issue(&dir, node, &san)?;
+                println!("node {node}: {} {}", cert.display(), key.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How goschedctl reaches nodes: the admin token it sends, TLS when the cluster uses it.
+struct Dialer {
+    token: AdminToken,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+impl Dialer {
+    async fn connect(&self, addr: &str) -> anyhow::Result<AdminClient> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(120))
+            .connect()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {:#}", anyhow::Error::from(e)))?;
+        Ok(admin_client(channel, &self.token))
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let plaintext = cli.ca.is_none() && !matches!(cli.command, Cmd::Certs(_) | Cmd::Bench(_));
+    run(cli).await.map_err(|e| {
+        if plaintext && format!("{e:#}").contains("connection closed") {
+            e.context("the node closed the connection: if the cluster runs mutual TLS, pass its CA with --ca (or GOSCHED_CA_FILE)")
+        } else {
+            e
+        }
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Cmd::Bench(args) = cli.command {
         let token = cli.token.as_deref().filter(|t| !t.is_empty());
         let reports = goscheduler::bench::run(args, token).await?;
@@ -104,10 +173,20 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let token = AdminToken::new(cli.token.filter(|t| !t.is_empty()));
-    let mut client = connect(&cli.addr, &token).await?;
+    if let Cmd::Certs(cmd) = cli.command {
+        return certs(cmd);
+    }
+    let dialer = Dialer {
+        token: AdminToken::new(cli.token.filter(|t| !t.is_empty())),
+        tls: cli
+            .ca
+            .as_deref()
+            .map(goscheduler::tls::operator_client)
+            .transpose()?,
+    };
+    let mut client = dialer.connect(&cli.addr).await?;
     let message = match cli.command {
-        Cmd::Status { json } => return status(client, &token, json).await,
+        Cmd::Status { json } => return status(client, &dialer, json).await,
         Cmd::TransferLeader { group, all, to } => {
             let req = TransferLeaderRequest {
                 group_id: group.unwrap_or(0),
@@ -145,14 +224,14 @@ async fn main() -> anyhow::Result<()> {
             };
             client.snapshot(req).await?.into_inner().message
         }
-        Cmd::Bench(_) => unreachable!("handled above"),
+        Cmd::Bench(_) | Cmd::Certs(_) => unreachable!("handled above"),
     };
     println!("{message}");
     Ok(())
 }
 
 /// Asks the addressed node, then every member it knows of, for their status.
-async fn status(mut first: AdminClient, token: &AdminToken, as_json: bool) -> anyhow::Result<()> {
+async fn status(mut first: AdminClient, dialer: &Dialer, as_json: bool) -> anyhow::Result<()> {
     let head = first.status(StatusRequest {}).await?.into_inner();
     let mut nodes = vec![];
     let mut unreachable = vec![];
@@ -161,7 +240,8 @@ async fn status(mut first: AdminClient, token: &AdminToken, as_json: bool) -> an
             continue;
         }
         let reply = async {
-            connect(&m.grpc_addr, token)
+            dialer
+                .connect(&m.grpc_addr)
                 .await?
                 .status(StatusRequest {})
                 .await

@@ -10,6 +10,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 
+use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::lookup::registered_app;
 use super::params::{parse_range, RangeParams};
@@ -28,9 +29,11 @@ use crate::shard::app_shards;
     responses((status = 200, body = Envelope<SchedulesPage>), (status = 400, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path(app_id): Path<String>,
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    caller.may_touch(&app_id)?;
     let Query(params) = params?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let app = registered_app(&gw, &app_id).await?;

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::params::{parse_body, parse_size_or, MAX_SIZE};
 use super::views::{ActiveData, AppsData};
@@ -27,8 +28,10 @@ pub struct RegisterApp {
     responses((status = 200, description = "registered (body statusCode 201)", body = Envelope<App>), (status = 400, body = Failure)))]
 pub async fn register(
     State(gw): State<Gateway>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    caller.must_be_admin("registering an app")?;
     let req: RegisterApp = parse_body(body, gw.config.limits.max_body_bytes)?;
     let app_id = req.app_id.unwrap_or_default();
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
@@ -56,6 +59,7 @@ pub async fn register(
             previous: None,
             previous_until_ms: 0,
         }),
+        tokens: vec![],
     };
     Ok(ok(201, 1, gw.router.register_app(app).await?.public()))
 }
@@ -75,9 +79,20 @@ pub struct ListParams {
     responses((status = 200, body = Envelope<AppsData>), (status = 404, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
+    caller: Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
+    if let Caller::App(own) = &caller {
+        caller
+            .may_touch(params.app_id.as_deref().unwrap_or_default())
+            .map_err(|_| {
+                ApiError::new(
+                    403,
+                    format!("this token is app {own}'s: list with app_id={own}"),
+                )
+            })?;
+    }
     let size = parse_size_or(params.size.as_deref(), MAX_SIZE)?;
     let after = params.continuation_token.filter(|t| !t.is_empty());
     if let Some(token) = &after {
@@ -111,8 +126,10 @@ pub async fn list(
     responses((status = 200, description = "body statusCode 201", body = Envelope<ActiveData>), (status = 400, body = Failure)))]
 pub async fn activate(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.must_be_admin("activating an app")?;
     set_active(gw, app_id, true).await
 }
 
@@ -120,8 +137,10 @@ pub async fn activate(
     responses((status = 200, description = "body statusCode 201", body = Envelope<ActiveData>), (status = 400, body = Failure)))]
 pub async fn deactivate(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.must_be_admin("deactivating an app")?;
     set_active(gw, app_id, false).await
 }
 
@@ -176,8 +195,10 @@ fn signing_data(app: App) -> Result<SigningData, ApiError> {
     responses((status = 200, body = Envelope<SigningData>), (status = 404, body = Failure)))]
 pub async fn signing_secret(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.must_be_admin("reading the signing secret")?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let app = gw.router.app(&app_id).await?;
     let app = app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?;
@@ -203,9 +224,11 @@ pub struct RotateParams {
     responses((status = 200, body = Envelope<SigningData>), (status = 400, body = Failure)))]
 pub async fn rotate_signing_secret(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path(app_id): Path<String>,
     params: Result<Query<RotateParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    caller.must_be_admin("rotating the signing secret")?;
     let Query(params) = params?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let overlap = match params.overlap_seconds.as_deref().filter(|s| !s.is_empty()) {

@@ -13,6 +13,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure, StatusBlock};
 use super::lookup::registered_app;
 use super::params::{parse_range, RangeParams};
@@ -46,9 +47,11 @@ fn parse_action(s: &str) -> Result<BulkAction, ApiError> {
     responses((status = 200, body = BulkStarted), (status = 400, body = Failure)))]
 pub async fn start(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path((app_id, action)): Path<(String, String)>,
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    caller.may_touch(&app_id)?;
     let Query(params) = params?;
     let action = parse_action(&action)?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
@@ -99,8 +102,10 @@ pub async fn start(
     responses((status = 200, body = Envelope<BulkJob>), (status = 404, body = Failure)))]
 pub async fn progress(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path((app_id, job)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    caller.may_touch(&app_id)?;
     let not_found = || ApiError::not_found(format!("no bulk job {job} for app {app_id}"));
     let job_id = Uuid::parse_str(&job).map_err(|_| not_found())?;
     let job = gw

@@ -9,6 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::lookup::registered_app;
 use super::params::{parse_size_or, parse_status_filter, MAX_SIZE};
@@ -35,6 +36,7 @@ pub struct CronsParams {
     responses((status = 200, body = Envelope<Vec<ScheduleView>>), (status = 404, body = Failure)))]
 pub async fn list(
     State(gw): State<Gateway>,
+    caller: Caller,
     params: Result<Query<CronsParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params?;
@@ -42,6 +44,7 @@ pub async fn list(
         .app_id
         .filter(|a| !a.is_empty())
         .ok_or_else(|| ApiError::bad_request("app_id is required"))?;
+    caller.may_touch(&app_id)?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let status = parse_status_filter(p.status.as_deref())?;
     let size = parse_size_or(p.size.as_deref(), MAX_SIZE)?;

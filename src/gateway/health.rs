@@ -87,36 +87,3 @@ pub async fn refuse_writes_without_storage(
     )
     .into_response()
 }
-
-/// Paths open without a token: what load balancers and monitoring read.
-const OPEN_PATHS: [&str; 3] = [
-    "/goscheduler/healthcheck",
-    "/goscheduler/openapi.json",
-    "/metrics",
-];
-
-/// Answers 401 (in the envelope, with `WWW-Authenticate: Bearer`) to a request without the
-/// cluster's admin token, when one is configured.
-pub async fn require_token(
-    State(token): State<crate::auth::AdminToken>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let given = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if token.admits(given) || OPEN_PATHS.contains(&req.uri().path()) {
-        return next.run(req).await;
-    }
-    let mut answer = super::envelope::ApiError::new(
-        401,
-        "missing or wrong bearer token: send Authorization: Bearer <token>",
-    )
-    .into_response();
-    answer.headers_mut().insert(
-        axum::http::header::WWW_AUTHENTICATE,
-        axum::http::HeaderValue::from_static("Bearer"),
-    );
-    answer
-}

@@ -2,6 +2,7 @@
 //! Handlers parse and validate, then hand typed commands and queries to the [`Router`],
 //! which runs them on the owning group's leader.
 
+pub mod access;
 pub mod app_schedules;
 pub mod apps;
 pub mod bulk_actions;
@@ -14,6 +15,7 @@ pub mod openapi;
 pub mod params;
 pub mod runs;
 pub mod schedules;
+pub mod tokens;
 pub mod views;
 
 use crate::auth::AdminToken;
@@ -88,6 +90,14 @@ pub fn routes(gw: Gateway) -> axum::Router {
             post(apps::rotate_signing_secret),
         )
         .route(
+            "/goscheduler/apps/{app_id}/tokens",
+            post(tokens::issue).get(tokens::list),
+        )
+        .route(
+            "/goscheduler/apps/{app_id}/tokens/{token_id}",
+            axum::routing::delete(tokens::revoke),
+        )
+        .route(
             "/goscheduler/apps/{app_id}/deactivate",
             post(apps::deactivate),
         )
@@ -122,8 +132,8 @@ pub fn routes(gw: Gateway) -> axum::Router {
             health::refuse_writes_without_storage,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            gw.token.clone(),
-            health::require_token,
+            gw.clone(),
+            access::authenticate,
         ))
         .with_state(gw);
     limits::guard(routes, &limits)

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules};
+use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,9 @@ use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules};
         apps::deactivate,
         apps::signing_secret,
         apps::rotate_signing_secret,
+        tokens::issue,
+        tokens::list,
+        tokens::revoke,
         schedules::create,
         schedules::create_batch,
         schedules::get,

@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::params::{locate, parse_size, parse_token};
 use super::views::{stored_view, SchedulesPage};
@@ -27,6 +28,7 @@ pub struct RunsParams {
     responses((status = 200, body = Envelope<SchedulesPage>), (status = 404, body = Failure)))]
 pub async fn runs(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path(raw): Path<String>,
     params: Result<Query<RunsParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -45,6 +47,7 @@ pub async fn runs(
     let before = parse_token(p.token.as_deref(), p.continuation_token.as_deref())?;
     let none_found = || ApiError::not_found(format!("No runs found for schedule with id {raw}"));
     let (id, shard) = locate(&raw, gw.config.shards)?.ok_or_else(none_found)?;
+    caller.may_touch_schedule(&gw, shard, id).await?;
     let q = ShardQuery::ScheduleRuns {
         id,
         when,

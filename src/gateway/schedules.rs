@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::lookup::registered_app;
 use super::params::{locate, parse_body};
@@ -285,10 +286,12 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 400, body = Failure), (status = 409, body = Failure), (status = 422, body = Failure)))]
 pub async fn create(
     State(gw): State<Gateway>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let mut req: CreateSchedule = parse_body(body, gw.config.limits.max_body_bytes)?;
+    caller.may_touch(req.app_id.as_deref().unwrap_or_default())?;
     take_key_header(&headers, &mut req)?;
     let apps = resolve_apps(&gw, std::iter::once(req.app_id.clone().unwrap_or_default())).await;
     let c = build_schedule(&gw, req, &apps, now())?;
@@ -341,6 +344,7 @@ pub struct CreateBatch {
     responses((status = 200, description = "one result per item", body = Envelope<BatchData>), (status = 400, body = Failure)))]
 pub async fn create_batch(
     State(gw): State<Gateway>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let batch: CreateBatch = parse_body(body, gw.config.limits.max_batch_body_bytes)?;
@@ -357,6 +361,11 @@ pub async fn create_batch(
         .schedules
         .into_iter()
         .map(|item| serde_json::from_value(item).map_err(ApiError::unparsable))
+        .map(|item: Result<CreateSchedule, ApiError>| {
+            let req = item?;
+            caller.may_touch(req.app_id.as_deref().unwrap_or_default())?;
+            Ok(req)
+        })
         .collect();
     let app_ids = parsed
         .iter()
@@ -493,10 +502,15 @@ fn error_item(e: &ApiError) -> BatchItem {
 
 #[utoipa::path(get, path = "/goscheduler/schedules/{id}", tag = "schedules", params(("id" = String, Path)),
     responses((status = 200, body = Envelope<ScheduleData>), (status = 404, body = Failure)))]
-pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
     let (id, shard) = locate(&raw, gw.config.shards)?.ok_or_else(not_found)?;
     let s = gw.router.schedule(shard, id).await?.ok_or_else(not_found)?;
+    caller.may_touch(&s.app_id)?;
     Ok(ok(
         200,
         1,
@@ -511,10 +525,12 @@ pub async fn get(State(gw): State<Gateway>, Path(raw): Path<String>) -> Result<R
     responses((status = 200, body = Envelope<ScheduleData>), (status = 404, body = Failure)))]
 pub async fn delete(
     State(gw): State<Gateway>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let (id, shard) =
         locate(&raw, gw.config.shards)?.ok_or_else(|| ApiError::not_found("not found"))?;
+    caller.may_touch_schedule(&gw, shard, id).await?;
     let deleted = gw.router.delete_schedule(shard, id, now().1).await?;
     Ok(ok(
         200,

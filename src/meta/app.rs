@@ -22,14 +22,35 @@ pub struct App {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub signing: Option<Signing>,
+    /// Its API tokens (hashed; never shown with the app, see [`App::public`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
+    pub tokens: Vec<AppToken>,
 }
 
 impl App {
-    /// The app as the API shows it: without its signing secrets.
+    /// The app as the API shows it: without its signing secrets and tokens.
     pub fn public(mut self) -> App {
         self.signing = None;
+        self.tokens.clear();
         self
     }
+}
+
+/// Most API tokens one app may hold at once.
+pub const MAX_TOKENS_PER_APP: usize = 16;
+
+/// An app's API token as stored: the secret's SHA-256, never the secret (see
+/// `auth::app_token`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppToken {
+    pub token_id: uuid::Uuid,
+    /// What the issuer called it (e.g. "ci"), for telling tokens apart.
+    #[serde(default)]
+    pub name: String,
+    pub created_at_ms: u64,
+    pub hash: String,
 }
 
 /// An app's callback signing secrets (Standard Webhooks `whsec_…`): the current one, and
@@ -180,6 +201,7 @@ mod tests {
             active: true,
             configuration: AppConfiguration::default(),
             signing: None,
+            tokens: vec![],
         };
         let json = serde_json::to_value(&app).unwrap();
         let wiki = serde_json::json!({"appId": "revamp", "partitions": 2, "active": true});

@@ -5,7 +5,7 @@ use std::io;
 
 use uuid::Uuid;
 
-use super::app::{App, Signing};
+use super::app::{App, Signing, MAX_TOKENS_PER_APP};
 use super::bulk::{BulkJob, JobState};
 use crate::command::{
     Command, CommandResult, MetaCommand, MetaQuery, QueryResult, RejectReason, Rejection,
@@ -117,7 +117,40 @@ pub fn apply(txn: &mut SmTxn, cmd: &MetaCommand) -> io::Result<CommandResult> {
                 previous_until_ms: at_ms.saturating_add(*overlap_ms),
             });
             txn.put(&key, &app)?;
-            Ok(CommandResult::App(app))
+            Ok(CommandResult::App(Box::new(app)))
+        }
+        MetaCommand::IssueAppToken { app_id, token } => {
+            let key = app_key(app_id);
+            let Some(mut app) = txn.get::<App>(&key)? else {
+                return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
+            };
+            if app.tokens.len() >= MAX_TOKENS_PER_APP {
+                return Ok(reject(
+                    RejectReason::TooMany,
+                    &format!(
+                        "app {app_id} holds {MAX_TOKENS_PER_APP} tokens, the most allowed: revoke one first"
+                    ),
+                ));
+            }
+            app.tokens.push(token.clone());
+            txn.put(&key, &app)?;
+            Ok(CommandResult::App(Box::new(app)))
+        }
+        MetaCommand::RevokeAppToken { app_id, token_id } => {
+            let key = app_key(app_id);
+            let Some(mut app) = txn.get::<App>(&key)? else {
+                return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
+            };
+            let before = app.tokens.len();
+            app.tokens.retain(|t| t.token_id != *token_id);
+            if app.tokens.len() == before {
+                return Ok(reject(
+                    RejectReason::NotFound,
+                    &format!("app {app_id} has no token {token_id}"),
+                ));
+            }
+            txn.put(&key, &app)?;
+            Ok(CommandResult::App(Box::new(app)))
         }
     }
 }
@@ -128,6 +161,7 @@ fn register(txn: &mut SmTxn, app: &App) -> io::Result<CommandResult> {
     if let Some(existing) = txn.get::<App>(&key)? {
         // Registering again keeps the app's signing secrets (receivers hold them).
         app.signing = existing.signing.clone().or(app.signing);
+        app.tokens = existing.tokens.clone();
         if existing.partitions != app.partitions {
             return Ok(CommandResult::Rejected(Rejection::new(
                 RejectReason::Conflict,
@@ -139,7 +173,7 @@ fn register(txn: &mut SmTxn, app: &App) -> io::Result<CommandResult> {
         }
     }
     txn.put(&key, &app)?;
-    Ok(CommandResult::App(app))
+    Ok(CommandResult::App(Box::new(app)))
 }
 
 fn set_active(txn: &mut SmTxn, app_id: &str, active: bool) -> io::Result<CommandResult> {
@@ -159,7 +193,7 @@ fn set_active(txn: &mut SmTxn, app_id: &str, active: bool) -> io::Result<Command
     }
     app.active = active;
     txn.put(&key, &app)?;
-    Ok(CommandResult::App(app))
+    Ok(CommandResult::App(Box::new(app)))
 }
 
 fn reject(reason: RejectReason, message: &str) -> CommandResult {
@@ -222,6 +256,7 @@ mod tests {
     fn app(id: &str, partitions: u32, active: bool) -> App {
         App {
             signing: None,
+            tokens: vec![],
             app_id: id.into(),
             partitions,
             active,
@@ -274,15 +309,24 @@ mod tests {
                 },
             ],
         );
-        assert_eq!(results[0], CommandResult::App(app("revamp", 2, true)));
-        assert_eq!(results[1], CommandResult::App(app("revamp", 2, true)));
+        assert_eq!(
+            results[0],
+            CommandResult::App(Box::new(app("revamp", 2, true)))
+        );
+        assert_eq!(
+            results[1],
+            CommandResult::App(Box::new(app("revamp", 2, true)))
+        );
         let reason = |r: &CommandResult| match r {
             CommandResult::Rejected(r) => Some(r.reason),
             _ => None,
         };
         assert_eq!(reason(&results[2]), Some(RejectReason::Conflict));
         assert_eq!(reason(&results[3]), Some(RejectReason::AlreadyActivated));
-        assert_eq!(results[4], CommandResult::App(app("revamp", 2, false)));
+        assert_eq!(
+            results[4],
+            CommandResult::App(Box::new(app("revamp", 2, false)))
+        );
         assert_eq!(reason(&results[5]), Some(RejectReason::AlreadyDeactivated));
         assert_eq!(reason(&results[6]), Some(RejectReason::UnregisteredApp));
 

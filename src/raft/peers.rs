@@ -11,6 +11,7 @@ use crate::proto::raft::{Envelope, Reply};
 
 use super::admission::Admissions;
 use crate::ids::{GroupId, NodeId};
+use crate::tls::NodeTls;
 
 /// Connect timeout: a node that is down fails fast instead of stalling its callers.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -25,6 +26,8 @@ pub struct Peers {
     admissions: Arc<Admissions>,
     /// Addresses to dial instead of what a peer advertises (port maps, proxies).
     dial: HashMap<NodeId, String>,
+    /// Mutual TLS with every peer, unless the cluster runs plaintext.
+    tls: Option<NodeTls>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -35,6 +38,7 @@ impl Peers {
         node_id: NodeId,
         admissions: Arc<Admissions>,
         dial: HashMap<NodeId, String>,
+        tls: Option<NodeTls>,
     ) -> Self {
         Peers {
             cluster_id,
@@ -42,6 +46,7 @@ impl Peers {
             node_id,
             admissions,
             dial,
+            tls,
             channels: Mutex::new(HashMap::new()),
         }
     }
@@ -69,7 +74,12 @@ impl Peers {
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
             None => {
-                let c = Endpoint::from_shared(format!("http://{addr}"))?
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+                if let Some(tls) = &self.tls {
+                    endpoint = endpoint.tls_config(tls.client_for(target))?;
+                }
+                let c = endpoint
                     .connect_timeout(CONNECT_TIMEOUT)
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(5))

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use rustls_pki_types::CertificateDer;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -38,6 +39,8 @@ pub struct Identity {
     pub taking_part: Arc<std::sync::atomic::AtomicBool>,
     /// Which incarnation of each peer may take part, and this node's own.
     pub admissions: Arc<Admissions>,
+    /// Peer messages must come over mutual TLS, from the node the certificate names.
+    pub tls: bool,
 }
 
 pub struct TransportService<L: LogTypes> {
@@ -77,8 +80,9 @@ impl<L: LogTypes> TransportService<L> {
         E: std::fmt::Display,
         Fut: std::future::Future<Output = Result<Resp, E>>,
     {
+        let certs = req.peer_certs();
         let e = req.into_inner();
-        let raft = self.group(&e)?.raft.clone();
+        let raft = self.group(&e, certs.as_deref())?.raft.clone();
         let rpc = decode(&e.payload).map_err(bad_payload)?;
         plausible_term(&raft, term_of(&rpc))?;
         self.reply(&call(raft, rpc).await.map_err(fatal)?)
@@ -97,8 +101,13 @@ impl<L: LogTypes> TransportService<L> {
         })
     }
 
-    /// The group an envelope is for, after checking it is meant for this node.
-    fn group(&self, e: &Envelope) -> Result<&Group<L>, Status> {
+    /// The group an envelope is for, after checking it is meant for this node and comes
+    /// from the node it names (`certs`: the connection's client certificates).
+    fn group(
+        &self,
+        e: &Envelope,
+        certs: Option<&Vec<CertificateDer<'static>>>,
+    ) -> Result<&Group<L>, Status> {
         if !self
             .me
             .taking_part
@@ -114,6 +123,10 @@ impl<L: LogTypes> TransportService<L> {
                 "message for cluster {:?} reached cluster {:?}",
                 e.cluster_id, self.me.cluster_id
             )));
+        }
+        if self.me.tls {
+            crate::tls::check_peer(certs.map(Vec::as_slice), e.sender_node)
+                .map_err(Status::permission_denied)?;
         }
         if e.shards != self.me.shards {
             return Err(Status::failed_precondition(format!(
@@ -206,6 +219,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         &self,
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<Reply>, Status> {
+        let certs = req.peer_certs();
         let mut stream = req.into_inner();
         let first = stream
             .next()
@@ -214,7 +228,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         let header = first
             .header
             .ok_or_else(|| Status::invalid_argument("snapshot stream without header"))?;
-        let g = self.group(&header)?;
+        let g = self.group(&header, certs.as_deref())?;
         let vote: Vote<L> = decode(&header.payload).map_err(bad_payload)?;
         plausible_term(&g.raft, vote.leader_id.term)?;
         tokio::fs::create_dir_all(&self.incoming_dir).await?;
@@ -243,13 +257,19 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
     }
 
     async fn forward(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {
+        let certs = req.peer_certs();
         let e = req.into_inner();
-        let g = self.group(&e)?;
+        let g = self.group(&e, certs.as_deref())?;
         let payload = self.forwards.serve(g, &e.payload).await;
         Ok(self.answer(payload))
     }
 
     async fn clock(&self, req: Request<ClockProbe>) -> Result<Response<ClockReading>, Status> {
+        if self.me.tls {
+            let certs = req.peer_certs();
+            crate::tls::check_peer(certs.as_deref().map(Vec::as_slice), req.get_ref().from_node)
+                .map_err(Status::permission_denied)?;
+        }
         if req.get_ref().cluster_id != self.me.cluster_id {
             return Err(Status::failed_precondition(
                 "clock probe from another cluster",

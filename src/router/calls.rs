@@ -15,7 +15,7 @@ use crate::command::{
     QueryResult, Rejection, ShardCommand, ShardQuery,
 };
 use crate::ids::GroupId;
-use crate::meta::app::App;
+use crate::meta::app::{App, AppToken};
 use crate::meta::bulk::BulkJob;
 use crate::schedule::page::Cursor;
 use crate::schedule::{Schedule, Status};
@@ -52,7 +52,7 @@ fn answer<T>(
 /// The answer of a command that returns one app.
 pub fn app_of(cmd: &str, r: CommandResult) -> Result<App, CallError> {
     answer(cmd, r, |r| match r {
-        CommandResult::App(app) => Ok(app),
+        CommandResult::App(app) => Ok(*app),
         other => Err(other),
     })
 }
@@ -151,6 +151,18 @@ impl Router {
             overlap_ms,
         };
         app_of("RotateSigningSecret", self.meta(cmd).await?)
+    }
+
+    /// Gives `app_id` one more API token.
+    pub async fn issue_app_token(&self, app_id: String, token: AppToken) -> Result<App, CallError> {
+        let cmd = MetaCommand::IssueAppToken { app_id, token };
+        app_of("IssueAppToken", self.meta(cmd).await?)
+    }
+
+    /// Revokes one of `app_id`'s API tokens.
+    pub async fn revoke_app_token(&self, app_id: String, token_id: Uuid) -> Result<App, CallError> {
+        let cmd = MetaCommand::RevokeAppToken { app_id, token_id };
+        app_of("RevokeAppToken", self.meta(cmd).await?)
     }
 
     pub async fn set_app_active(&self, app_id: String, active: bool) -> Result<App, CallError> {

@@ -249,7 +249,10 @@ impl ForwardHandler<SchedulerLog> for Router {
 fn never_delivered(s: &tonic::Status) -> bool {
     use tonic::Code;
     match s.code() {
-        Code::FailedPrecondition | Code::NotFound | Code::InvalidArgument => true,
+        Code::FailedPrecondition
+        | Code::NotFound
+        | Code::InvalidArgument
+        | Code::PermissionDenied => true,
         _ => failed_to_connect(s),
     }
 }

@@ -173,6 +173,7 @@ mod tests {
             active,
             configuration: Default::default(),
             signing: None,
+            tokens: vec![],
         };
         app.configuration.misfire_window = misfire_window as _;
         app

@@ -72,6 +72,9 @@ pub struct Options {
     /// Keys of the `[callbacks]` table; `None`: callbacks may reach 127.0.0.1 (the test
     /// receivers), as in the 3-node script's configs.
     pub callbacks: Option<&'static str>,
+    /// Nodes talk mutual TLS with certificates from `goschedctl certs` (in the cluster's
+    /// dir, `certs/`), and `ctl` dials them over TLS; otherwise plaintext (`insecure`).
+    pub tls: bool,
 }
 
 impl Options {
@@ -99,6 +102,19 @@ pub fn bytes_in(dir: &std::path::Path) -> u64 {
 
 fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
+}
+
+/// Runs `goschedctl args` (no node involved), panicking on failure.
+fn run_ctl(args: &[&str]) {
+    let out = Command::new(CTL)
+        .args(args)
+        .output()
+        .expect("run goschedctl");
+    assert!(
+        out.status.success(),
+        "goschedctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn peer_toml(id: u64, http: &str, grpc: &str) -> String {
@@ -322,11 +338,12 @@ impl Cluster {
             "node_id = {id}\ncluster_id = \"it\"\nhttp_addr = \"{http}\"\ngrpc_addr = \"{grpc}\"\n\
              data_dir = \"{}\"\nshards = {SHARDS}\nbootstrap = {bootstrap}\n{}\n\
              [raft]\nheartbeat_ms = 100\nelection_min_ms = 800\nelection_max_ms = 1600\n{}\n\n\
-             [callbacks]\n{}\n\n{peers}",
+             [callbacks]\n{}\n\n[tls]\n{}\n\n{peers}",
             dir.join(format!("data{id}")).display(),
             self.opts.top,
             self.opts.raft,
             self.opts.callbacks.unwrap_or("allow = [\"127.0.0.1\"]"),
+            self.tls_toml(id),
         );
         fs::write(&config, text).unwrap();
         self.nodes.push(NodeProc {
@@ -339,6 +356,34 @@ impl Cluster {
             clock: None,
             env: vec![],
         });
+    }
+
+    /// The `[tls]` keys of node `id` (its certificate issued now, with TLS on).
+    fn tls_toml(&self, id: u64) -> String {
+        if !self.opts.tls {
+            return "insecure = true".into();
+        }
+        let certs = self.certs_dir();
+        if !certs.join("ca.pem").exists() {
+            run_ctl(&["certs", "init", "--dir", certs.to_str().unwrap()]);
+        }
+        run_ctl(&[
+            "certs",
+            "issue",
+            "--dir",
+            certs.to_str().unwrap(),
+            "--node",
+            &id.to_string(),
+        ]);
+        format!(
+            "ca_file = \"{0}/ca.pem\"\ncert_file = \"{0}/node{id}.pem\"\nkey_file = \"{0}/node{id}.key\"",
+            certs.display()
+        )
+    }
+
+    /// Where the cluster's CA and node certificates are (with `tls`).
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs")
     }
 
     /// Starts a new node that does not bootstrap: it serves once `goschedctl add-node` adds it.
@@ -616,7 +661,26 @@ impl Cluster {
 
     /// `goschedctl --addr <node> <args>`: its stdout, or its stderr as the error.
     pub async fn try_ctl(&self, id: u64, args: &[&str]) -> Result<String, String> {
-        let out = tokio::process::Command::new(CTL)
+        let mut command = tokio::process::Command::new(CTL);
+        if self.opts.tls {
+            command.arg("--ca").arg(self.certs_dir().join("ca.pem"));
+        }
+        self.run_ctl_on(id, command, args).await
+    }
+
+    /// `goschedctl` without the cluster's CA (plaintext), even with TLS on.
+    pub async fn try_ctl_plain(&self, id: u64, args: &[&str]) -> Result<String, String> {
+        let command = tokio::process::Command::new(CTL);
+        self.run_ctl_on(id, command, args).await
+    }
+
+    async fn run_ctl_on(
+        &self,
+        id: u64,
+        mut command: tokio::process::Command,
+        args: &[&str],
+    ) -> Result<String, String> {
+        let out = command
             .arg("--addr")
             .arg(&self.node(id).grpc)
             .args(args)

@@ -2,6 +2,7 @@
 
 mod amnesia;
 mod app_state;
+mod app_tokens;
 mod apps_cluster;
 mod auth;
 mod bad_input;
@@ -31,4 +32,5 @@ mod snapshots;
 mod ssrf;
 mod status;
 mod storage_suite;
+mod tls;
 mod wiki;

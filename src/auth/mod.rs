@@ -1,6 +1,9 @@
 //! Bearer-token authentication, shared by the REST gateway and the admin gRPC service: the
 //! cluster's admin token (`auth.admin_token` / `auth.admin_token_file`), compared in
-//! constant time. No token configured: everything is open (the single-node default).
+//! constant time, and per-app tokens ([`app_token`]). No admin token configured: everything
+//! is open (the single-node default).
+
+pub mod app_token;
 
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -51,7 +54,7 @@ impl AdminToken {
 }
 
 /// Equal bytes, compared in time independent of where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
