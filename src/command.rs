@@ -288,6 +288,8 @@ pub enum MetaQuery {
     RunningBulkJobs,
     /// The nodes recorded with their data dirs' incarnations.
     Nodes,
+    /// The incarnations of removed nodes (refused for good).
+    RemovedNodes,
 }
 
 /// A read of one shard.

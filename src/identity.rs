@@ -160,6 +160,8 @@ impl Registry {
     pub async fn refresh(&self) -> anyhow::Result<()> {
         self.admissions
             .admit_only(self.router.nodes_replica().await?);
+        self.admissions
+            .refuse(self.router.removed_nodes_replica().await?);
         Ok(())
     }
 }

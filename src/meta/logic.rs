@@ -18,11 +18,16 @@ const APP_PREFIX: &[u8] = b"app/";
 const JOB_PREFIX: &[u8] = b"job/";
 const RUNNING_PREFIX: &[u8] = b"running/";
 const NODE_PREFIX: &[u8] = b"node/";
+const REMOVED_PREFIX: &[u8] = b"removed/";
 /// More nodes than any cluster has.
 const MAX_NODES: usize = 1024;
 
 fn node_key(id: u64) -> Vec<u8> {
     [NODE_PREFIX, &id.to_be_bytes()].concat()
+}
+
+fn removed_key((id, incarnation): (u64, Uuid)) -> Vec<u8> {
+    [REMOVED_PREFIX, &id.to_be_bytes(), incarnation.as_bytes()].concat()
 }
 
 fn app_key(app_id: &str) -> Vec<u8> {
@@ -98,6 +103,11 @@ pub fn apply(txn: &mut SmTxn, cmd: &MetaCommand) -> io::Result<CommandResult> {
             Ok(CommandResult::None)
         }
         MetaCommand::ForgetNode { node_id } => {
+            // Its incarnation stays refused: the removed node may still run, with a valid
+            // certificate; only a new incarnation (an empty data dir) may join again.
+            if let Some(recorded) = txn.get::<(u64, Uuid)>(&node_key(*node_id))? {
+                txn.put(&removed_key(recorded), &recorded)?;
+            }
             txn.delete(&node_key(*node_id));
             Ok(CommandResult::None)
         }
@@ -226,6 +236,9 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
         }
         MetaQuery::Nodes => Ok(QueryResult::Nodes(
             reader.scan_prefix(NODE_PREFIX, MAX_NODES)?,
+        )),
+        MetaQuery::RemovedNodes => Ok(QueryResult::Nodes(
+            reader.scan_prefix(REMOVED_PREFIX, MAX_NODES)?,
         )),
     }
 }

@@ -8,7 +8,7 @@
 //! cluster admitted is the domain's to say (the meta group's node registry); it is handed
 //! in through [`Admissions::admit_only`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use uuid::Uuid;
@@ -21,6 +21,8 @@ pub struct Admissions {
     mine: RwLock<String>,
     /// The incarnation admitted for each node the cluster has recorded, as sent.
     admitted: RwLock<HashMap<NodeId, String>>,
+    /// Incarnations of nodes the cluster removed, as sent: refused for good.
+    removed: RwLock<HashSet<(NodeId, String)>>,
 }
 
 impl Admissions {
@@ -42,12 +44,27 @@ impl Admissions {
             .collect();
     }
 
+    /// Replaces the refused incarnations with the cluster's record of removed nodes.
+    pub fn refuse(&self, removed: impl IntoIterator<Item = (NodeId, Uuid)>) {
+        *self.removed.write().expect("admissions lock") = removed
+            .into_iter()
+            .map(|(node, incarnation)| (node, incarnation.to_string()))
+            .collect();
+    }
+
     /// Whether node `node`, speaking as `incarnation`, may take part. A node the cluster
     /// has not recorded (new, or forgotten) and a message without an incarnation (a peer
     /// of an older version, or a node still reading its identity) are accepted.
     pub fn check(&self, node: NodeId, incarnation: &str) -> Result<(), String> {
         if incarnation.is_empty() {
             return Ok(());
+        }
+        let key = (node, incarnation.to_string());
+        if self.removed.read().expect("admissions lock").contains(&key) {
+            return Err(format!(
+                "node {node} (incarnation {incarnation}) was removed from the cluster: it may \
+                 join again only with an empty data dir"
+            ));
         }
         let admitted = self.admitted.read().expect("admissions lock");
         match admitted.get(&node) {
@@ -83,8 +100,11 @@ mod tests {
             a.check(3, &new.to_string()).is_ok(),
             "node 3 is not recorded"
         );
-        // Forgotten (removed): its new incarnation may join.
+        // Removed: its old incarnation is refused for good, a new one may join.
         a.admit_only([]);
+        a.refuse([(2, old)]);
         assert!(a.check(2, &new.to_string()).is_ok());
+        let removed = a.check(2, &old.to_string()).unwrap_err();
+        assert!(removed.contains("was removed"), "{removed}");
     }
 }

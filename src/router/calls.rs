@@ -216,7 +216,16 @@ impl Router {
     /// The nodes recorded in the meta group with their incarnations, as this node's
     /// replica has them.
     pub async fn nodes_replica(&self) -> Result<Vec<(u64, Uuid)>, GroupError> {
-        match self.meta_replica(MetaQuery::Nodes).await? {
+        self.node_list(MetaQuery::Nodes).await
+    }
+
+    /// The incarnations of removed nodes, as this node's meta replica has them.
+    pub async fn removed_nodes_replica(&self) -> Result<Vec<(u64, Uuid)>, GroupError> {
+        self.node_list(MetaQuery::RemovedNodes).await
+    }
+
+    async fn node_list(&self, q: MetaQuery) -> Result<Vec<(u64, Uuid)>, GroupError> {
+        match self.meta_replica(q).await? {
             QueryResult::Nodes(nodes) => Ok(nodes),
             other => Err(unexpected("Nodes", other)),
         }
