@@ -208,6 +208,12 @@ async fn app_tokens_touch_only_their_app_over_a_tls_cluster() {
             403,
         ),
         (
+            Method::POST,
+            "/goscheduler/apps/alpha/bulk-action/reconcile".into(),
+            None,
+            200,
+        ),
+        (
             Method::GET,
             format!("/goscheduler/apps/beta/bulk-action/jobs/{job}"),
             None,
@@ -256,6 +262,12 @@ async fn app_tokens_touch_only_their_app_over_a_tls_cluster() {
             403,
         ),
         (
+            Method::GET,
+            format!("/goscheduler/schedules/{alpha_id}/runs?when=future"),
+            None,
+            200,
+        ),
+        (
             Method::DELETE,
             format!("/goscheduler/schedules/{beta_id}"),
             None,
@@ -277,7 +289,10 @@ async fn app_tokens_touch_only_their_app_over_a_tls_cluster() {
             assert_eq!(reply["status"]["statusCode"], 403, "{reply}");
         }
     }
-    // Beta's schedule survived alpha's delete.
+    // Alpha's own delete works; beta's schedule survived alpha's attempt.
+    let path = format!("/goscheduler/schedules/{alpha_id}");
+    let (status, reply) = call(&cluster, 3, alpha, Method::DELETE, &path, None).await;
+    assert_eq!(status, 200, "{reply}");
     let (status, reply) = call(
         &cluster,
         1,
