@@ -101,9 +101,7 @@ pub async fn list(
     }
     let (apps, continuation_token) = match params.app_id.filter(|s| !s.is_empty()) {
         Some(app_id) => {
-            validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-            let app = gw.router.app(&app_id).await?;
-            let app = app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?;
+            let app = super::lookup::existing_app(&gw, &app_id).await?;
             (vec![app.public()], None)
         }
         None => {
@@ -199,9 +197,7 @@ pub async fn signing_secret(
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.must_be_admin("reading the signing secret")?;
-    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let app = gw.router.app(&app_id).await?;
-    let app = app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?;
+    let app = super::lookup::existing_app(&gw, &app_id).await?;
     Ok(ok(200, 1, signing_data(app)?))
 }
 

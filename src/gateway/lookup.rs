@@ -20,3 +20,13 @@ pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError>
         .await?
         .ok_or_else(|| Rejection::new(RejectReason::UnregisteredApp, "unregistered App").into())
 }
+
+/// The app `app_id` names, active or not (linearizable): 400 for a malformed id, 404 for
+/// an unknown one.
+pub async fn existing_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
+    crate::meta::app::validate_app_id(app_id).map_err(ApiError::bad_request)?;
+    gw.router
+        .app(app_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))
+}

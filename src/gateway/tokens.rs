@@ -91,9 +91,7 @@ pub async fn list(
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.must_be_admin("listing tokens")?;
-    validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let app = gw.router.app(&app_id).await?;
-    let app = app.ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))?;
+    let app = super::lookup::existing_app(&gw, &app_id).await?;
     let views: Vec<TokenView> = app.tokens.iter().map(|t| view(&app_id, t, None)).collect();
     Ok(ok(200, views.len(), views))
 }

@@ -116,53 +116,55 @@ pub fn apply(txn: &mut SmTxn, cmd: &MetaCommand) -> io::Result<CommandResult> {
             secret,
             at_ms,
             overlap_ms,
-        } => {
-            let key = app_key(app_id);
-            let Some(mut app) = txn.get::<App>(&key)? else {
-                return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
-            };
+        } => update_app(txn, app_id, |app| {
             app.signing = Some(Signing {
                 secret: secret.clone(),
-                previous: app.signing.map(|s| s.secret),
+                previous: app.signing.take().map(|s| s.secret),
                 previous_until_ms: at_ms.saturating_add(*overlap_ms),
             });
-            txn.put(&key, &app)?;
-            Ok(CommandResult::App(Box::new(app)))
-        }
-        MetaCommand::IssueAppToken { app_id, token } => {
-            let key = app_key(app_id);
-            let Some(mut app) = txn.get::<App>(&key)? else {
-                return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
-            };
+            Ok(())
+        }),
+        MetaCommand::IssueAppToken { app_id, token } => update_app(txn, app_id, |app| {
             if app.tokens.len() >= MAX_TOKENS_PER_APP {
-                return Ok(reject(
+                return Err(Rejection::new(
                     RejectReason::TooMany,
-                    &format!(
+                    format!(
                         "app {app_id} holds {MAX_TOKENS_PER_APP} tokens, the most allowed: revoke one first"
                     ),
                 ));
             }
             app.tokens.push(token.clone());
-            txn.put(&key, &app)?;
-            Ok(CommandResult::App(Box::new(app)))
-        }
-        MetaCommand::RevokeAppToken { app_id, token_id } => {
-            let key = app_key(app_id);
-            let Some(mut app) = txn.get::<App>(&key)? else {
-                return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
-            };
+            Ok(())
+        }),
+        MetaCommand::RevokeAppToken { app_id, token_id } => update_app(txn, app_id, |app| {
             let before = app.tokens.len();
             app.tokens.retain(|t| t.token_id != *token_id);
             if app.tokens.len() == before {
-                return Ok(reject(
+                return Err(Rejection::new(
                     RejectReason::NotFound,
-                    &format!("app {app_id} has no token {token_id}"),
+                    format!("app {app_id} has no token {token_id}"),
                 ));
             }
-            txn.put(&key, &app)?;
-            Ok(CommandResult::App(Box::new(app)))
-        }
+            Ok(())
+        }),
     }
+}
+
+/// Changes registered app `app_id` with `change`, unless it refuses (or the app is unknown).
+fn update_app(
+    txn: &mut SmTxn,
+    app_id: &str,
+    change: impl FnOnce(&mut App) -> Result<(), Rejection>,
+) -> io::Result<CommandResult> {
+    let key = app_key(app_id);
+    let Some(mut app) = txn.get::<App>(&key)? else {
+        return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
+    };
+    if let Err(refused) = change(&mut app) {
+        return Ok(CommandResult::Rejected(refused));
+    }
+    txn.put(&key, &app)?;
+    Ok(CommandResult::App(Box::new(app)))
 }
 
 fn register(txn: &mut SmTxn, app: &App) -> io::Result<CommandResult> {

@@ -10,13 +10,7 @@ use crate::harness::{Cluster, Options, SHARDS};
 
 /// Node `node`'s term of the meta group, from `goschedctl status`.
 async fn meta_term(cluster: &Cluster, node: u64) -> u64 {
-    let status = cluster.status(1).await;
-    let me = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node_id"] == node)
-        .expect("node listed");
+    let me = cluster.status_of(1, node).await;
     me["groups"][0]["term"].as_u64().expect("a term")
 }
 

@@ -698,6 +698,16 @@ impl Cluster {
         serde_json::from_str(&self.ctl(id, &["status", "--json"]).await).unwrap()
     }
 
+    /// Node `node`'s entry in the cluster status as node `via` gathers it.
+    pub async fn status_of(&self, via: u64, node: u64) -> Value {
+        let status = self.status(via).await;
+        status["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["node_id"] == node))
+            .cloned()
+            .unwrap_or_else(|| panic!("node {node} not in node {via}'s status: {status}"))
+    }
+
     /// Node `id`'s own entry in its status; `Null` while it does not answer.
     pub async fn own_status(&self, id: u64) -> Value {
         let Ok(out) = self.try_ctl(id, &["status", "--json"]).await else {

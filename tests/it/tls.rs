@@ -21,14 +21,7 @@ use goscheduler::bench::receiver::Receiver;
 
 /// Every group's term on node `node`, as node 1's `goschedctl status` reports it.
 async fn terms(cluster: &Cluster, node: u64) -> Vec<u64> {
-    let status = cluster.status(1).await;
-    let me = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node_id"] == node)
-        .expect("node listed")
-        .clone();
+    let me = cluster.status_of(1, node).await;
     me["groups"]
         .as_array()
         .unwrap()
