@@ -11,6 +11,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, NodeInfo};
+pub use crate::tls::TlsSettings;
 
 /// A member of the cluster as the config names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,41 +94,6 @@ impl AuthSettings {
             "the admin token must be at least {MIN_TOKEN_LEN} visible ASCII characters"
         );
         Ok(Some(token))
-    }
-}
-
-/// Mutual TLS between nodes (see `tls`): the cluster CA and this node's certificate and
-/// key, PEM files (`goschedctl certs init|issue` makes them for a dev cluster).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TlsSettings {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    /// Let a cluster of several nodes talk plaintext (anyone who can reach a node's gRPC
-    /// port can then speak for any node). A single node needs no TLS.
-    pub insecure: bool,
-}
-
-impl TlsSettings {
-    fn validate(&self, several_nodes: bool) -> anyhow::Result<()> {
-        let files = [&self.ca_file, &self.cert_file, &self.key_file];
-        let given = files.iter().filter(|f| f.is_some()).count();
-        anyhow::ensure!(
-            given == 0 || given == 3,
-            "tls needs all of ca_file, cert_file and key_file, or none"
-        );
-        anyhow::ensure!(
-            given == 3 || self.insecure || !several_nodes,
-            "nodes of this cluster would talk plaintext: set [tls] ca_file, cert_file and key_file \
-             (`goschedctl certs init` and `certs issue` make them) or, knowingly, insecure = true"
-        );
-        anyhow::ensure!(
-            given == 0 || !self.insecure,
-            "tls: insecure = true contradicts the certificate files given"
-        );
-        crate::tls::NodeTls::load(self)?;
-        Ok(())
     }
 }
 

@@ -9,12 +9,12 @@
 
 pub mod certs;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustls_pki_types::{CertificateDer, ServerName};
+use serde::{Deserialize, Serialize};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
-use crate::config::TlsSettings;
 use crate::ids::NodeId;
 
 /// The name in every node certificate besides its own, for clients that dial "a node".
@@ -23,6 +23,41 @@ pub const ANY_NODE: &str = "goscheduler";
 /// The name node `id`'s certificate must carry.
 pub fn node_name(id: NodeId) -> String {
     format!("node-{id}.{ANY_NODE}")
+}
+
+/// The `[tls]` config table: the cluster CA and this node's certificate and
+/// key, PEM files (`goschedctl certs init|issue` makes them for a dev cluster).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsSettings {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Let a cluster of several nodes talk plaintext (anyone who can reach a node's gRPC
+    /// port can then speak for any node). A single node needs no TLS.
+    pub insecure: bool,
+}
+
+impl TlsSettings {
+    pub fn validate(&self, several_nodes: bool) -> anyhow::Result<()> {
+        let files = [&self.ca_file, &self.cert_file, &self.key_file];
+        let given = files.iter().filter(|f| f.is_some()).count();
+        anyhow::ensure!(
+            given == 0 || given == 3,
+            "tls needs all of ca_file, cert_file and key_file, or none"
+        );
+        anyhow::ensure!(
+            given == 3 || self.insecure || !several_nodes,
+            "nodes of this cluster would talk plaintext: set [tls] ca_file, cert_file and key_file \
+             (`goschedctl certs init` and `certs issue` make them) or, knowingly, insecure = true"
+        );
+        anyhow::ensure!(
+            given == 0 || !self.insecure,
+            "tls: insecure = true contradicts the certificate files given"
+        );
+        NodeTls::load(self)?;
+        Ok(())
+    }
 }
 
 /// A node's TLS material: the cluster CA and its own certificate and key (PEM).
