@@ -33,7 +33,7 @@ pub struct Health {
     pub disk_free_bytes: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/goscheduler/healthcheck", tag = "health",
+#[utoipa::path(get, path = "/goscheduler/healthcheck", tag = "health", security(()),
     description = "Whether this node can serve: every Raft group on it knows its leader, its clock agrees with a majority of the voters, and its storage can write. Answers any method.",
     responses((status = 200, body = Health), (status = 503, description = "not every group has a leader, the clock is off, or storage failed", body = Health)))]
 pub async fn healthcheck(State(gw): State<Gateway>) -> Response {

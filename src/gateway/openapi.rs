@@ -34,9 +34,34 @@ use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules, t
         app_schedules::list,
         bulk_actions::start,
         bulk_actions::progress,
-    )
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
 )]
 pub struct ApiDoc;
+
+/// The bearer tokens every endpoint but the healthcheck takes when the cluster has an admin
+/// token: the admin token, or an app's token (that app's data only).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "The cluster's admin token (everything), or an app's token from \
+                 POST /goscheduler/apps/{appId}/tokens (that app's schedules, runs and bulk \
+                 actions). Without one: 401; with one that may not touch the data: 403. \
+                 Not needed when the cluster has no admin token configured.",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

@@ -265,6 +265,21 @@ async fn the_openapi_document_describes_every_endpoint() {
     ];
     expected.sort();
     assert_eq!(documented, expected);
+    // Bearer tokens are declared for every endpoint; the healthcheck needs none.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["security"],
+        json!([{"bearer": []}]),
+        "{}",
+        doc["security"]
+    );
+    assert_eq!(
+        doc["paths"]["/goscheduler/healthcheck"]["get"]["security"],
+        json!([{}])
+    );
     // Every reference resolves to a schema in the document.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     let text = doc.to_string();
