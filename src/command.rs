@@ -304,6 +304,7 @@ pub enum ShardQuery {
         id: Uuid,
         when: When,
         now: i64,
+        /// Where the previous page ended (future runs ascend, the others descend).
         before: Option<Cursor>,
         limit: usize,
     },

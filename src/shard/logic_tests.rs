@@ -261,12 +261,17 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
         panic!("{created:?}")
     };
     assert_eq!(created.runs_until, Some(T0 + cron_runs::RUN_WINDOW_SECS));
-    // Runs every 10 minutes for the next hour: 6 of them, newest first, linked to the cron.
+    // Runs every 10 minutes for the next hour: 6 of them, soonest first, linked to the cron.
     let future = runs(&db, c.id, When::Future, T0, None);
-    assert_eq!(
-        future,
-        (1..=6).rev().map(|i| T0 + i * 600).collect::<Vec<_>>()
-    );
+    assert_eq!(future, (1..=6).map(|i| T0 + i * 600).collect::<Vec<_>>());
+    // Paged: each page goes on after the last run of the one before, in the same order.
+    let first = runs(&db, c.id, When::Future, T0, None);
+    let cursor = Cursor {
+        time: first[1],
+        id: id::run_id(c.id, first[1]),
+    };
+    let rest = runs(&db, c.id, When::Future, T0, Some(cursor));
+    assert_eq!(rest, (3..=6).map(|i| T0 + i * 600).collect::<Vec<_>>());
     let run = &get(
         &db,
         Query::GetSchedule {

@@ -117,15 +117,16 @@ fn app_schedules(reader: &SmReader, page: &AppPage) -> io::Result<QueryResult> {
     })
 }
 
-/// The runs of schedule `id`, newest first: a cron's materialised runs (with its payload),
-/// or a one-time schedule itself. A page of runs carrying the cron's payload holds no more
+/// The runs of schedule `id` — future ones soonest first, past (or all) ones latest first —
+/// each page past `cursor` in that order: a cron's materialised runs (with its payload), or
+/// a one-time schedule itself. A page of runs carrying the cron's payload holds no more
 /// than [`PAGE_BYTES_BUDGET`] of them; cut there, it says after which run it stopped.
 fn runs(
     reader: &SmReader,
     id: &Uuid,
     when: When,
     now: i64,
-    before: Option<Cursor>,
+    cursor: Option<Cursor>,
     limit: usize,
 ) -> io::Result<(Vec<Schedule>, Option<Cursor>)> {
     let in_range = |t: i64| match when {
@@ -137,40 +138,64 @@ fn runs(
         return Ok((vec![], None));
     };
     if !s.is_cron() {
-        let after_cursor = before.is_none_or(|c| Cursor::of(&s) < c);
-        let found = (in_range(s.schedule_time) && after_cursor).then_some(s);
+        let past_cursor = cursor.is_none_or(|c| match when {
+            When::Future => Cursor::of(&s) > c,
+            _ => Cursor::of(&s) < c,
+        });
+        let found = (in_range(s.schedule_time) && past_cursor).then_some(s);
         return Ok((found.into_iter().collect(), None));
     }
     let fit = (PAGE_BYTES_BUDGET / (s.payload.len() + 512)).max(1);
     let cut_at = fit.min(limit);
     let prefix = keys::runs_prefix(id);
-    let start = match before {
-        Some(c) => keys::run(id, c.time, &c.id),
-        None => keys::run(id, i64::MAX, &Uuid::max()),
-    };
     let mut out: Vec<Schedule> = Vec::new();
-    reader.scan_back_from(&start, |k, _| {
-        if !k.starts_with(&prefix) || out.len() >= cut_at {
-            return Ok(false);
-        }
-        let (time, run_id) = keys::time_and_id(k);
-        if before.is_some_and(|c| (time, run_id) >= (c.time, c.id)) {
-            return Ok(true); // the cursor itself
-        }
-        if when == When::Future && time < now {
-            return Ok(false);
-        }
-        if in_range(time) {
-            if let Some(mut run) = reader.get::<Schedule>(&keys::schedule(&run_id))? {
-                // Runs share the cron's payload (read above) unless they kept a copy.
-                if run.payload.is_empty() {
-                    run.payload.clone_from(&s.payload);
-                }
-                out.push(run);
+    // Each run as read: runs share the cron's payload (read above) unless they kept a copy.
+    let load = |run_id: Uuid| -> io::Result<Option<Schedule>> {
+        let run = reader.get::<Schedule>(&keys::schedule(&run_id))?;
+        Ok(run.map(|mut run| {
+            if run.payload.is_empty() {
+                run.payload.clone_from(&s.payload);
             }
-        }
-        Ok(true)
-    })?;
+            run
+        }))
+    };
+    if when == When::Future {
+        // Soonest first: from now (or past the cursor) forward.
+        let start = match cursor {
+            Some(c) => keys::run(id, c.time.max(now), &c.id),
+            None => keys::run(id, now, &Uuid::nil()),
+        };
+        reader.scan_from(&start, |k, _| {
+            if !k.starts_with(&prefix) || out.len() >= cut_at {
+                return Ok(false);
+            }
+            let (time, run_id) = keys::time_and_id(k);
+            if time < now || cursor.is_some_and(|c| (time, run_id) <= (c.time, c.id)) {
+                return Ok(true); // the cursor itself, or gone past meanwhile
+            }
+            out.extend(load(run_id)?);
+            Ok(true)
+        })?;
+    } else {
+        // Latest first: from the end (or before the cursor) backward.
+        let start = match cursor {
+            Some(c) => keys::run(id, c.time, &c.id),
+            None => keys::run(id, i64::MAX, &Uuid::max()),
+        };
+        reader.scan_back_from(&start, |k, _| {
+            if !k.starts_with(&prefix) || out.len() >= cut_at {
+                return Ok(false);
+            }
+            let (time, run_id) = keys::time_and_id(k);
+            if cursor.is_some_and(|c| (time, run_id) >= (c.time, c.id)) {
+                return Ok(true); // the cursor itself
+            }
+            if in_range(time) {
+                out.extend(load(run_id)?);
+            }
+            Ok(true)
+        })?;
+    }
     let cut = cut_at < limit && out.len() == cut_at;
     let examined_to = out.last().filter(|_| cut).map(Cursor::of);
     Ok((out, examined_to))
