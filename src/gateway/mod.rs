@@ -8,6 +8,7 @@ pub mod apps;
 pub mod bulk_actions;
 pub mod crons;
 pub mod envelope;
+pub mod field_case;
 pub mod health;
 pub mod limits;
 pub mod lookup;

@@ -13,7 +13,8 @@ use crate::schedule::page::Cursor;
 use crate::schedule::{id, time, Status};
 
 /// Parses a JSON body of at most `limit` bytes (the limit the route's body layer
-/// enforces), naming what is wrong with it: 413 with the limit when it is too large.
+/// enforces), naming what is wrong with it: 413 with the limit when it is too large. Field
+/// names match in any casing (`field_case`).
 pub fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
@@ -30,6 +31,12 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
     };
     if body.is_empty() {
         return Err(ApiError::unparsable("empty body, expected a JSON object"));
+    }
+    if super::field_case::needs_recasing(&body) {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(ApiError::unparsable)?;
+        super::field_case::recase(&mut value);
+        return serde_json::from_value(value).map_err(ApiError::unparsable);
     }
     serde_json::from_slice(&body).map_err(ApiError::unparsable)
 }

@@ -68,6 +68,43 @@ async fn one_time_schedules_through_every_node() {
         ids.push(s["scheduleId"].as_str().unwrap().to_string());
     }
 
+    // Field names in any casing, as Go's decoder takes them (GoScheduler clients without
+    // JSON tags send "AppId"); header names are kept as sent; the answer is camelCase.
+    let go_style = json!({"AppId": "revamp", "Payload": "{}", "ScheduleTime": time,
+        "Callback": {"Type": "http", "Details": {"Url": "http://127.0.0.1:8080/goscheduler/healthcheck",
+            "Method": "POST", "Headers": {"X-Trace": "t1"}}}});
+    let (status, body) = cluster
+        .call(
+            2,
+            Method::POST,
+            "/goscheduler/schedules",
+            Some(&go_style.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let s = &body["data"]["schedule"];
+    assert_eq!(keys(s), CREATED_SHAPE);
+    assert_eq!(
+        (&s["appId"], &s["scheduleTime"]),
+        (&json!("revamp"), &json!(time))
+    );
+    assert_eq!(s["httpCallback"]["method"], "POST");
+    assert_eq!(s["httpCallback"]["headers"]["X-Trace"], "t1");
+    let path = format!(
+        "/goscheduler/schedules/{}",
+        s["scheduleId"].as_str().unwrap()
+    );
+    assert_eq!(cluster.call(1, Method::DELETE, &path, None).await.0, 200);
+    let (status, body) = cluster
+        .call(
+            3,
+            Method::POST,
+            "/goscheduler/schedules",
+            Some(r#"{"APPID":"revamp"}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "a recased body is still validated: {body}");
+
     // Every node reads every schedule.
     for id in &ids {
         for node in 1..=3 {
