@@ -126,6 +126,8 @@ pub enum ShardCommand {
         #[serde(default)]
         attempts: Vec<u32>,
     },
+    /// Pause (`paused`) or resume cron `id` at `at` (epoch seconds, the proposer's clock).
+    SetPaused { id: Uuid, paused: bool, at: i64 },
     /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
     RecordOutcomes { outcomes: Vec<Outcome> },
 }
@@ -209,6 +211,9 @@ impl std::fmt::Display for Command {
                     write!(f, "PurgeFinished({} apps)", cutoffs.len())
                 }
                 ShardCommand::ClaimRuns { ids, .. } => write!(f, "ClaimRuns({})", ids.len()),
+                ShardCommand::SetPaused { id, paused, .. } => {
+                    write!(f, "SetPaused({id}, {paused})")
+                }
                 ShardCommand::RecordOutcomes { outcomes } => {
                     write!(f, "RecordOutcomes({})", outcomes.len())
                 }
@@ -257,6 +262,8 @@ pub enum RejectReason {
     KeySpent,
     /// A limit on what an app may hold was reached (429).
     TooMany,
+    /// The schedule is not in a state the request applies to (422).
+    WrongState,
 }
 
 impl Rejection {

@@ -52,6 +52,14 @@ pub struct Failure {
     pub status: StatusBlock,
 }
 
+/// A successful reply whose statusMessage says what happened (as GoScheduler's newer
+/// endpoints do, e.g. "Schedule paused successfully").
+pub fn ok_saying<T: Serialize>(message: &str, data: T) -> Response {
+    let mut status = StatusBlock::success(200, 1);
+    status.status_message = message.to_string();
+    (StatusCode::OK, Json(Envelope { status, data })).into_response()
+}
+
 /// A successful reply: `code` is the body's statusCode (200 or 201), `count` its totalCount.
 pub fn ok<T: Serialize>(code: u16, count: usize, data: T) -> Response {
     let body = Envelope {
@@ -125,6 +133,7 @@ impl From<Rejection> for ApiError {
             RejectReason::KeyReused => 422,
             RejectReason::KeySpent => 409,
             RejectReason::TooMany => 429,
+            RejectReason::WrongState => 422,
         };
         ApiError::new(code, r.message)
     }

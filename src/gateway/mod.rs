@@ -14,6 +14,7 @@ pub mod limits;
 pub mod lookup;
 pub mod openapi;
 pub mod params;
+pub mod pause;
 pub mod runs;
 pub mod schedules;
 pub mod tokens;
@@ -116,6 +117,14 @@ pub fn routes(gw: Gateway) -> axum::Router {
         )
         .route("/goscheduler/crons/schedules", get(crons::list))
         .route("/goscheduler/schedules/{id}/runs", get(runs::runs))
+        .route(
+            "/goscheduler/schedules/{id}/pause",
+            axum::routing::put(pause::pause).post(pause::pause),
+        )
+        .route(
+            "/goscheduler/schedules/{id}/resume",
+            axum::routing::put(pause::resume).post(pause::resume),
+        )
         .route("/goscheduler/schedules", post(schedules::create))
         .route(
             "/goscheduler/schedules/batch",

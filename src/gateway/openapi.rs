@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules, tokens};
+use super::{app_schedules, apps, bulk_actions, crons, health, pause, runs, schedules, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,8 @@ use super::{app_schedules, apps, bulk_actions, crons, health, runs, schedules, t
         schedules::get,
         schedules::delete,
         runs::runs,
+        pause::pause,
+        pause::resume,
         crons::list,
         app_schedules::list,
         bulk_actions::start,

@@ -83,7 +83,7 @@ pub struct Range {
 pub fn parse_status(s: &str) -> Result<Status, ApiError> {
     serde_json::from_value(json!(s.to_ascii_uppercase())).map_err(|_| {
         ApiError::bad_request(format!(
-            "invalid status {s:?}: use SCHEDULED, DELETED, SUCCESS, FAILURE or MISS"
+            "invalid status {s:?}: use SCHEDULED, PAUSED, DELETED, SUCCESS, FAILURE or MISS"
         ))
     })
 }

@@ -309,10 +309,32 @@ impl Router {
         at_ms: u64,
     ) -> Result<Schedule, CallError> {
         let cmd = ShardCommand::DeleteSchedule { id, at_ms };
-        let mut deleted = schedules_of("DeleteSchedule", self.shard(shard, cmd).await?)?;
-        match deleted.len() {
-            1 => Ok(deleted.remove(0)),
-            n => Err(unexpected("DeleteSchedule", format!("{n} schedules")).into()),
+        self.one_schedule("DeleteSchedule", shard, cmd).await
+    }
+
+    /// Pauses (`paused`) or resumes cron `id` in `shard` at `at` (epoch seconds).
+    pub async fn set_paused(
+        &self,
+        shard: GroupId,
+        id: Uuid,
+        paused: bool,
+        at: i64,
+    ) -> Result<Schedule, CallError> {
+        let cmd = ShardCommand::SetPaused { id, paused, at };
+        self.one_schedule("SetPaused", shard, cmd).await
+    }
+
+    /// Runs `cmd`, which answers exactly one schedule.
+    async fn one_schedule(
+        &self,
+        what: &str,
+        shard: GroupId,
+        cmd: ShardCommand,
+    ) -> Result<Schedule, CallError> {
+        let mut answered = schedules_of(what, self.shard(shard, cmd).await?)?;
+        match answered.len() {
+            1 => Ok(answered.remove(0)),
+            n => Err(unexpected(what, format!("{n} schedules")).into()),
         }
     }
 

@@ -32,6 +32,8 @@ pub enum Status {
     Success,
     Failure,
     Miss,
+    /// A cron paused by its owner: no runs are materialised until it is resumed.
+    Paused,
 }
 
 impl Status {
@@ -43,6 +45,7 @@ impl Status {
             Status::Success => "SUCCESS",
             Status::Failure => "FAILURE",
             Status::Miss => "MISS",
+            Status::Paused => "PAUSED",
         }
     }
 }

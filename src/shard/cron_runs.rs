@@ -104,6 +104,32 @@ pub fn refill_due(reader: &crate::store::txn::SmReader, now: i64) -> io::Result<
 /// Soft-deletes `cron` at `now`: status DELETED, no more refills, and its runs not yet due
 /// are removed (runs at or before `now` stay, with their outcomes).
 pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
+    stop(txn, cron, now, Status::Deleted, |_| true)
+}
+
+/// Pauses `cron` at `now`: status PAUSED, no more refills, its runs not yet due and not
+/// claimed are removed (a claimed run finishes as it was).
+pub fn pause(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
+    stop(txn, cron, now, Status::Paused, |run| run.claim.is_none())
+}
+
+/// Resumes a paused `cron` at `now`: SCHEDULED again, its runs planned from now on (the
+/// runs it missed while paused are not made up).
+pub fn resume(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
+    cron.status = Status::Scheduled;
+    cron.runs_until = None;
+    materialise(txn, cron, now, FIRST_RUNS).map(|_| ())
+}
+
+/// Ends `cron`'s plan at `now` with `status`: no more refills; its runs after `now` still
+/// SCHEDULED and `removable` are removed.
+fn stop(
+    txn: &mut SmTxn,
+    cron: &mut Schedule,
+    now: i64,
+    status: Status,
+    removable: impl Fn(&Schedule) -> bool,
+) -> io::Result<()> {
     let mut future = Vec::new();
     let from = keys::run(&cron.id, now + 1, &Uuid::nil());
     let prefix = keys::runs_prefix(&cron.id);
@@ -116,7 +142,7 @@ pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> 
     })?;
     for (_, run_id) in future {
         if let Some(run) = txn.get::<Schedule>(&keys::schedule(&run_id))? {
-            if run.status == Status::Scheduled {
+            if run.status == Status::Scheduled && removable(&run) {
                 remove(txn, &run)?;
             }
         }
@@ -124,7 +150,7 @@ pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> 
     if let Some(until) = cron.runs_until.take() {
         txn.delete(&keys::horizon(until, &cron.id));
     }
-    cron.status = Status::Deleted;
+    cron.status = status;
     txn.put(&keys::schedule(&cron.id), &*cron)
 }
 

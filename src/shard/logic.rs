@@ -60,6 +60,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             Ok(CommandResult::Created(created))
         }
         ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
+        ShardCommand::SetPaused { id, paused, at } => set_paused(txn, id, *paused, *at),
         ShardCommand::DeleteSchedules { ids, at_ms } => {
             let mut deleted = vec![];
             for id in ids {
@@ -162,6 +163,41 @@ fn create(
 
 /// Deletes a schedule: a one-time schedule (or run) is removed for good, so a second
 /// delete is 404; a cron is soft-deleted (DELETED) and its runs not yet due removed.
+/// Pauses or resumes cron `id` at `now`. Pausing a paused cron (resuming a scheduled one)
+/// changes nothing and answers it as it is.
+fn set_paused(txn: &mut SmTxn, id: &Uuid, pause: bool, now: i64) -> io::Result<CommandResult> {
+    let refuse =
+        |reason, message: String| Ok(CommandResult::Rejected(Rejection::new(reason, message)));
+    let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? else {
+        return refuse(
+            RejectReason::NotFound,
+            format!("Schedule with id: {id} not found"),
+        );
+    };
+    if !s.is_cron() {
+        let message = format!("Schedule with id: {id} is not a recurring schedule");
+        return refuse(RejectReason::WrongState, message);
+    }
+    let (from, to) = match pause {
+        true => (Status::Scheduled, Status::Paused),
+        false => (Status::Paused, Status::Scheduled),
+    };
+    if s.status == to {
+        return Ok(CommandResult::Schedules(vec![s]));
+    }
+    if s.status != from {
+        let state = if pause { "Scheduled" } else { "Paused" };
+        let message = format!("Schedule with id: {id} is not in {state} state");
+        return refuse(RejectReason::WrongState, message);
+    }
+    if pause {
+        cron_runs::pause(txn, &mut s, now)?;
+    } else {
+        cron_runs::resume(txn, &mut s, now)?;
+    }
+    Ok(CommandResult::Schedules(vec![s]))
+}
+
 fn delete(txn: &mut SmTxn, id: &Uuid, now: i64) -> io::Result<CommandResult> {
     let not_found = || CommandResult::Rejected(Rejection::new(RejectReason::NotFound, "not found"));
     let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? else {

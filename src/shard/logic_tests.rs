@@ -935,3 +935,49 @@ fn crons_are_listed_by_id_a_page_at_a_time() {
     assert!(page(Some(ids[4]), 2).is_empty());
     assert_eq!(page(None, 100), ids);
 }
+
+#[test]
+fn a_paused_cron_loses_its_unclaimed_future_runs_and_resumes_from_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let c = cron("*/10 * * * *", T0);
+    let once = one_time(7, T0 + 100);
+    commit(&db, &[create(vec![c.clone(), once.clone()])]);
+    let set = |paused: bool, at: i64| Command::SetPaused {
+        id: c.id,
+        paused,
+        at,
+    };
+    let results = commit(&db, &[set(true, T0 + 5), set(true, T0 + 6)]);
+    for r in &results {
+        let CommandResult::Schedules(s) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(s[0].status, Status::Paused);
+        assert_eq!(s[0].runs_until, None, "no more refills");
+    }
+    assert!(runs(&db, c.id, When::Future, T0 + 5, None).is_empty());
+    // The refill of a later second leaves it alone.
+    commit(
+        &db,
+        &[Command::RefillCrons {
+            now: T0 + 1200,
+            limit: 100,
+        }],
+    );
+    assert!(runs(&db, c.id, When::Future, T0 + 1200, None).is_empty());
+    // Resumed at T0 + 1800: runs from then on only.
+    let resumed = commit(&db, &[set(false, T0 + 1800)]);
+    let CommandResult::Schedules(s) = &resumed[0] else {
+        panic!("{resumed:?}")
+    };
+    assert_eq!(s[0].status, Status::Scheduled);
+    let future = runs(&db, c.id, When::Future, T0 + 1800, None);
+    assert_eq!(future.first(), Some(&(T0 + 2400)), "{future:?}");
+    // Not a cron, or gone: refused, nothing changed.
+    for (id, paused) in [(once.id, true), (Uuid::from_u128(99), false)] {
+        let cmd = Command::SetPaused { id, paused, at: T0 };
+        let r = commit(&db, &[cmd]);
+        assert!(matches!(r[0], CommandResult::Rejected(_)), "{r:?}");
+    }
+}

@@ -23,6 +23,7 @@ mod limits;
 mod membership;
 mod paging;
 mod partition;
+mod pause;
 mod proxy;
 mod schedules;
 mod schedules_failover;

@@ -258,6 +258,8 @@ async fn the_openapi_document_describes_every_endpoint() {
         "GET /goscheduler/schedules/{id}",
         "DELETE /goscheduler/schedules/{id}",
         "GET /goscheduler/schedules/{id}/runs",
+        "PUT /goscheduler/schedules/{id}/pause",
+        "PUT /goscheduler/schedules/{id}/resume",
         "GET /goscheduler/crons/schedules",
         "GET /goscheduler/apps/{app_id}/schedules",
         "POST /goscheduler/apps/{app_id}/bulk-action/{action}",

@@ -1,0 +1,134 @@
+//! Pause and resume one cron (GoScheduler fork's endpoints): while paused nothing of it
+//! fires and it has no future runs; pausing again and resuming twice answer "already";
+//! resumed, it fires again from then on (the seconds it missed are not made up); one-time,
+//! deleted and unknown schedules are refused with the fork's messages.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::{now, Cluster, Options};
+use goscheduler::bench::receiver::Receiver;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_cron_fires_nothing_until_resumed() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    cluster.register_app(1, "pausing", 2).await;
+    let body = json!({"appId": "pausing", "payload": "{}", "cronExpression": "* * * * * *",
+        "callback": {"type": "http", "details": {"url": rx.url("/ok/tick"), "method": "POST"}}});
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::POST,
+            "/goscheduler/schedules",
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let id = reply["data"]["schedule"]["scheduleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fired = |since: i64| {
+        rx.deliveries()
+            .iter()
+            .filter(|d| d.parent_schedule_id.as_deref() == Some(id.as_str()))
+            .filter(|d| d.schedule_time > since)
+            .count()
+    };
+    cluster
+        .eventually("the cron fires", Duration::from_secs(15), async || {
+            fired(0) >= 2
+        })
+        .await;
+
+    let pause = format!("/goscheduler/schedules/{id}/pause");
+    let (status, reply) = cluster.call(2, Method::PUT, &pause, None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["status"]["statusMessage"],
+        "Schedule paused successfully"
+    );
+    assert_eq!(reply["data"]["schedule"]["status"], "PAUSED");
+    let paused_at = now();
+    let (status, reply) = cluster.call(3, Method::POST, &pause, None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["status"]["statusMessage"], "Schedule already paused");
+    // No future runs but one claimed as the pause landed (it finishes as it was).
+    let runs = format!("/goscheduler/schedules/{id}/runs?when=future");
+    let (status, reply) = cluster.call(1, Method::GET, &runs, None).await;
+    if status == 200 {
+        for run in reply["data"]["schedules"].as_array().unwrap() {
+            let time = run["scheduleTime"].as_i64().unwrap();
+            assert!(
+                time <= paused_at + 1,
+                "a run of the paused cron at {time}: {reply}"
+            );
+        }
+    }
+    cluster
+        .eventually("no future runs", Duration::from_secs(5), async || {
+            cluster.call(1, Method::GET, &runs, None).await.0 == 404
+        })
+        .await;
+    let crons = "/goscheduler/crons/schedules?app_id=pausing&status=PAUSED";
+    let (status, reply) = cluster.call(3, Method::GET, crons, None).await;
+    assert_eq!(
+        (status, reply["data"][0]["scheduleId"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    // A run claimed as the pause landed may finish; nothing due later fires.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(fired(paused_at + 1), 0, "a paused cron fired");
+
+    let resume = format!("/goscheduler/schedules/{id}/resume");
+    let (status, reply) = cluster.call(3, Method::POST, &resume, None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["status"]["statusMessage"],
+        "Schedule resumed successfully"
+    );
+    assert_eq!(reply["data"]["schedule"]["status"], "SCHEDULED");
+    let resumed_at = now();
+    let (_, reply) = cluster.call(1, Method::PUT, &resume, None).await;
+    assert_eq!(reply["status"]["statusMessage"], "Schedule already resumed");
+    cluster
+        .eventually("it fires again", Duration::from_secs(15), async || {
+            fired(resumed_at) >= 2
+        })
+        .await;
+    let missed = (paused_at + 2..resumed_at - 1)
+        .filter(|t| rx.deliveries().iter().any(|d| d.schedule_time == *t))
+        .count();
+    assert_eq!(missed, 0, "seconds missed while paused were made up");
+
+    // Refusals: a one-time schedule, a deleted cron, an unknown id.
+    let once = json!({"appId": "pausing", "payload": "{}", "scheduleTime": now() + 3600,
+        "callback": {"type": "http", "details": {"url": rx.url("/ok/once"), "method": "POST"}}});
+    let once = cluster.create(1, &once).await;
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::PUT,
+            &format!("/goscheduler/schedules/{once}/pause"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(
+        reply["status"]["statusMessage"],
+        format!("Schedule with id: {once} is not a recurring schedule")
+    );
+    let path = format!("/goscheduler/schedules/{id}");
+    assert_eq!(cluster.call(2, Method::DELETE, &path, None).await.0, 200);
+    let (status, reply) = cluster.call(2, Method::PUT, &pause, None).await;
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(
+        reply["status"]["statusMessage"],
+        format!("Schedule with id: {id} is not in Scheduled state")
+    );
+    let unknown = format!("/goscheduler/schedules/{}/pause", uuid::Uuid::now_v7());
+    assert_eq!(cluster.call(3, Method::PUT, &unknown, None).await.0, 404);
+}
