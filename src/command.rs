@@ -126,6 +126,8 @@ pub enum ShardCommand {
         #[serde(default)]
         attempts: Vec<u32>,
     },
+    /// One extra run `run_id` of cron `id`, due at `at` (trigger-now; the plan is untouched).
+    TriggerRun { id: Uuid, run_id: Uuid, at: i64 },
     /// Pause (`paused`) or resume cron `id` at `at` (epoch seconds, the proposer's clock).
     SetPaused { id: Uuid, paused: bool, at: i64 },
     /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
@@ -211,6 +213,7 @@ impl std::fmt::Display for Command {
                     write!(f, "PurgeFinished({} apps)", cutoffs.len())
                 }
                 ShardCommand::ClaimRuns { ids, .. } => write!(f, "ClaimRuns({})", ids.len()),
+                ShardCommand::TriggerRun { id, .. } => write!(f, "TriggerRun({id})"),
                 ShardCommand::SetPaused { id, paused, .. } => {
                     write!(f, "SetPaused({id}, {paused})")
                 }

@@ -125,6 +125,7 @@ pub fn routes(gw: Gateway) -> axum::Router {
             "/goscheduler/schedules/{id}/resume",
             axum::routing::put(pause::resume).post(pause::resume),
         )
+        .route("/goscheduler/schedules/{id}/trigger", post(pause::trigger))
         .route("/goscheduler/schedules", post(schedules::create))
         .route(
             "/goscheduler/schedules/batch",

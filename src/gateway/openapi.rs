@@ -32,6 +32,7 @@ use super::{app_schedules, apps, bulk_actions, crons, health, pause, runs, sched
         runs::runs,
         pause::pause,
         pause::resume,
+        pause::trigger,
         crons::list,
         app_schedules::list,
         bulk_actions::start,

@@ -1,7 +1,8 @@
-//! `PUT /goscheduler/schedules/{id}/pause` and `/resume` (POST accepted too), as in
-//! GoScheduler's fork: only crons; pausing removes the cron's future runs that are not yet
-//! claimed (a claimed run finishes as it was) and stops its refills; resuming plans its runs
-//! from now on (runs missed while paused are not made up).
+//! What a cron's owner does with it between create and delete: `PUT
+//! /goscheduler/schedules/{id}/pause` and `/resume` (POST accepted too), as in GoScheduler's
+//! fork — pausing removes the cron's future runs that are not yet claimed (a claimed run
+//! finishes as it was) and stops its refills; resuming plans its runs from now on (runs
+//! missed while paused are not made up) — and `POST …/trigger`: one extra run due now.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -63,4 +64,24 @@ async fn set_paused(
     let now = chrono::Utc::now().timestamp();
     let s = gw.router.set_paused(shard, id, pause, now).await?;
     Ok(ok_saying(done, view(&s)))
+}
+
+#[utoipa::path(post, path = "/goscheduler/schedules/{id}/trigger", tag = "schedules", params(("id" = String, Path)),
+    description = "One extra run of a cron (SCHEDULED or PAUSED), due now, with its own id and parentScheduleId; the cron's plan is untouched.",
+    responses((status = 200, description = "the new run", body = Envelope<ScheduleData>), (status = 404, body = Failure),
+        (status = 422, description = "not a recurring schedule, or deleted", body = Failure)))]
+pub async fn trigger(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
+    let (id, shard) = locate(&raw, gw.config.shards)?.ok_or_else(not_found)?;
+    caller.may_touch_schedule(&gw, shard, id).await?;
+    let now = chrono::Utc::now().timestamp();
+    let run = gw.router.trigger_run(shard, id, now).await?;
+    let data = ScheduleData {
+        schedule: stored_view(&run),
+    };
+    Ok(ok_saying("Schedule triggered successfully", data))
 }

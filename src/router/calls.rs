@@ -324,6 +324,18 @@ impl Router {
         self.one_schedule("SetPaused", shard, cmd).await
     }
 
+    /// One extra run of cron `id` in `shard`, due at `at` (epoch seconds), with a new id.
+    pub async fn trigger_run(
+        &self,
+        shard: GroupId,
+        id: Uuid,
+        at: i64,
+    ) -> Result<Schedule, CallError> {
+        let run_id = crate::schedule::id::new_id(shard, crate::schedule::time::now_ms());
+        let cmd = ShardCommand::TriggerRun { id, run_id, at };
+        self.one_schedule("TriggerRun", shard, cmd).await
+    }
+
     /// Runs `cmd`, which answers exactly one schedule.
     async fn one_schedule(
         &self,

@@ -36,23 +36,7 @@ pub fn materialise(
     let window_end = now + RUN_WINDOW_SECS;
     let times = rule.upcoming(from, window_end, max_runs);
     for &t in &times {
-        let run = Schedule {
-            id: id::run_id(cron.id, t),
-            app_id: cron.app_id.clone(),
-            partition: cron.partition,
-            payload: String::new(),
-            schedule_time: t,
-            cron: None,
-            parent: Some(cron.id),
-            runs_until: None,
-            due_at: None,
-            callback: cron.callback.clone(),
-            status: Status::Scheduled,
-            error_message: None,
-            created_at_ms: (now as u64) * 1000,
-            claim: None,
-            attempts: vec![],
-        };
+        let run = run_of(cron, id::run_id(cron.id, t), t, now);
         insert(txn, &run)?;
     }
     // A full batch ends at its last run; otherwise nothing is due before the window's end.
@@ -67,6 +51,36 @@ pub fn materialise(
     txn.put(&keys::horizon(until, &cron.id), &())?;
     txn.put(&keys::schedule(&cron.id), &*cron)?;
     Ok(times.len())
+}
+
+/// A run of `cron` due at `t` with id `run_id`, made at `now`. It stores no payload: it
+/// shares its cron's ([`inherit_payloads`]).
+fn run_of(cron: &Schedule, run_id: Uuid, t: i64, now: i64) -> Schedule {
+    Schedule {
+        id: run_id,
+        app_id: cron.app_id.clone(),
+        partition: cron.partition,
+        payload: String::new(),
+        schedule_time: t,
+        cron: None,
+        parent: Some(cron.id),
+        runs_until: None,
+        due_at: None,
+        callback: cron.callback.clone(),
+        status: Status::Scheduled,
+        error_message: None,
+        created_at_ms: (now as u64) * 1000,
+        claim: None,
+        attempts: vec![],
+    }
+}
+
+/// One extra run of `cron` due at `now` with its own id `run_id` (trigger-now); the
+/// cron's plan is left as it is.
+pub fn trigger(txn: &mut SmTxn, cron: &Schedule, run_id: Uuid, now: i64) -> io::Result<Schedule> {
+    let run = run_of(cron, run_id, now, now);
+    insert(txn, &run)?;
+    Ok(run)
 }
 
 /// Refills up to `limit` crons whose runs reach less than [`REFILL_AHEAD_SECS`] past `now`.

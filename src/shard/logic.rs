@@ -61,6 +61,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
         }
         ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
         ShardCommand::SetPaused { id, paused, at } => set_paused(txn, id, *paused, *at),
+        ShardCommand::TriggerRun { id, run_id, at } => trigger(txn, id, run_id, *at),
         ShardCommand::DeleteSchedules { ids, at_ms } => {
             let mut deleted = vec![];
             for id in ids {
@@ -163,37 +164,63 @@ fn create(
 
 /// Deletes a schedule: a one-time schedule (or run) is removed for good, so a second
 /// delete is 404; a cron is soft-deleted (DELETED) and its runs not yet due removed.
-/// Pauses or resumes cron `id` at `now`. Pausing a paused cron (resuming a scheduled one)
-/// changes nothing and answers it as it is.
-fn set_paused(txn: &mut SmTxn, id: &Uuid, pause: bool, now: i64) -> io::Result<CommandResult> {
+/// Adds run `run_id` of cron `id` (SCHEDULED or PAUSED), due at `now`; a repeat of the
+/// command answers the run it made.
+fn trigger(txn: &mut SmTxn, id: &Uuid, run_id: &Uuid, now: i64) -> io::Result<CommandResult> {
+    if let Some(run) = txn.get::<Schedule>(&keys::schedule(run_id))? {
+        return Ok(CommandResult::Schedules(vec![run]));
+    }
+    let cron = match cron_in_state(txn, id, &[Status::Scheduled, Status::Paused], "Scheduled")? {
+        Ok(cron) => cron,
+        Err(refused) => return Ok(refused),
+    };
+    let run = cron_runs::trigger(txn, &cron, *run_id, now)?;
+    Ok(CommandResult::Schedules(vec![run]))
+}
+
+/// Cron `id` if it is in one of `states`; else the refusal (`state`: what it should be).
+fn cron_in_state(
+    txn: &SmTxn,
+    id: &Uuid,
+    states: &[Status],
+    state: &str,
+) -> io::Result<Result<Schedule, CommandResult>> {
     let refuse =
-        |reason, message: String| Ok(CommandResult::Rejected(Rejection::new(reason, message)));
-    let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? else {
-        return refuse(
+        |reason, message: String| Err(CommandResult::Rejected(Rejection::new(reason, message)));
+    let Some(s) = txn.get::<Schedule>(&keys::schedule(id))? else {
+        return Ok(refuse(
             RejectReason::NotFound,
             format!("Schedule with id: {id} not found"),
-        );
+        ));
     };
     if !s.is_cron() {
         let message = format!("Schedule with id: {id} is not a recurring schedule");
-        return refuse(RejectReason::WrongState, message);
+        return Ok(refuse(RejectReason::WrongState, message));
     }
-    let (from, to) = match pause {
-        true => (Status::Scheduled, Status::Paused),
-        false => (Status::Paused, Status::Scheduled),
-    };
-    if s.status == to {
-        return Ok(CommandResult::Schedules(vec![s]));
-    }
-    if s.status != from {
-        let state = if pause { "Scheduled" } else { "Paused" };
+    if !states.contains(&s.status) {
         let message = format!("Schedule with id: {id} is not in {state} state");
-        return refuse(RejectReason::WrongState, message);
+        return Ok(refuse(RejectReason::WrongState, message));
     }
-    if pause {
-        cron_runs::pause(txn, &mut s, now)?;
-    } else {
-        cron_runs::resume(txn, &mut s, now)?;
+    Ok(Ok(s))
+}
+
+/// Pauses or resumes cron `id` at `now`. Pausing a paused cron (resuming a scheduled one)
+/// changes nothing and answers it as it is.
+fn set_paused(txn: &mut SmTxn, id: &Uuid, pause: bool, now: i64) -> io::Result<CommandResult> {
+    let (from, to, state) = match pause {
+        true => (Status::Scheduled, Status::Paused, "Scheduled"),
+        false => (Status::Paused, Status::Scheduled, "Paused"),
+    };
+    let mut s = match cron_in_state(txn, id, &[from, to], state)? {
+        Ok(cron) => cron,
+        Err(refused) => return Ok(refused),
+    };
+    if s.status == from {
+        if pause {
+            cron_runs::pause(txn, &mut s, now)?;
+        } else {
+            cron_runs::resume(txn, &mut s, now)?;
+        }
     }
     Ok(CommandResult::Schedules(vec![s]))
 }

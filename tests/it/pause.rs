@@ -132,3 +132,71 @@ async fn a_paused_cron_fires_nothing_until_resumed() {
     let unknown = format!("/goscheduler/schedules/{}/pause", uuid::Uuid::now_v7());
     assert_eq!(cluster.call(3, Method::PUT, &unknown, None).await.0, 404);
 }
+
+/// The future run times of `id` through node `via` (empty on 404).
+async fn future(cluster: &Cluster, via: u64, id: &str) -> Vec<i64> {
+    let path = format!("/goscheduler/schedules/{id}/runs?when=future&size=100");
+    let (status, reply) = cluster.call(via, Method::GET, &path, None).await;
+    if status == 404 {
+        return vec![];
+    }
+    assert_eq!(status, 200, "{reply}");
+    let runs = reply["data"]["schedules"].as_array().unwrap();
+    runs.iter()
+        .map(|r| r["scheduleTime"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_now_fires_one_extra_run_and_leaves_the_plan() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    cluster.register_app(1, "triggered", 2).await;
+    let body = json!({"appId": "triggered", "payload": "{\"n\":7}", "cronExpression": "*/30 * * * *",
+        "callback": {"type": "http", "details": {"url": rx.url("/ok/now"), "method": "POST"}}});
+    let cron = cluster.create(1, &body).await;
+    let planned = future(&cluster, 2, &cron).await;
+
+    let path = format!("/goscheduler/schedules/{cron}/trigger");
+    let (status, reply) = cluster.call(2, Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["status"]["statusMessage"],
+        "Schedule triggered successfully"
+    );
+    let run = &reply["data"]["schedule"];
+    assert_eq!(run["parentScheduleId"], cron.as_str(), "{reply}");
+    assert_ne!(run["scheduleId"], cron.as_str());
+    let run_id = run["scheduleId"].as_str().unwrap().to_string();
+    let done = crate::firing::finished(&cluster, 3, &run_id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    let delivered: Vec<_> = rx
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.parent_schedule_id.as_deref() == Some(cron.as_str()))
+        .collect();
+    assert_eq!(delivered.len(), 1, "exactly the triggered run was called");
+    assert_eq!(delivered[0].schedule_id, run_id);
+    assert_eq!(
+        delivered[0].body, "{\"n\":7}",
+        "the run carries the cron's payload"
+    );
+    // The plan is as it was (runs that came due meanwhile aside).
+    let soon = now() + 5;
+    let still: Vec<i64> = future(&cluster, 1, &cron).await;
+    let expected: Vec<i64> = planned.into_iter().filter(|t| *t > soon).collect();
+    assert!(
+        expected.iter().all(|t| still.contains(t)),
+        "{expected:?} vs {still:?}"
+    );
+
+    // A one-time schedule and an unknown id are refused.
+    let once = json!({"appId": "triggered", "payload": "{}", "scheduleTime": now() + 3600,
+        "callback": {"type": "http", "details": {"url": rx.url("/ok/once"), "method": "POST"}}});
+    let once = cluster.create(1, &once).await;
+    let path = format!("/goscheduler/schedules/{once}/trigger");
+    let (status, reply) = cluster.call(3, Method::POST, &path, None).await;
+    assert_eq!(status, 422, "{reply}");
+    let unknown = format!("/goscheduler/schedules/{}/trigger", uuid::Uuid::now_v7());
+    assert_eq!(cluster.call(1, Method::POST, &unknown, None).await.0, 404);
+}

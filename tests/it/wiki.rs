@@ -260,6 +260,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         "GET /goscheduler/schedules/{id}/runs",
         "PUT /goscheduler/schedules/{id}/pause",
         "PUT /goscheduler/schedules/{id}/resume",
+        "POST /goscheduler/schedules/{id}/trigger",
         "GET /goscheduler/crons/schedules",
         "GET /goscheduler/apps/{app_id}/schedules",
         "POST /goscheduler/apps/{app_id}/bulk-action/{action}",
