@@ -41,6 +41,17 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(ApiError::unparsable)
 }
 
+/// The error of a schedule id that names nothing, in the original's words.
+pub fn schedule_not_found(raw: &str) -> ApiError {
+    ApiError::not_found(format!("Schedule with id: {raw} not found"))
+}
+
+/// Parses a schedule id and finds its shard: 400 for a malformed id, 404 (the original's
+/// message) for one no shard holds.
+pub fn locate_schedule(raw: &str, shards: u32) -> Result<(Uuid, GroupId), ApiError> {
+    locate(raw, shards)?.ok_or_else(|| schedule_not_found(raw))
+}
+
 /// Parses a schedule id and finds its shard; `None` for a well-formed id no shard holds.
 pub fn locate(raw: &str, shards: u32) -> Result<Option<(Uuid, GroupId)>, ApiError> {
     let id = Uuid::parse_str(raw)

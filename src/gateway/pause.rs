@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::access::Caller;
 use super::envelope::{ok_saying, ApiError, Envelope, Failure};
-use super::params::locate;
+use super::params::{locate_schedule, schedule_not_found};
 use super::views::{stored_view, ScheduleData};
 use super::Gateway;
 use crate::schedule::Status;
@@ -44,9 +44,9 @@ async fn set_paused(
     raw: String,
     pause: bool,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
-    let (id, shard) = locate(&raw, gw.config.shards)?.ok_or_else(not_found)?;
-    let current = gw.router.schedule(shard, id).await?.ok_or_else(not_found)?;
+    let (id, shard) = locate_schedule(&raw, gw.config.shards)?;
+    let current = gw.router.schedule(shard, id).await?;
+    let current = current.ok_or_else(|| schedule_not_found(&raw))?;
     caller.may_touch(&current.app_id)?;
     let (target, already, done) = if pause {
         let done = "Schedule paused successfully";
@@ -75,8 +75,7 @@ pub async fn trigger(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
-    let (id, shard) = locate(&raw, gw.config.shards)?.ok_or_else(not_found)?;
+    let (id, shard) = locate_schedule(&raw, gw.config.shards)?;
     caller.may_touch_schedule(&gw, shard, id).await?;
     let now = chrono::Utc::now().timestamp();
     let run = gw.router.trigger_run(shard, id, now).await?;

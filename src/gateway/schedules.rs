@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::lookup::registered_app;
-use super::params::{locate, parse_body};
+use super::params::{locate, locate_schedule, parse_body, schedule_not_found};
 use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
 use crate::callback::guard::Guard;
@@ -507,9 +507,9 @@ pub async fn get(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(format!("Schedule with id: {raw} not found"));
-    let (id, shard) = locate(&raw, gw.config.shards)?.ok_or_else(not_found)?;
-    let s = gw.router.schedule(shard, id).await?.ok_or_else(not_found)?;
+    let (id, shard) = locate_schedule(&raw, gw.config.shards)?;
+    let s = gw.router.schedule(shard, id).await?;
+    let s = s.ok_or_else(|| schedule_not_found(&raw))?;
     caller.may_touch(&s.app_id)?;
     Ok(ok(
         200,
