@@ -9,7 +9,6 @@ use goscheduler::proto::admin::{
     TransferLeaderRequest,
 };
 use serde_json::json;
-use tonic::transport::Endpoint;
 
 #[derive(Parser)]
 #[command(
@@ -136,12 +135,7 @@ struct Dialer {
 
 impl Dialer {
     async fn connect(&self, addr: &str) -> anyhow::Result<AdminClient> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint.tls_config(tls.clone())?;
-        }
-        let channel = endpoint
+        let channel = goscheduler::tls::endpoint(addr, self.tls.clone())?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(120))
             .connect()

@@ -84,14 +84,10 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
     if let Caller::App(own) = &caller {
-        caller
-            .may_touch(params.app_id.as_deref().unwrap_or_default())
-            .map_err(|_| {
-                ApiError::new(
-                    403,
-                    format!("this token is app {own}'s: list with app_id={own}"),
-                )
-            })?;
+        if params.app_id.as_deref() != Some(own.as_str()) {
+            let message = format!("this token is app {own}'s: list with app_id={own}");
+            return Err(ApiError::new(403, message));
+        }
     }
     let size = parse_size_or(params.size.as_deref(), MAX_SIZE)?;
     let after = params.continuation_token.filter(|t| !t.is_empty());

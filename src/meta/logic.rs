@@ -189,23 +189,20 @@ fn register(txn: &mut SmTxn, app: &App) -> io::Result<CommandResult> {
 }
 
 fn set_active(txn: &mut SmTxn, app_id: &str, active: bool) -> io::Result<CommandResult> {
-    let key = app_key(app_id);
-    let Some(mut app) = txn.get::<App>(&key)? else {
-        return Ok(reject(RejectReason::UnregisteredApp, "unregistered App"));
-    };
-    if app.active == active {
-        return Ok(if active {
-            reject(RejectReason::AlreadyActivated, "app is already activated")
-        } else {
-            reject(
-                RejectReason::AlreadyDeactivated,
-                "app is already deactivated",
-            )
-        });
-    }
-    app.active = active;
-    txn.put(&key, &app)?;
-    Ok(CommandResult::App(Box::new(app)))
+    update_app(txn, app_id, |app| {
+        if app.active == active {
+            return Err(if active {
+                Rejection::new(RejectReason::AlreadyActivated, "app is already activated")
+            } else {
+                Rejection::new(
+                    RejectReason::AlreadyDeactivated,
+                    "app is already deactivated",
+                )
+            });
+        }
+        app.active = active;
+        Ok(())
+    })
 }
 
 fn reject(reason: RejectReason, message: &str) -> CommandResult {

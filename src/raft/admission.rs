@@ -22,7 +22,7 @@ pub struct Admissions {
     /// The incarnation admitted for each node the cluster has recorded, as sent.
     admitted: RwLock<HashMap<NodeId, String>>,
     /// Incarnations of nodes the cluster removed, as sent: refused for good.
-    removed: RwLock<HashSet<(NodeId, String)>>,
+    removed: RwLock<HashMap<NodeId, HashSet<String>>>,
 }
 
 impl Admissions {
@@ -46,10 +46,14 @@ impl Admissions {
 
     /// Replaces the refused incarnations with the cluster's record of removed nodes.
     pub fn refuse(&self, removed: impl IntoIterator<Item = (NodeId, Uuid)>) {
-        *self.removed.write().expect("admissions lock") = removed
-            .into_iter()
-            .map(|(node, incarnation)| (node, incarnation.to_string()))
-            .collect();
+        let mut refused: HashMap<NodeId, HashSet<String>> = HashMap::new();
+        for (node, incarnation) in removed {
+            refused
+                .entry(node)
+                .or_default()
+                .insert(incarnation.to_string());
+        }
+        *self.removed.write().expect("admissions lock") = refused;
     }
 
     /// Whether node `node`, speaking as `incarnation`, may take part. A node the cluster
@@ -59,8 +63,8 @@ impl Admissions {
         if incarnation.is_empty() {
             return Ok(());
         }
-        let key = (node, incarnation.to_string());
-        if self.removed.read().expect("admissions lock").contains(&key) {
+        let removed = self.removed.read().expect("admissions lock");
+        if removed.get(&node).is_some_and(|r| r.contains(incarnation)) {
             return Err(format!(
                 "node {node} (incarnation {incarnation}) was removed from the cluster: it may \
                  join again only with an empty data dir"

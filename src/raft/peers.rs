@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::proto::raft::raft_transport_client::RaftTransportClient;
 use crate::proto::raft::{Envelope, Reply};
@@ -74,12 +74,8 @@ impl Peers {
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
             None => {
-                let scheme = if self.tls.is_some() { "https" } else { "http" };
-                let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
-                if let Some(tls) = &self.tls {
-                    endpoint = endpoint.tls_config(tls.client_for(target))?;
-                }
-                let c = endpoint
+                let tls = self.tls.as_ref().map(|t| t.client_for(target));
+                let c = crate::tls::endpoint(addr, tls)?
                     .connect_timeout(CONNECT_TIMEOUT)
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(5))

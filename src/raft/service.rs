@@ -101,6 +101,19 @@ impl<L: LogTypes> TransportService<L> {
         })
     }
 
+    /// With TLS on, refuses a message whose connection's client certificate (`certs`) does
+    /// not name `sender`, the node the message says it comes from.
+    fn check_sender(
+        &self,
+        certs: Option<&Vec<CertificateDer<'static>>>,
+        sender: NodeId,
+    ) -> Result<(), Status> {
+        if !self.me.tls {
+            return Ok(());
+        }
+        crate::tls::check_peer(certs.map(Vec::as_slice), sender).map_err(Status::permission_denied)
+    }
+
     /// The group an envelope is for, after checking it is meant for this node and comes
     /// from the node it names (`certs`: the connection's client certificates).
     fn group(
@@ -124,10 +137,7 @@ impl<L: LogTypes> TransportService<L> {
                 e.cluster_id, self.me.cluster_id
             )));
         }
-        if self.me.tls {
-            crate::tls::check_peer(certs.map(Vec::as_slice), e.sender_node)
-                .map_err(Status::permission_denied)?;
-        }
+        self.check_sender(certs, e.sender_node)?;
         if e.shards != self.me.shards {
             return Err(Status::failed_precondition(format!(
                 "sender has {} shards, node {} has {}: fix the `shards` setting",
@@ -265,11 +275,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
     }
 
     async fn clock(&self, req: Request<ClockProbe>) -> Result<Response<ClockReading>, Status> {
-        if self.me.tls {
-            let certs = req.peer_certs();
-            crate::tls::check_peer(certs.as_deref().map(Vec::as_slice), req.get_ref().from_node)
-                .map_err(Status::permission_denied)?;
-        }
+        self.check_sender(req.peer_certs().as_deref(), req.get_ref().from_node)?;
         if req.get_ref().cluster_id != self.me.cluster_id {
             return Err(Status::failed_precondition(
                 "clock probe from another cluster",

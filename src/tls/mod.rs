@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 
 use crate::ids::NodeId;
 
@@ -98,6 +98,19 @@ impl NodeTls {
             .ca_certificate(self.ca.clone())
             .identity(self.identity.clone())
             .domain_name(node_name(target))
+    }
+}
+
+/// An endpoint at `addr`: `https` with `tls`, plain `http` without.
+pub fn endpoint(
+    addr: &str,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Endpoint, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+    match tls {
+        Some(tls) => endpoint.tls_config(tls),
+        None => Ok(endpoint),
     }
 }
 
