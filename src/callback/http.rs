@@ -29,6 +29,10 @@ const PAUSED: Duration = Duration::from_millis(250);
 /// ...so the answer may be sitting unread in the socket: it gets this long to be read
 /// before the call counts as timed out (and is retried: the receiver would see it twice).
 const AFTER_PAUSE: Duration = Duration::from_millis(500);
+/// Any call whose time ran out gets this much more for an answer already on its way: a
+/// process resumed just after a call's timeout (less than [`PAUSED`] late) wakes the timer
+/// and the connection that holds the answer at once, and the timer may be served first.
+const GRACE: Duration = Duration::from_millis(50);
 
 /// Why a call got no answer.
 enum Failed {
@@ -106,7 +110,8 @@ pub async fn call(to: Target<'_>, run: &Schedule, attempt: u32, timeout: Duratio
 /// Runs `call` for at most `timeout` of this process's running time. reqwest's own timeout
 /// is not used: it checks its clock before the answer, so after a pause longer than the
 /// timeout it reports a timeout even for an answer that arrived meanwhile, and the run is
-/// sent again. Here the answer wins whenever it is there.
+/// sent again. Here the answer wins whenever it is there: a call that timed out is given
+/// [`GRACE`] (after a pause, [`AFTER_PAUSE`]) for an answer already on its way.
 async fn within<T>(
     timeout: Duration,
     call: impl std::future::Future<Output = reqwest::Result<T>>,
@@ -115,12 +120,16 @@ async fn within<T>(
     tokio::pin!(call);
     let answer = match tokio::time::timeout(timeout, &mut call).await {
         Ok(answer) => answer,
-        Err(_) if started.elapsed() > timeout + PAUSED => {
-            tokio::time::timeout(AFTER_PAUSE, &mut call)
+        Err(_) => {
+            let grace = if started.elapsed() > timeout + PAUSED {
+                AFTER_PAUSE
+            } else {
+                GRACE
+            };
+            tokio::time::timeout(grace, &mut call)
                 .await
                 .map_err(|_| Failed::TimedOut)?
         }
-        Err(_) => return Err(Failed::TimedOut),
     };
     answer.map_err(Failed::Http)
 }

@@ -2,7 +2,7 @@
 //! restarted and another node cut off while 2,000 runs fall due; an every-second cron
 //! across a leader kill. Nothing acknowledged is lost, and a run is delivered twice only
 //! when its claimer died mid-callback — with the same Idempotency-Key and a later attempt
-//! number.
+//! number; a caller paused past its call's timeout does not call again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -286,4 +286,58 @@ async fn an_every_second_cron_loses_no_second_across_a_leader_kill() {
         per_second.len(),
         deliveries.len()
     );
+}
+
+/// A shard leader paused (SIGSTOP) while its call is answered, and resumed just after the
+/// call's timeout — the moment a timer and the answer wake together — counts the answer
+/// and does not call again (the chaos checker's seed 17043050333438054562 found a node
+/// resumed 22 ms past the timeout retrying ten answered calls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_while_its_caller_was_paused_past_its_timeout_is_not_sent_again() {
+    const TIMEOUT_MS: u64 = 1000;
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    let policy = json!({"httpRetries": 2, "httpTimeout": TIMEOUT_MS});
+    cluster
+        .register_app_with(1, "frozen", 4, Some(policy))
+        .await;
+    let url = rx.url("/slow/100/frozen");
+    // Resumed this long after the call's timeout (all under the 250 ms a pause is
+    // recognised by).
+    for (round, late_ms) in [2u64, 10, 25, 60, 120].into_iter().enumerate() {
+        let id = cluster
+            .create(1 + round as u64 % 3, &calling("frozen", now() + 2, &url))
+            .await;
+        let leader = cluster.leader_of(1, shard_of(&id)).await.expect("leader");
+        let received = loop {
+            if let Some(d) = rx.deliveries().iter().find(|d| d.schedule_id == id) {
+                break d.received_ms;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        cluster.signal(leader, "STOP");
+        let resume_at = received + TIMEOUT_MS + late_ms;
+        let wait = resume_at.saturating_sub(chrono::Utc::now().timestamp_millis() as u64);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        cluster.signal(leader, "CONT");
+        let path = format!("/goscheduler/schedules/{id}");
+        let mut done = json!(null);
+        cluster
+            .eventually("the run's outcome", Duration::from_secs(30), async || {
+                done = cluster.call(1, Method::GET, &path, None).await.1;
+                done["data"]["schedule"]["status"] != "SCHEDULED"
+            })
+            .await;
+        let calls: Vec<u32> = rx
+            .deliveries()
+            .iter()
+            .filter(|d| d.schedule_id == id)
+            .map(|d| d.attempt)
+            .collect();
+        assert_eq!(
+            (calls.as_slice(), &done["data"]["schedule"]["status"]),
+            (&[1u32][..], &json!("SUCCESS")),
+            "round {round}: node {leader} resumed {late_ms} ms after the timeout: {done}"
+        );
+    }
 }
