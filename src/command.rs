@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::meta::app::{App, AppToken};
 use crate::meta::bulk::BulkJob;
 use crate::raft::LogTypes;
+use crate::schedule::change::ScheduleChange;
 use crate::schedule::page::Cursor;
 use crate::schedule::run::Outcome;
 use crate::schedule::{Schedule, Status};
@@ -130,6 +131,12 @@ pub enum ShardCommand {
     TriggerRun { id: Uuid, run_id: Uuid, at: i64 },
     /// Pause (`paused`) or resume cron `id` at `at` (epoch seconds, the proposer's clock).
     SetPaused { id: Uuid, paused: bool, at: i64 },
+    /// Change schedule `id` in place at `at` (epoch seconds, the proposer's clock).
+    UpdateSchedule {
+        id: Uuid,
+        change: ScheduleChange,
+        at: i64,
+    },
     /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
     RecordOutcomes { outcomes: Vec<Outcome> },
 }
@@ -217,6 +224,7 @@ impl std::fmt::Display for Command {
                 ShardCommand::SetPaused { id, paused, .. } => {
                     write!(f, "SetPaused({id}, {paused})")
                 }
+                ShardCommand::UpdateSchedule { id, .. } => write!(f, "UpdateSchedule({id})"),
                 ShardCommand::RecordOutcomes { outcomes } => {
                     write!(f, "RecordOutcomes({})", outcomes.len())
                 }

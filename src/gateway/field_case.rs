@@ -31,6 +31,7 @@ const FIELDS: &[&str] = &[
     "idempotencyKey",
     "schedules",
     "name",
+    "scheduleId",
 ];
 
 /// Objects whose keys are data, not field names.

@@ -18,6 +18,7 @@ pub mod pause;
 pub mod runs;
 pub mod schedules;
 pub mod tokens;
+pub mod update;
 pub mod views;
 
 use crate::auth::AdminToken;
@@ -126,6 +127,10 @@ pub fn routes(gw: Gateway) -> axum::Router {
             axum::routing::put(pause::resume).post(pause::resume),
         )
         .route("/goscheduler/schedules/{id}/trigger", post(pause::trigger))
+        .route(
+            "/goscheduler/schedules/{id}/updateRecurringSchedule",
+            axum::routing::put(update::update_recurring),
+        )
         .route("/goscheduler/schedules", post(schedules::create))
         .route(
             "/goscheduler/schedules/batch",
@@ -134,7 +139,9 @@ pub fn routes(gw: Gateway) -> axum::Router {
         )
         .route(
             "/goscheduler/schedules/{id}",
-            get(schedules::get).delete(schedules::delete),
+            get(schedules::get)
+                .delete(schedules::delete)
+                .patch(update::patch),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -4,7 +4,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{app_schedules, apps, bulk_actions, crons, health, pause, runs, schedules, tokens};
+use super::{
+    app_schedules, apps, bulk_actions, crons, health, pause, runs, schedules, tokens, update,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +35,8 @@ use super::{app_schedules, apps, bulk_actions, crons, health, pause, runs, sched
         pause::pause,
         pause::resume,
         pause::trigger,
+        update::update_recurring,
+        update::patch,
         crons::list,
         app_schedules::list,
         bulk_actions::start,

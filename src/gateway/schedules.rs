@@ -79,7 +79,7 @@ async fn resolve_apps(
 }
 
 /// The callback of a request, or every problem with it.
-fn check_callback(
+pub(super) fn check_callback(
     cb: Option<CallbackRequest>,
     guard: &Guard,
     errors: &mut Vec<String>,

@@ -324,6 +324,18 @@ impl Router {
         self.one_schedule("SetPaused", shard, cmd).await
     }
 
+    /// Changes schedule `id` in `shard` in place at `at` (epoch seconds).
+    pub async fn update_schedule(
+        &self,
+        shard: GroupId,
+        id: Uuid,
+        change: crate::schedule::change::ScheduleChange,
+        at: i64,
+    ) -> Result<Schedule, CallError> {
+        let cmd = ShardCommand::UpdateSchedule { id, change, at };
+        self.one_schedule("UpdateSchedule", shard, cmd).await
+    }
+
     /// One extra run of cron `id` in `shard`, due at `at` (epoch seconds), with a new id.
     pub async fn trigger_run(
         &self,

@@ -1,5 +1,6 @@
 //! Schedules: what a client asked to be called back, and when.
 
+pub mod change;
 pub mod headers;
 pub mod id;
 pub mod page;

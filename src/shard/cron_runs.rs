@@ -2,6 +2,7 @@
 //! firing engine and `runs?when=future` see them), refilled as time passes, and removed
 //! when the cron is deleted. Every time used comes from the command, never the clock.
 
+use std::collections::BTreeSet;
 use std::io;
 
 use uuid::Uuid;
@@ -30,12 +31,24 @@ pub fn materialise(
     now: i64,
     max_runs: usize,
 ) -> io::Result<usize> {
+    plan(txn, cron, now, max_runs, &BTreeSet::new())
+}
+
+/// [`materialise`], leaving out the seconds in `kept` (runs of an earlier plan that stay:
+/// claimed ones, whose records a new run of the same id would overwrite).
+fn plan(
+    txn: &mut SmTxn,
+    cron: &mut Schedule,
+    now: i64,
+    max_runs: usize,
+    kept: &BTreeSet<i64>,
+) -> io::Result<usize> {
     let Some(spec) = &cron.cron else { return Ok(0) };
     let Ok(rule) = spec.rule() else { return Ok(0) };
     let from = cron.runs_until.unwrap_or(now);
     let window_end = now + RUN_WINDOW_SECS;
     let times = rule.upcoming(from, window_end, max_runs);
-    for &t in &times {
+    for &t in times.iter().filter(|t| !kept.contains(t)) {
         let run = run_of(cron, id::run_id(cron.id, t), t, now);
         insert(txn, &run)?;
     }
@@ -118,13 +131,13 @@ pub fn refill_due(reader: &crate::store::txn::SmReader, now: i64) -> io::Result<
 /// Soft-deletes `cron` at `now`: status DELETED, no more refills, and its runs not yet due
 /// are removed (runs at or before `now` stay, with their outcomes).
 pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
-    stop(txn, cron, now, Status::Deleted, |_| true)
+    stop(txn, cron, now, Status::Deleted, |_| true).map(|_| ())
 }
 
 /// Pauses `cron` at `now`: status PAUSED, no more refills, its runs not yet due and not
 /// claimed are removed (a claimed run finishes as it was).
 pub fn pause(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
-    stop(txn, cron, now, Status::Paused, |run| run.claim.is_none())
+    stop(txn, cron, now, Status::Paused, |run| run.claim.is_none()).map(|_| ())
 }
 
 /// Resumes a paused `cron` at `now`: SCHEDULED again, its runs planned from now on (the
@@ -132,21 +145,22 @@ pub fn pause(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
 pub fn resume(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
     cron.status = Status::Scheduled;
     cron.runs_until = None;
-    materialise(txn, cron, now, FIRST_RUNS).map(|_| ())
+    let kept = future_runs(txn, &cron.id, now)?.into_iter().map(|(t, _)| t);
+    plan(txn, cron, now, FIRST_RUNS, &kept.collect()).map(|_| ())
 }
 
-/// Ends `cron`'s plan at `now` with `status`: no more refills; its runs after `now` still
-/// SCHEDULED and `removable` are removed.
-fn stop(
-    txn: &mut SmTxn,
-    cron: &mut Schedule,
-    now: i64,
-    status: Status,
-    removable: impl Fn(&Schedule) -> bool,
-) -> io::Result<()> {
+/// Plans a changed `cron` again from `now`: its future runs not yet claimed are replaced
+/// by the new plan's (claimed ones finish as they were).
+pub fn replan(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
+    let kept = stop(txn, cron, now, Status::Scheduled, |run| run.claim.is_none())?;
+    plan(txn, cron, now, FIRST_RUNS, &kept).map(|_| ())
+}
+
+/// The runs of cron `id` due after `now`: (time, run id), soonest first.
+fn future_runs(txn: &SmTxn, id: &Uuid, now: i64) -> io::Result<Vec<(i64, Uuid)>> {
     let mut future = Vec::new();
-    let from = keys::run(&cron.id, now + 1, &Uuid::nil());
-    let prefix = keys::runs_prefix(&cron.id);
+    let from = keys::run(id, now + 1, &Uuid::nil());
+    let prefix = keys::runs_prefix(id);
     txn.scan_from(&from, |k, _| {
         if !k.starts_with(&prefix) {
             return Ok(false);
@@ -154,10 +168,25 @@ fn stop(
         future.push(keys::time_and_id(k));
         Ok(true)
     })?;
-    for (_, run_id) in future {
+    Ok(future)
+}
+
+/// Ends `cron`'s plan at `now` with `status`: no more refills; its runs after `now` still
+/// SCHEDULED and `removable` are removed. Answers the seconds of the future runs kept.
+fn stop(
+    txn: &mut SmTxn,
+    cron: &mut Schedule,
+    now: i64,
+    status: Status,
+    removable: impl Fn(&Schedule) -> bool,
+) -> io::Result<BTreeSet<i64>> {
+    let mut kept = BTreeSet::new();
+    for (t, run_id) in future_runs(txn, &cron.id, now)? {
         if let Some(run) = txn.get::<Schedule>(&keys::schedule(&run_id))? {
             if run.status == Status::Scheduled && removable(&run) {
                 remove(txn, &run)?;
+            } else {
+                kept.insert(t);
             }
         }
     }
@@ -165,7 +194,8 @@ fn stop(
         txn.delete(&keys::horizon(until, &cron.id));
     }
     cron.status = status;
-    txn.put(&keys::schedule(&cron.id), &*cron)
+    txn.put(&keys::schedule(&cron.id), &*cron)?;
+    Ok(kept)
 }
 
 /// Cron payloads read once each, for runs stored without one.

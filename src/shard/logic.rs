@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::due_signal::DueSignal;
 use super::index::{insert, rearm, remove};
-use super::{claims, cron_runs, idempotency, keys, pending, retention};
+use super::{claims, cron_runs, idempotency, keys, pending, retention, update};
 use crate::command::{
     Command, CommandResult, CreateKey, Created, RejectReason, Rejection, SchedulerLog, ShardCommand,
 };
@@ -62,6 +62,12 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
         ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
         ShardCommand::SetPaused { id, paused, at } => set_paused(txn, id, *paused, *at),
         ShardCommand::TriggerRun { id, run_id, at } => trigger(txn, id, run_id, *at),
+        ShardCommand::UpdateSchedule { id, change, at } => {
+            Ok(match update::update(txn, id, change, *at)? {
+                Ok(updated) => CommandResult::Schedules(vec![updated.schedule]),
+                Err(refused) => refused,
+            })
+        }
         ShardCommand::DeleteSchedules { ids, at_ms } => {
             let mut deleted = vec![];
             for id in ids {
@@ -162,8 +168,6 @@ fn create(
     Ok(Created::New(s))
 }
 
-/// Deletes a schedule: a one-time schedule (or run) is removed for good, so a second
-/// delete is 404; a cron is soft-deleted (DELETED) and its runs not yet due removed.
 /// Adds run `run_id` of cron `id` (SCHEDULED or PAUSED), due at `now`; a repeat of the
 /// command answers the run it made.
 fn trigger(txn: &mut SmTxn, id: &Uuid, run_id: &Uuid, now: i64) -> io::Result<CommandResult> {
@@ -225,6 +229,8 @@ fn set_paused(txn: &mut SmTxn, id: &Uuid, pause: bool, now: i64) -> io::Result<C
     Ok(CommandResult::Schedules(vec![s]))
 }
 
+/// Deletes a schedule: a one-time schedule (or run) is removed for good, so a second
+/// delete is 404; a cron is soft-deleted (DELETED) and its runs not yet due removed.
 fn delete(txn: &mut SmTxn, id: &Uuid, now: i64) -> io::Result<CommandResult> {
     let not_found = || CommandResult::Rejected(Rejection::new(RejectReason::NotFound, "not found"));
     let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? else {

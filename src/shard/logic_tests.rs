@@ -981,3 +981,95 @@ fn a_paused_cron_loses_its_unclaimed_future_runs_and_resumes_from_then() {
         assert!(matches!(r[0], CommandResult::Rejected(_)), "{r:?}");
     }
 }
+
+#[test]
+fn an_update_plans_a_cron_again_keeping_claimed_runs_and_moves_a_one_time_schedule() {
+    use crate::schedule::change::ScheduleChange;
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let c = cron("*/10 * * * *", T0);
+    let once = one_time(7, T0 + 100);
+    commit(&db, &[create(vec![c.clone(), once.clone()])]);
+    let update =
+        |id: Uuid, change: ScheduleChange, at: i64| Command::UpdateSchedule { id, change, at };
+    // The cron's first run is claimed; then its rule and payload change.
+    let first = id::run_id(c.id, T0 + 600);
+    commit(
+        &db,
+        &[claim(
+            &[first],
+            1,
+            (T0 as u64 + 700) * 1000,
+            (T0 as u64 + 590) * 1000,
+        )],
+    );
+    let change = ScheduleChange {
+        expression: Some("*/5 * * * *".into()),
+        payload: Some("new".into()),
+        ..Default::default()
+    };
+    let out = commit(&db, &[update(c.id, change, T0 + 590)]);
+    let CommandResult::Schedules(s) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(s[0].cron.as_ref().unwrap().expression, "*/5 * * * *");
+    assert_eq!(s[0].payload, "new");
+    // The claimed run stays as it was (its claim too); the rest follow the new rule.
+    let future = runs(&db, c.id, When::Future, T0 + 590, None);
+    assert_eq!(&future[..3], &[T0 + 600, T0 + 900, T0 + 1200], "{future:?}");
+    assert_eq!(stored(&db, first).claim.unwrap().node, 1);
+    assert_eq!(count(&db, keys::CLAIM), 1);
+    // A rule that does not parse, a scheduleTime on a cron: refused, nothing changed.
+    for change in [
+        ScheduleChange {
+            expression: Some("61 * * * *".into()),
+            ..Default::default()
+        },
+        ScheduleChange {
+            schedule_time: Some(T0 + 1000),
+            ..Default::default()
+        },
+    ] {
+        let out = commit(&db, &[update(c.id, change, T0 + 591)]);
+        assert!(
+            matches!(&out[0], CommandResult::Rejected(r) if r.message.starts_with("validation errors")),
+            "{out:?}"
+        );
+    }
+    assert_eq!(runs(&db, c.id, When::Future, T0 + 590, None), future);
+    // A one-time schedule moves in the time index.
+    let moved = ScheduleChange {
+        schedule_time: Some(T0 + 200),
+        ..Default::default()
+    };
+    commit(&db, &[update(once.id, moved.clone(), T0 + 50)]);
+    let reader = SmReader::new(&db, SHARD);
+    let due = |to| super::claims::due_runs(&reader, i64::MIN, to, 10).unwrap();
+    assert!(due(T0 + 150).is_empty());
+    assert_eq!(due(T0 + 250), vec![(T0 + 200, once.id)]);
+    // Refused: a rule on a one-time schedule, a claimed one, a run of a cron, an unknown id.
+    let rule = ScheduleChange {
+        expression: Some("* * * * *".into()),
+        ..Default::default()
+    };
+    commit(
+        &db,
+        &[claim(
+            &[once.id],
+            1,
+            (T0 as u64 + 300) * 1000,
+            (T0 as u64 + 199) * 1000,
+        )],
+    );
+    for (id, change, reason) in [
+        (once.id, rule, "being fired"),
+        (first, moved.clone(), "is a run of recurring schedule"),
+        (Uuid::from_u128(99), moved, "not found"),
+    ] {
+        let out = commit(&db, &[update(id, change, T0 + 199)]);
+        assert!(
+            matches!(&out[0], CommandResult::Rejected(r) if r.message.contains(reason)),
+            "{out:?}"
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub mod logic;
 pub mod pending;
 pub mod query;
 pub mod retention;
+pub mod update;
 
 use crate::ids::GroupId;
 

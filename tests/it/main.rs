@@ -34,4 +34,5 @@ mod ssrf;
 mod status;
 mod storage_suite;
 mod tls;
+mod update;
 mod wiki;

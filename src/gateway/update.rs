@@ -1,0 +1,252 @@
+//! Changing a schedule in place: `PUT /goscheduler/schedules/{id}/updateRecurringSchedule`
+//! as upstream GoScheduler (a cron's expression, payload, callback) and `PATCH
+//! /goscheduler/schedules/{id}` (a JSON merge patch: the same plus `timezone`, and a
+//! one-time schedule's `scheduleTime`). Either is one entry in the schedule's shard, which
+//! also plans a changed cron again (see `shard::update`).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::{Deserialize, Deserializer};
+
+use super::access::Caller;
+use super::envelope::{ok_saying, ApiError, Envelope, Failure};
+use super::lookup::registered_app;
+use super::params::{locate_schedule, parse_body, schedule_not_found};
+use super::schedules::{check_callback, CallbackRequest};
+use super::views::{stored_view, ScheduleData};
+use super::Gateway;
+use crate::cron::CronSpec;
+use crate::schedule::change::ScheduleChange;
+use crate::schedule::{validate, Schedule};
+
+/// The body of `updateRecurringSchedule`: any of the fields to change; `appId` and
+/// `scheduleId`, if given, must be the schedule's own.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRecurring {
+    app_id: Option<String>,
+    schedule_id: Option<String>,
+    cron_expression: Option<String>,
+    payload: Option<String>,
+    callback: Option<CallbackRequest>,
+}
+
+/// A merge patch of a schedule: fields absent stay; `timezone: null` is UTC again.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchSchedule {
+    app_id: Option<String>,
+    schedule_id: Option<String>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    cron_expression: Option<Option<String>>,
+    /// IANA zone of a cron's times; null: UTC.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    timezone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    payload: Option<Option<String>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<CallbackRequest>)]
+    callback: Option<Option<CallbackRequest>>,
+    /// A one-time schedule's new time, epoch seconds.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<i64>)]
+    schedule_time: Option<Option<i64>>,
+}
+
+/// A merge-patch field: absent (`None`), null (`Some(None)`) or a value.
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[utoipa::path(put, path = "/goscheduler/schedules/{id}/updateRecurringSchedule", tag = "schedules",
+    params(("id" = String, Path)), request_body = UpdateRecurring,
+    description = "Changes a cron in place (SCHEDULED or PAUSED): any of cronExpression, payload, callback. \
+        Its future runs not yet claimed are planned again in the same entry.",
+    responses((status = 200, body = Envelope<ScheduleData>),
+        (status = 400, description = "appId or scheduleId differ from the schedule's, or nothing to change", body = Failure),
+        (status = 404, body = Failure),
+        (status = 422, description = "not a recurring schedule, deleted, or a validation error", body = Failure)))]
+pub async fn update_recurring(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: UpdateRecurring = parse_body(body, gw.config.limits.max_body_bytes)?;
+    let current = current(&gw, &caller, &raw).await?;
+    same_identity(&current, &raw, req.app_id, req.schedule_id)?;
+    if !current.is_cron() {
+        let message = format!("Schedule with id: {raw} is not a recurring schedule");
+        return Err(ApiError::new(422, message));
+    }
+    let asked = Asked {
+        expression: req.cron_expression,
+        timezone: None,
+        payload: req.payload,
+        callback: req.callback,
+        schedule_time: None,
+    };
+    let s = apply(&gw, &current, asked).await?;
+    Ok(ok_saying(
+        "Recurring schedule updated successfully",
+        ScheduleData {
+            schedule: stored_view(&s),
+        },
+    ))
+}
+
+#[utoipa::path(patch, path = "/goscheduler/schedules/{id}", tag = "schedules",
+    params(("id" = String, Path)), request_body = PatchSchedule,
+    description = "A JSON merge patch of a schedule: a cron's cronExpression, timezone (null: UTC), payload, \
+        callback (replaced whole); a one-time schedule's scheduleTime, payload, callback while it is \
+        SCHEDULED and not yet being fired. A changed cron's future runs not yet claimed are planned again.",
+    responses((status = 200, body = Envelope<ScheduleData>),
+        (status = 400, description = "appId or scheduleId differ from the schedule's, or a required field set to null", body = Failure),
+        (status = 404, body = Failure),
+        (status = 422, description = "not in a state that can change, or a validation error", body = Failure)))]
+pub async fn patch(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: PatchSchedule = parse_body(body, gw.config.limits.max_body_bytes)?;
+    let current = current(&gw, &caller, &raw).await?;
+    same_identity(&current, &raw, req.app_id, req.schedule_id)?;
+    let mut nulls = Vec::new();
+    let mut required = |field: &str, v: Option<Option<_>>| match v {
+        Some(None) => {
+            nulls.push(format!("{field} cannot be removed"));
+            None
+        }
+        v => v.flatten(),
+    };
+    let asked = Asked {
+        expression: required("cronExpression", req.cron_expression),
+        payload: required("payload", req.payload),
+        callback: match req.callback {
+            Some(None) => {
+                nulls.push("callback cannot be removed".into());
+                None
+            }
+            v => v.flatten(),
+        },
+        schedule_time: match req.schedule_time {
+            Some(None) => {
+                nulls.push("scheduleTime cannot be removed".into());
+                None
+            }
+            v => v.flatten(),
+        },
+        timezone: req.timezone.map(|z| z.filter(|z| !z.is_empty())),
+    };
+    if !nulls.is_empty() {
+        return Err(ApiError::bad_request(nulls.join(",")));
+    }
+    let s = apply(&gw, &current, asked).await?;
+    Ok(ok_saying(
+        "Schedule updated successfully",
+        ScheduleData {
+            schedule: stored_view(&s),
+        },
+    ))
+}
+
+/// The schedule `raw` names, if the caller may touch it.
+async fn current(gw: &Gateway, caller: &Caller, raw: &str) -> Result<Schedule, ApiError> {
+    let (id, shard) = locate_schedule(raw, gw.config.shards)?;
+    let current = gw.router.schedule(shard, id).await?;
+    let current = current.ok_or_else(|| schedule_not_found(raw))?;
+    caller.may_touch(&current.app_id)?;
+    Ok(current)
+}
+
+/// `appId` and `scheduleId` in a body may only repeat the schedule's own (upstream's
+/// messages, joined by ",").
+fn same_identity(
+    s: &Schedule,
+    raw: &str,
+    app_id: Option<String>,
+    schedule_id: Option<String>,
+) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    if app_id.is_some_and(|a| a != s.app_id) {
+        problems.push("Cannot modify appId for an existing schedule");
+    }
+    if schedule_id.is_some_and(|id| id != raw && id != s.id.to_string()) {
+        problems.push("Cannot modify scheduleId for an existing schedule");
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(ApiError::bad_request(problems.join(","))),
+    }
+}
+
+/// The fields a request asks to change, before they are checked.
+struct Asked {
+    expression: Option<String>,
+    timezone: Option<Option<String>>,
+    payload: Option<String>,
+    callback: Option<CallbackRequest>,
+    schedule_time: Option<i64>,
+}
+
+/// Checks what is asked as a create would (422 "validation errors: ..." naming each
+/// problem), then changes the schedule through its shard.
+async fn apply(gw: &Gateway, current: &Schedule, asked: Asked) -> Result<Schedule, ApiError> {
+    let nothing = asked.expression.is_none()
+        && asked.timezone.is_none()
+        && asked.payload.is_none()
+        && asked.callback.is_none()
+        && asked.schedule_time.is_none();
+    if nothing {
+        return Err(ApiError::bad_request(
+            "nothing to change: give cronExpression, timezone, payload, callback or scheduleTime",
+        ));
+    }
+    let app = registered_app(gw, &current.app_id).await?;
+    let limits = &gw.config.limits;
+    let now = chrono::Utc::now().timestamp();
+    let mut errors = Vec::new();
+    if let Some(p) = &asked.payload {
+        let limit = (app.configuration.payload_size as usize).min(limits.max_payload_bytes);
+        errors.extend(validate::payload(Some(p), limit));
+    }
+    let callback = asked
+        .callback
+        .and_then(|cb| check_callback(Some(cb), &gw.guard, &mut errors));
+    if let Some(t) = asked.schedule_time {
+        errors.extend(validate::schedule_time(t, now, &app.app_id));
+        errors.extend(validate::ahead(t, now, limits.max_schedule_ahead_days));
+        let days = app.configuration.future_schedule_creation_period;
+        errors.extend(validate::horizon(t, now, days));
+    }
+    let change = ScheduleChange {
+        payload: asked.payload,
+        callback,
+        expression: asked.expression,
+        timezone: asked.timezone,
+        schedule_time: asked.schedule_time,
+    };
+    // The rule as it would be, checked here for the message (the shard checks it again).
+    if let (Some(spec), true) = (&current.cron, change.touches_rule()) {
+        let new = CronSpec {
+            expression: change.expression.clone().unwrap_or(spec.expression.clone()),
+            timezone: change.timezone.clone().unwrap_or(spec.timezone.clone()),
+        };
+        errors.extend(new.rule().err());
+    }
+    if !errors.is_empty() {
+        let message = format!("validation errors: {}", errors.join(","));
+        return Err(ApiError::new(422, message));
+    }
+    let (id, shard) = locate_schedule(&current.id.to_string(), gw.config.shards)?;
+    Ok(gw.router.update_schedule(shard, id, change, now).await?)
+}
