@@ -17,20 +17,48 @@ use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
-/// A cron schedule's rule: expression and zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Longest `@every` interval.
+const MAX_EVERY_SECS: i64 = 366 * 86_400;
+
+/// A recurring schedule's rule and how its runs are planned: an expression (cron or
+/// `@every <duration>`) and zone, an optional window, and jitter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CronSpec {
     pub expression: String,
     /// IANA zone; `None` = UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// No run before this (epoch seconds); `@every` counts its intervals from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
+    /// No run after this (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    /// Each run fires this many seconds or fewer after its time, by a fixed pseudo-random
+    /// offset per run (spreads many crons due at the same second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_seconds: Option<u32>,
 }
 
 /// A parsed rule, ready to compute fire times.
 #[derive(Debug, Clone)]
 pub struct CronRule {
-    cron: Cron,
-    zone: Tz,
+    kind: Kind,
+    start: Option<i64>,
+    end: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Cron {
+        cron: Box<Cron>,
+        zone: Tz,
+    },
+    /// `@every`: every `secs` from `anchor`.
+    Every {
+        secs: i64,
+        anchor: i64,
+    },
 }
 
 impl CronSpec {
@@ -42,25 +70,111 @@ impl CronSpec {
                 Tz::from_str(z).map_err(|_| format!("timezone {z:?} is not an IANA time zone"))?
             }
         };
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .dom_and_dow(false)
-            .build()
-            .parse(&self.expression)
-            .map_err(|e| format!("invalid cronExpression {:?}: {e}", self.expression))?;
-        let rule = CronRule { cron, zone };
-        // A rule that never fires (e.g. 30 February) is refused rather than stored.
-        if rule.next_after(0).is_none() && rule.next_after(4_102_444_800).is_none() {
-            return Err(format!("cronExpression {:?} never fires", self.expression));
+        let kind = match self.expression.strip_prefix("@every") {
+            Some(d) => Kind::Every {
+                secs: every_secs(d.trim())
+                    .map_err(|e| format!("invalid cronExpression {:?}: {e}", self.expression))?,
+                anchor: self.start_time.unwrap_or(0),
+            },
+            None => Kind::Cron {
+                cron: Box::new(
+                    CronParser::builder()
+                        .seconds(Seconds::Optional)
+                        .year(Year::Disallowed)
+                        .dom_and_dow(false)
+                        .build()
+                        .parse(&self.expression)
+                        .map_err(|e| {
+                            format!("invalid cronExpression {:?}: {e}", self.expression)
+                        })?,
+                ),
+                zone,
+            },
+        };
+        if let (Some(start), Some(end)) = (self.start_time, self.end_time) {
+            if end <= start {
+                return Err(format!("endTime {end} is not after startTime {start}"));
+            }
+        }
+        let rule = CronRule {
+            kind,
+            start: self.start_time,
+            end: self.end_time,
+        };
+        // A rule that never fires (e.g. 30 February, or not inside its window) is refused
+        // rather than stored.
+        let from = self.start_time.map_or(0, |s| s - 1);
+        if rule.next_after(from).is_none() && rule.next_after(4_102_444_800).is_none() {
+            return Err(match self.end_time {
+                Some(_) => format!(
+                    "cronExpression {:?} never fires between startTime and endTime",
+                    self.expression
+                ),
+                None => format!("cronExpression {:?} never fires", self.expression),
+            });
         }
         Ok(rule)
     }
 }
 
+/// Seconds in a Go duration (`90s`, `1h30m`, `1.5h`): whole seconds, 1 s to 366 days.
+fn every_secs(d: &str) -> Result<i64, String> {
+    let bad = || format!("@every takes a duration such as 30s, 5m or 1h30m, not {d:?}");
+    let mut total_ms = 0f64;
+    let mut rest = d;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (number, tail) = rest.split_at(digits);
+        let number: f64 = number.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let ms = match unit {
+            "h" => 3_600_000.0,
+            "m" => 60_000.0,
+            "s" => 1_000.0,
+            "ms" => 1.0,
+            _ => return Err(bad()),
+        };
+        total_ms += number * ms;
+        rest = tail;
+    }
+    if total_ms % 1000.0 != 0.0 {
+        return Err(format!("@every {d}: the interval must be whole seconds"));
+    }
+    let secs = (total_ms / 1000.0) as i64;
+    if !(1..=MAX_EVERY_SECS).contains(&secs) {
+        return Err(format!("@every {d}: the interval must be 1 s to 366 days"));
+    }
+    Ok(secs)
+}
+
 impl CronRule {
-    /// The first fire time strictly after `after` (epoch seconds), if any.
+    /// The first fire time strictly after `after` (epoch seconds), if any, inside the
+    /// rule's window.
     pub fn next_after(&self, after: i64) -> Option<i64> {
+        let after = self.start.map_or(after, |s| after.max(s - 1));
+        let next = match &self.kind {
+            Kind::Every { secs, anchor } if after < *anchor => *anchor,
+            Kind::Every { secs, anchor } => anchor + ((after - anchor) / secs + 1) * secs,
+            Kind::Cron { .. } => self.next_cron(after)?,
+        };
+        self.end.is_none_or(|end| next <= end).then_some(next)
+    }
+
+    /// Whether no fire time is left after `now`.
+    pub fn ended_by(&self, now: i64) -> bool {
+        self.end.is_some_and(|end| end <= now)
+    }
+
+    /// A cron expression's first fire time after `after`.
+    fn next_cron(&self, after: i64) -> Option<i64> {
         let next = self.next_real(after)?;
         // A wall-clock time skipped by a spring-forward before `next` fires at the gap's end.
         match self.first_gap(after, next) {
@@ -69,12 +183,26 @@ impl CronRule {
         }
     }
 
+    fn cron(&self) -> Option<&Cron> {
+        match &self.kind {
+            Kind::Cron { cron, .. } => Some(cron),
+            Kind::Every { .. } => None,
+        }
+    }
+
+    fn zone(&self) -> Tz {
+        match &self.kind {
+            Kind::Cron { zone, .. } => *zone,
+            Kind::Every { .. } => Tz::UTC,
+        }
+    }
+
     /// The first real (not skipped, not repeated) wall-clock match after `after`.
     fn next_real(&self, after: i64) -> Option<i64> {
-        let mut from = self.zone.timestamp_opt(after, 0).single()?;
+        let mut from = self.zone().timestamp_opt(after, 0).single()?;
         // Each iteration skips one repeated instant; a fall-back repeats at most one hour.
         for _ in 0..4000 {
-            let next: DateTime<Tz> = self.cron.find_next_occurrence(&from, false).ok()?;
+            let next: DateTime<Tz> = self.cron()?.find_next_occurrence(&from, false).ok()?;
             if !self.is_repeat(&next) {
                 return Some(next.timestamp());
             }
@@ -84,7 +212,7 @@ impl CronRule {
     }
 
     fn offset(&self, t: i64) -> i64 {
-        self.zone
+        self.zone()
             .timestamp_opt(t, 0)
             .single()
             .map(|d| d.offset().fix().local_minus_utc() as i64)
@@ -117,14 +245,16 @@ impl CronRule {
 
     /// Whether the rule matches a wall-clock time skipped by the gap ending at `gap_end`.
     fn matches_inside_gap(&self, gap_end: i64) -> bool {
-        let before = self.zone.timestamp_opt(gap_end - 1, 0).single();
-        let after = self.zone.timestamp_opt(gap_end, 0).single();
+        let before = self.zone().timestamp_opt(gap_end - 1, 0).single();
+        let after = self.zone().timestamp_opt(gap_end, 0).single();
         let (Some(before), Some(after)) = (before, after) else {
             return false;
         };
         let (before, after) = (before.naive_local(), after.naive_local());
-        self.cron
-            .find_next_occurrence(&before, false)
+        let Some(cron) = self.cron() else {
+            return false;
+        };
+        cron.find_next_occurrence(&before, false)
             .is_ok_and(|m: chrono::NaiveDateTime| m < after)
     }
 
@@ -146,7 +276,7 @@ impl CronRule {
 
     /// Whether `t` is the second occurrence of a wall-clock time repeated by a fall-back.
     fn is_repeat(&self, t: &DateTime<Tz>) -> bool {
-        match self.zone.from_local_datetime(&t.naive_local()) {
+        match self.zone().from_local_datetime(&t.naive_local()) {
             LocalResult::Ambiguous(first, _) => first.timestamp() != t.timestamp(),
             _ => false,
         }
@@ -161,6 +291,7 @@ mod tests {
         CronSpec {
             expression: expr.into(),
             timezone: tz.map(String::from),
+            ..Default::default()
         }
         .rule()
         .unwrap()
@@ -170,6 +301,7 @@ mod tests {
         CronSpec {
             expression: expr.into(),
             timezone: None,
+            ..Default::default()
         }
         .rule()
         .unwrap_err()
@@ -192,6 +324,7 @@ mod tests {
         let bad_zone = CronSpec {
             expression: "* * * * *".into(),
             timezone: Some("Mars/Olympus".into()),
+            ..Default::default()
         };
         assert!(bad_zone
             .rule()
@@ -265,5 +398,69 @@ mod tests {
         let repeated = rule("*/30 * * * *", ny).upcoming(first - 1800, first + 7200, 10);
         // After 01:00 EDT: 01:30 EDT, (01:00 and 01:30 EST repeat) 02:00 EST, 02:30 EST.
         assert_eq!(repeated, vec![first, first + 5400, first + 7200]);
+    }
+
+    fn spec(expr: &str, start: Option<i64>, end: Option<i64>) -> Result<CronRule, String> {
+        CronSpec {
+            expression: expr.into(),
+            start_time: start,
+            end_time: end,
+            ..Default::default()
+        }
+        .rule()
+    }
+
+    #[test]
+    fn every_counts_go_durations_from_its_start() {
+        let t = 1_704_067_200;
+        let r = spec("@every 1h30m", Some(t + 7), None).unwrap();
+        assert_eq!(r.next_after(0), Some(t + 7));
+        assert_eq!(r.next_after(t + 7), Some(t + 7 + 5400));
+        assert_eq!(
+            r.upcoming(t + 10, t + 20_000, 10),
+            vec![t + 5407, t + 10_807, t + 16_207]
+        );
+        for (d, secs) in [
+            ("2s", 2),
+            ("90s", 90),
+            ("1.5h", 5400),
+            ("1m0s", 60),
+            ("1500ms", 0),
+        ] {
+            let r = spec(&format!("@every {d}"), Some(0), None);
+            match secs {
+                0 => assert!(r.unwrap_err().contains("whole seconds"), "{d}"),
+                s => assert_eq!(r.unwrap().next_after(0), Some(s), "{d}"),
+            }
+        }
+        for bad in [
+            "@every",
+            "@every 0s",
+            "@every 5",
+            "@every 5d",
+            "@every -1s",
+            "@every 400000h",
+            "@every 1h x",
+        ] {
+            assert!(spec(bad, Some(0), None).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn a_window_bounds_every_rule() {
+        let t = 1_704_067_200;
+        let r = spec("*/10 * * * * *", Some(t + 25), Some(t + 60)).unwrap();
+        assert_eq!(r.next_after(0), Some(t + 30));
+        assert_eq!(
+            r.upcoming(t, t + 3600, 100),
+            vec![t + 30, t + 40, t + 50, t + 60]
+        );
+        assert!(r.ended_by(t + 60) && !r.ended_by(t + 59));
+        assert!(spec("* * * * * *", Some(t + 10), Some(t + 10))
+            .unwrap_err()
+            .contains("not after startTime"));
+        assert!(spec("0 0 1 * *", Some(t + 10), Some(t + 3600))
+            .unwrap_err()
+            .contains("never fires between startTime and endTime"));
     }
 }

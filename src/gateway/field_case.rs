@@ -32,6 +32,9 @@ const FIELDS: &[&str] = &[
     "schedules",
     "name",
     "scheduleId",
+    "startTime",
+    "endTime",
+    "jitterSeconds",
 ];
 
 /// Objects whose keys are data, not field names.

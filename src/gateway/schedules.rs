@@ -35,6 +35,14 @@ pub struct CreateSchedule {
     cron_expression: Option<String>,
     /// IANA zone of a cron's times (default UTC).
     timezone: Option<String>,
+    /// A recurring schedule's first possible second (epoch seconds); `@every` intervals
+    /// count from it (default: the creation second).
+    start_time: Option<i64>,
+    /// A recurring schedule's last possible second (epoch seconds).
+    end_time: Option<i64>,
+    /// A recurring schedule's runs each fire up to this many seconds late, by a fixed
+    /// pseudo-random offset per run (at most 3600).
+    jitter_seconds: Option<u32>,
     callback: Option<CallbackRequest>,
     /// Makes a retried create answer the first one's schedule instead of adding another
     /// (for 24 h). On a single create the `Idempotency-Key` header says the same.
@@ -110,6 +118,23 @@ pub(super) fn check_callback(
     })
 }
 
+/// Longest jitter of a recurring schedule's runs, seconds.
+const MAX_JITTER_SECS: u32 = 3600;
+
+/// A recurring schedule's window and jitter: the window not over already, the jitter bounded.
+fn check_window(spec: &CronSpec, now_secs: i64) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(end) = spec.end_time.filter(|end| *end <= now_secs) {
+        problems.push(format!("endTime {end} is not in the future"));
+    }
+    if let Some(j) = spec.jitter_seconds.filter(|j| *j > MAX_JITTER_SECS) {
+        problems.push(format!(
+            "jitterSeconds {j} exceeds the limit of {MAX_JITTER_SECS}"
+        ));
+    }
+    problems
+}
+
 /// A create ready to propose: its shard, the schedule, its idempotency key, and the most
 /// pending schedules its partition may hold.
 struct Creation {
@@ -180,10 +205,15 @@ fn build_schedule(
             None
         }
         (None, Some(expression)) => {
+            let every = expression.starts_with("@every");
             let spec = CronSpec {
                 expression,
                 timezone: req.timezone.filter(|z| !z.is_empty()),
+                start_time: req.start_time.or(every.then_some(now_secs)),
+                end_time: req.end_time,
+                jitter_seconds: req.jitter_seconds.filter(|j| *j > 0),
             };
+            errors.extend(check_window(&spec, now_secs));
             match spec.rule() {
                 Ok(_) => Some(spec),
                 Err(e) => {
@@ -193,6 +223,18 @@ fn build_schedule(
             }
         }
     };
+    if req.schedule_time.is_some() {
+        let window = [
+            req.start_time.is_some(),
+            req.end_time.is_some(),
+            req.jitter_seconds.is_some(),
+        ];
+        if window.contains(&true) {
+            errors.push(
+                "startTime, endTime and jitterSeconds apply to recurring schedules only".into(),
+            );
+        }
+    }
     let (Some(callback), true) = (callback, errors.is_empty()) else {
         return Err(ApiError::bad_request(errors.join(",")));
     };
@@ -219,9 +261,17 @@ fn build_schedule(
         claim: None,
         attempts: vec![],
     };
-    let key = req.idempotency_key.map(|key| CreateKey {
-        key,
-        digest: request_digest(&schedule),
+    let key = req.idempotency_key.map(|key| {
+        // An `@every` without startTime counts from its creation second, which a retry
+        // does not repeat: the digest has the start the client asked for.
+        let mut asked = schedule.clone();
+        if let Some(spec) = &mut asked.cron {
+            spec.start_time = req.start_time;
+        }
+        CreateKey {
+            key,
+            digest: request_digest(&asked),
+        }
     });
     // The app's cap, shared evenly by its partitions (creates pick them uniformly).
     let pending_cap = cluster

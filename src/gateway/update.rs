@@ -17,7 +17,6 @@ use super::params::{locate_schedule, parse_body, schedule_not_found};
 use super::schedules::{check_callback, CallbackRequest};
 use super::views::{stored_view, ScheduleData};
 use super::Gateway;
-use crate::cron::CronSpec;
 use crate::schedule::change::ScheduleChange;
 use crate::schedule::{validate, Schedule};
 
@@ -237,11 +236,7 @@ async fn apply(gw: &Gateway, current: &Schedule, asked: Asked) -> Result<Schedul
     };
     // The rule as it would be, checked here for the message (the shard checks it again).
     if let (Some(spec), true) = (&current.cron, change.touches_rule()) {
-        let new = CronSpec {
-            expression: change.expression.clone().unwrap_or(spec.expression.clone()),
-            timezone: change.timezone.clone().unwrap_or(spec.timezone.clone()),
-        };
-        errors.extend(new.rule().err());
+        errors.extend(change.new_rule(spec).rule().err());
     }
     if !errors.is_empty() {
         let message = format!("validation errors: {}", errors.join(","));

@@ -69,6 +69,15 @@ pub struct CronSchedule {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// No run before this (epoch seconds); an `@every` interval counts from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
+    /// No run after this (epoch seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    /// Each run fires up to this many seconds after its time (a fixed offset per run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_seconds: Option<u32>,
 }
 
 /// Any schedule, in the shape its endpoint uses.
@@ -125,10 +134,7 @@ pub fn stored_view(s: &Schedule) -> ScheduleView {
 }
 
 fn cron_view(s: &Schedule) -> ScheduleView {
-    let spec = s.cron.clone().unwrap_or_else(|| crate::cron::CronSpec {
-        expression: String::new(),
-        timezone: None,
-    });
+    let spec = s.cron.clone().unwrap_or_default();
     ScheduleView::Cron(CronSchedule {
         schedule_id: s.id,
         payload: s.payload.clone(),
@@ -138,6 +144,9 @@ fn cron_view(s: &Schedule) -> ScheduleView {
         cron_expression: spec.expression,
         status: s.status,
         timezone: spec.timezone,
+        start_time: spec.start_time,
+        end_time: spec.end_time,
+        jitter_seconds: spec.jitter_seconds,
     })
 }
 

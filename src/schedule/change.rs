@@ -43,6 +43,15 @@ impl ScheduleChange {
         self.expression.is_some() || self.timezone.is_some()
     }
 
+    /// `spec` with the expression and zone this change asks for.
+    pub fn new_rule(&self, spec: &CronSpec) -> CronSpec {
+        CronSpec {
+            expression: self.expression.clone().unwrap_or(spec.expression.clone()),
+            timezone: self.timezone.clone().unwrap_or(spec.timezone.clone()),
+            ..spec.clone()
+        }
+    }
+
     /// Applies the change to `s`; answers the fields that changed, or what is wrong
     /// (a cron's rule must parse; a cron has no scheduleTime, a one-time schedule no rule).
     pub fn apply_to(&self, s: &mut Schedule) -> Result<Vec<FieldChange>, String> {
@@ -66,10 +75,7 @@ impl ScheduleChange {
                 )
             }
             (Some(spec), None) => {
-                let new = CronSpec {
-                    expression: self.expression.clone().unwrap_or(spec.expression.clone()),
-                    timezone: self.timezone.clone().unwrap_or(spec.timezone.clone()),
-                };
+                let new = self.new_rule(spec);
                 new.rule()?;
                 note(
                     "cronExpression",

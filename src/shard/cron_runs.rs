@@ -48,9 +48,12 @@ fn plan(
     let from = cron.runs_until.unwrap_or(now);
     let window_end = now + RUN_WINDOW_SECS;
     let times = rule.upcoming(from, window_end, max_runs);
-    for &t in times.iter().filter(|t| !kept.contains(t)) {
-        let run = run_of(cron, id::run_id(cron.id, t), t, now);
-        insert(txn, &run)?;
+    let jitter = spec.jitter_seconds.unwrap_or(0);
+    for &t in &times {
+        let due = t + jitter_of(&cron.id, t, jitter);
+        if !kept.contains(&due) {
+            insert(txn, &run_of(cron, id::run_id(cron.id, t), due, now))?;
+        }
     }
     // A full batch ends at its last run; otherwise nothing is due before the window's end.
     let until = match times.last() {
@@ -61,9 +64,29 @@ fn plan(
         txn.delete(&keys::horizon(old, &cron.id));
     }
     cron.runs_until = Some(until);
-    txn.put(&keys::horizon(until, &cron.id), &())?;
+    // A rule whose window has ended needs no more refills.
+    if !rule.ended_by(until) {
+        txn.put(&keys::horizon(until, &cron.id), &())?;
+    }
     txn.put(&keys::schedule(&cron.id), &*cron)?;
     Ok(times.len())
+}
+
+/// The fixed offset in `[0, jitter)` seconds of `cron`'s run at `t`: a hash of both, so
+/// every replica (and every plan of the same rule) computes the same.
+fn jitter_of(cron: &Uuid, t: i64, jitter: u32) -> i64 {
+    if jitter == 0 {
+        return 0;
+    }
+    let id = cron.as_u128();
+    let mut x = (id as u64) ^ ((id >> 64) as u64) ^ (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // splitmix64's finaliser.
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x % u64::from(jitter)) as i64
 }
 
 /// A run of `cron` due at `t` with id `run_id`, made at `now`. It stores no payload: it

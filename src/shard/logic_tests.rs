@@ -48,6 +48,7 @@ fn cron(expr: &str, created: i64) -> Schedule {
         cron: Some(CronSpec {
             expression: expr.into(),
             timezone: None,
+            ..Default::default()
         }),
         schedule_time: created,
         created_at_ms: (created as u64) * 1000,
@@ -1072,4 +1073,49 @@ fn an_update_plans_a_cron_again_keeping_claimed_runs_and_moves_a_one_time_schedu
             "{out:?}"
         );
     }
+}
+
+#[test]
+fn jitter_spreads_runs_by_a_fixed_offset_and_a_window_ends_refills() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let mut jittered = cron("0 * * * * *", T0);
+    jittered.cron.as_mut().unwrap().jitter_seconds = Some(10);
+    let mut windowed = cron("* * * * * *", T0);
+    windowed.id = id::new_id(GroupId::shard(0), (T0 as u64) * 1000 + 1);
+    windowed.cron.as_mut().unwrap().end_time = Some(T0 + 5);
+    commit(&db, &[create(vec![jittered.clone(), windowed.clone()])]);
+    let times = runs(&db, jittered.id, When::Future, T0, None);
+    assert_eq!(times.len(), 60, "one per minute for the hour ahead");
+    let offsets: Vec<i64> = times.iter().map(|t| t.rem_euclid(60)).collect();
+    assert!(offsets.iter().all(|o| (0..10).contains(o)), "{offsets:?}");
+    assert!(offsets.iter().any(|o| *o != offsets[0]), "{offsets:?}");
+    // Each run keeps its id (from its minute) and its offset across a new plan.
+    let change = crate::schedule::change::ScheduleChange {
+        callback: Some(HttpCallback {
+            url: "http://127.0.0.1:2/cb".into(),
+            ..one_time(0, 0).callback
+        }),
+        ..Default::default()
+    };
+    commit(
+        &db,
+        &[Command::UpdateSchedule {
+            id: jittered.id,
+            change,
+            at: T0,
+        }],
+    );
+    // (A new plan makes its first 10 runs at once; refills add the rest.)
+    assert_eq!(runs(&db, jittered.id, When::Future, T0, None), times[..10]);
+    // A window's end: five runs, then no horizon left to refill.
+    assert_eq!(
+        runs(&db, windowed.id, When::Future, T0, None),
+        (1..=5).map(|s| T0 + s).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        count(&db, keys::HORIZON),
+        1,
+        "only the unbounded cron is refilled"
+    );
 }

@@ -205,6 +205,7 @@ fn cron_next_fire_times_match_the_reference() {
             let spec = CronSpec {
                 expression: expr.to_string(),
                 timezone: Some(zone.name().to_string()),
+                ..Default::default()
             };
             let rule = spec.rule().unwrap_or_else(|e| panic!("{expr}: {e}"));
             let reference = Reference::new(expr, zone);
@@ -229,4 +230,49 @@ fn cron_next_fire_times_match_the_reference() {
         }
     }
     assert!(compared >= 600, "only {compared} comparisons");
+}
+
+/// `@every <Go duration>` against the reference's arithmetic: the n-th fire time is
+/// `start + n × interval`, whatever the zone (an interval is elapsed time, not wall time),
+/// across both DST changes of 2024 in New York.
+#[test]
+fn every_intervals_match_start_plus_n_intervals() {
+    let start = 1_710_046_800; // 2024-03-10 05:00Z, 2 h before New York springs forward
+    let mut compared = 0;
+    for (d, secs) in [
+        ("1s", 1),
+        ("45s", 45),
+        ("15m", 900),
+        ("1h30m", 5400),
+        ("24h", 86_400),
+        ("2.5h", 9000),
+    ] {
+        let spec = CronSpec {
+            expression: format!("@every {d}"),
+            timezone: Some("America/New_York".into()),
+            start_time: Some(start),
+            ..Default::default()
+        };
+        let rule = spec.rule().unwrap_or_else(|e| panic!("{d}: {e}"));
+        for from in [
+            start - 100,
+            start,
+            start + 3599,
+            start + 7200,
+            1_730_611_800,
+        ] {
+            let n = if from < start {
+                0
+            } else {
+                (from - start) / secs + 1
+            };
+            assert_eq!(
+                rule.next_after(from),
+                Some(start + n * secs),
+                "@every {d} after {from}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 30);
 }

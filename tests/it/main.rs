@@ -18,6 +18,7 @@ mod forged;
 mod forwarding;
 mod graceful;
 mod harness;
+mod intervals;
 mod layers;
 mod limits;
 mod membership;
