@@ -139,6 +139,20 @@ pub enum ShardCommand {
     },
     /// Finish runs of one shard: SUCCESS / FAILURE after their calls, or MISS.
     RecordOutcomes { outcomes: Vec<Outcome> },
+    /// `cmd` (a change a client asked for), recorded in the audit log of each schedule it
+    /// changes, as done by `by`.
+    Audited { by: Actor, cmd: Box<ShardCommand> },
+}
+
+/// Who changed a schedule, for its audit log: the node whose gateway took the request,
+/// the caller its token names (none when the cluster has no admin token), and when
+/// (the node's clock, epoch ms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub node: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    pub at_ms: u64,
 }
 
 /// A create's `Idempotency-Key` and a digest of what it asked for (a retry must ask the same).
@@ -204,31 +218,38 @@ impl std::fmt::Display for Command {
             Command::Meta(MetaCommand::ForgetNode { node_id }) => {
                 write!(f, "ForgetNode({node_id})")
             }
-            Command::Shard(c) => match c {
-                ShardCommand::CreateSchedules { schedules, .. } => {
-                    write!(f, "CreateSchedules({} schedules)", schedules.len())
-                }
-                ShardCommand::DeleteSchedule { id, .. } => write!(f, "DeleteSchedule({id})"),
-                ShardCommand::RefillCrons { now, .. } => write!(f, "RefillCrons({now})"),
-                ShardCommand::DeleteSchedules { ids, .. } => {
-                    write!(f, "DeleteSchedules({})", ids.len())
-                }
-                ShardCommand::ReconcileSchedules { ids, .. } => {
-                    write!(f, "ReconcileSchedules({})", ids.len())
-                }
-                ShardCommand::PurgeFinished { cutoffs, .. } => {
-                    write!(f, "PurgeFinished({} apps)", cutoffs.len())
-                }
-                ShardCommand::ClaimRuns { ids, .. } => write!(f, "ClaimRuns({})", ids.len()),
-                ShardCommand::TriggerRun { id, .. } => write!(f, "TriggerRun({id})"),
-                ShardCommand::SetPaused { id, paused, .. } => {
-                    write!(f, "SetPaused({id}, {paused})")
-                }
-                ShardCommand::UpdateSchedule { id, .. } => write!(f, "UpdateSchedule({id})"),
-                ShardCommand::RecordOutcomes { outcomes } => {
-                    write!(f, "RecordOutcomes({})", outcomes.len())
-                }
-            },
+            Command::Shard(c) => c.fmt(f),
+        }
+    }
+}
+
+impl std::fmt::Display for ShardCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardCommand::CreateSchedules { schedules, .. } => {
+                write!(f, "CreateSchedules({} schedules)", schedules.len())
+            }
+            ShardCommand::DeleteSchedule { id, .. } => write!(f, "DeleteSchedule({id})"),
+            ShardCommand::RefillCrons { now, .. } => write!(f, "RefillCrons({now})"),
+            ShardCommand::DeleteSchedules { ids, .. } => {
+                write!(f, "DeleteSchedules({})", ids.len())
+            }
+            ShardCommand::ReconcileSchedules { ids, .. } => {
+                write!(f, "ReconcileSchedules({})", ids.len())
+            }
+            ShardCommand::PurgeFinished { cutoffs, .. } => {
+                write!(f, "PurgeFinished({} apps)", cutoffs.len())
+            }
+            ShardCommand::ClaimRuns { ids, .. } => write!(f, "ClaimRuns({})", ids.len()),
+            ShardCommand::TriggerRun { id, .. } => write!(f, "TriggerRun({id})"),
+            ShardCommand::SetPaused { id, paused, .. } => {
+                write!(f, "SetPaused({id}, {paused})")
+            }
+            ShardCommand::UpdateSchedule { id, .. } => write!(f, "UpdateSchedule({id})"),
+            ShardCommand::Audited { cmd, .. } => write!(f, "Audited({cmd})"),
+            ShardCommand::RecordOutcomes { outcomes } => {
+                write!(f, "RecordOutcomes({})", outcomes.len())
+            }
         }
     }
 }
@@ -335,8 +356,15 @@ pub enum ShardQuery {
         #[serde(default)]
         after: Option<Uuid>,
     },
-    /// How many crons of an app are SCHEDULED, counting no further than `limit`.
+    /// How many crons of an app are SCHEDULED or PAUSED, counting no further than `limit`.
     CountAppCrons { app_id: String, limit: usize },
+    /// The newest `limit` entries of the audit log of schedule `id` of app `app_id`,
+    /// newest first.
+    AuditLog {
+        id: Uuid,
+        app_id: String,
+        limit: usize,
+    },
 }
 
 /// Which of an app's schedules to read: time in `[start, end]`, the given status, strictly
@@ -377,4 +405,5 @@ pub enum QueryResult {
     Apps(Vec<App>),
     Schedules(Vec<Schedule>),
     BulkJobs(Vec<BulkJob>),
+    Audit(Vec<crate::shard::audit::AuditEntry>),
 }

@@ -19,6 +19,11 @@ impl AdminToken {
         AdminToken(token)
     }
 
+    /// Whether a token is set (else every caller is the admin).
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Whether an `Authorization` header value carries the token (always, with none set).
     pub fn admits(&self, authorization: Option<&str>) -> bool {
         let Some(token) = &self.0 else {

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::envelope::ApiError;
 use super::Gateway;
 use crate::auth::app_token;
+use crate::command::Actor;
 use crate::ids::GroupId;
 
 /// Paths anyone may call: the healthcheck, metrics and the OpenAPI document.
@@ -29,6 +30,20 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// This request as the audit log names who made it: the node and, when the cluster
+    /// has an admin token, the caller (`admin` or `app:<appId>`).
+    pub fn actor(&self, gw: &Gateway) -> Actor {
+        let caller = gw.token.is_set().then(|| match self {
+            Caller::Admin => "admin".to_string(),
+            Caller::App(app) => format!("app:{app}"),
+        });
+        Actor {
+            node: gw.config.node_id,
+            caller,
+            at_ms: crate::schedule::time::now_ms(),
+        }
+    }
+
     /// Refuses (403) a caller that may not touch app `app_id`'s data.
     pub fn may_touch(&self, app_id: &str) -> Result<(), ApiError> {
         match self {

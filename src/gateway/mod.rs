@@ -5,6 +5,7 @@
 pub mod access;
 pub mod app_schedules;
 pub mod apps;
+pub mod audit;
 pub mod bulk_actions;
 pub mod crons;
 pub mod envelope;
@@ -107,6 +108,10 @@ pub fn routes(gw: Gateway) -> axum::Router {
         .route(
             "/goscheduler/apps/{app_id}/schedules",
             get(app_schedules::list),
+        )
+        .route(
+            "/goscheduler/apps/{app_id}/schedules/{id}/audit-logs",
+            get(audit::audit_logs),
         )
         .route(
             "/goscheduler/apps/{app_id}/bulk-action/{action}",

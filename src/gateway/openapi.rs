@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    app_schedules, apps, bulk_actions, crons, health, pause, runs, schedules, tokens, update,
+    app_schedules, apps, audit, bulk_actions, crons, health, pause, runs, schedules, tokens, update,
 };
 
 #[derive(OpenApi)]
@@ -37,6 +37,7 @@ use super::{
         pause::trigger,
         update::update_recurring,
         update::patch,
+        audit::audit_logs,
         crons::list,
         app_schedules::list,
         bulk_actions::start,

@@ -61,8 +61,10 @@ async fn set_paused(
     if current.is_cron() && current.status == target {
         return Ok(ok_saying(already, view(&current)));
     }
-    let now = chrono::Utc::now().timestamp();
-    let s = gw.router.set_paused(shard, id, pause, now).await?;
+    let s = gw
+        .router
+        .set_paused(shard, id, pause, caller.actor(&gw))
+        .await?;
     Ok(ok_saying(done, view(&s)))
 }
 
@@ -77,8 +79,7 @@ pub async fn trigger(
 ) -> Result<Response, ApiError> {
     let (id, shard) = locate_schedule(&raw, gw.config.shards)?;
     caller.may_touch_schedule(&gw, shard, id).await?;
-    let now = chrono::Utc::now().timestamp();
-    let run = gw.router.trigger_run(shard, id, now).await?;
+    let run = gw.router.trigger_run(shard, id, caller.actor(&gw)).await?;
     let data = ScheduleData {
         schedule: stored_view(&run),
     };

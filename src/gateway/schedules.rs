@@ -581,7 +581,10 @@ pub async fn delete(
     let (id, shard) =
         locate(&raw, gw.config.shards)?.ok_or_else(|| ApiError::not_found("not found"))?;
     caller.may_touch_schedule(&gw, shard, id).await?;
-    let deleted = gw.router.delete_schedule(shard, id, now().1).await?;
+    let deleted = gw
+        .router
+        .delete_schedule(shard, id, caller.actor(&gw))
+        .await?;
     Ok(ok(
         200,
         1,

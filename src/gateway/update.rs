@@ -92,7 +92,7 @@ pub async fn update_recurring(
         callback: req.callback,
         schedule_time: None,
     };
-    let s = apply(&gw, &current, asked).await?;
+    let s = apply(&gw, &caller, &current, asked).await?;
     Ok(ok_saying(
         "Recurring schedule updated successfully",
         ScheduleData {
@@ -149,7 +149,7 @@ pub async fn patch(
     if !nulls.is_empty() {
         return Err(ApiError::bad_request(nulls.join(",")));
     }
-    let s = apply(&gw, &current, asked).await?;
+    let s = apply(&gw, &caller, &current, asked).await?;
     Ok(ok_saying(
         "Schedule updated successfully",
         ScheduleData {
@@ -199,7 +199,12 @@ struct Asked {
 
 /// Checks what is asked as a create would (422 "validation errors: ..." naming each
 /// problem), then changes the schedule through its shard.
-async fn apply(gw: &Gateway, current: &Schedule, asked: Asked) -> Result<Schedule, ApiError> {
+async fn apply(
+    gw: &Gateway,
+    caller: &Caller,
+    current: &Schedule,
+    asked: Asked,
+) -> Result<Schedule, ApiError> {
     let nothing = asked.expression.is_none()
         && asked.timezone.is_none()
         && asked.payload.is_none()
@@ -243,5 +248,6 @@ async fn apply(gw: &Gateway, current: &Schedule, asked: Asked) -> Result<Schedul
         return Err(ApiError::new(422, message));
     }
     let (id, shard) = locate_schedule(&current.id.to_string(), gw.config.shards)?;
-    Ok(gw.router.update_schedule(shard, id, change, now).await?)
+    let by = caller.actor(gw);
+    Ok(gw.router.update_schedule(shard, id, change, by).await?)
 }

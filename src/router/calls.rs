@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{GroupError, Router};
 use crate::command::{
-    AppPage, Command, CommandResult, CreateKey, Created, MetaCommand, MetaQuery, Query,
+    Actor, AppPage, Command, CommandResult, CreateKey, Created, MetaCommand, MetaQuery, Query,
     QueryResult, Rejection, ShardCommand, ShardQuery,
 };
 use crate::ids::GroupId;
@@ -306,9 +306,10 @@ impl Router {
         &self,
         shard: GroupId,
         id: Uuid,
-        at_ms: u64,
+        by: Actor,
     ) -> Result<Schedule, CallError> {
-        let cmd = ShardCommand::DeleteSchedule { id, at_ms };
+        let at_ms = by.at_ms;
+        let cmd = audited(by, ShardCommand::DeleteSchedule { id, at_ms });
         self.one_schedule("DeleteSchedule", shard, cmd).await
     }
 
@@ -318,9 +319,10 @@ impl Router {
         shard: GroupId,
         id: Uuid,
         paused: bool,
-        at: i64,
+        by: Actor,
     ) -> Result<Schedule, CallError> {
-        let cmd = ShardCommand::SetPaused { id, paused, at };
+        let at = (by.at_ms / 1000) as i64;
+        let cmd = audited(by, ShardCommand::SetPaused { id, paused, at });
         self.one_schedule("SetPaused", shard, cmd).await
     }
 
@@ -330,9 +332,10 @@ impl Router {
         shard: GroupId,
         id: Uuid,
         change: crate::schedule::change::ScheduleChange,
-        at: i64,
+        by: Actor,
     ) -> Result<Schedule, CallError> {
-        let cmd = ShardCommand::UpdateSchedule { id, change, at };
+        let at = (by.at_ms / 1000) as i64;
+        let cmd = audited(by, ShardCommand::UpdateSchedule { id, change, at });
         self.one_schedule("UpdateSchedule", shard, cmd).await
     }
 
@@ -341,11 +344,27 @@ impl Router {
         &self,
         shard: GroupId,
         id: Uuid,
-        at: i64,
+        by: Actor,
     ) -> Result<Schedule, CallError> {
-        let run_id = crate::schedule::id::new_id(shard, crate::schedule::time::now_ms());
-        let cmd = ShardCommand::TriggerRun { id, run_id, at };
+        let run_id = crate::schedule::id::new_id(shard, by.at_ms);
+        let at = (by.at_ms / 1000) as i64;
+        let cmd = audited(by, ShardCommand::TriggerRun { id, run_id, at });
         self.one_schedule("TriggerRun", shard, cmd).await
+    }
+
+    /// The newest `limit` entries of the audit log of schedule `id` of `app_id`, newest first.
+    pub async fn audit_log(
+        &self,
+        shard: GroupId,
+        id: Uuid,
+        app_id: String,
+        limit: usize,
+    ) -> Result<Vec<crate::shard::audit::AuditEntry>, GroupError> {
+        let q = Query::Shard(ShardQuery::AuditLog { id, app_id, limit });
+        match self.read(shard, q).await? {
+            QueryResult::Audit(entries) => Ok(entries),
+            other => Err(unexpected("AuditLog", other)),
+        }
     }
 
     /// Runs `cmd`, which answers exactly one schedule.
@@ -496,4 +515,12 @@ fn merge_pages<K: Ord + Copy>(
     all.sort_by_key(&key);
     all.truncate(limit);
     (all, bound)
+}
+
+/// `cmd`, logged in the audit log of each schedule it changes as done by `by`.
+fn audited(by: Actor, cmd: ShardCommand) -> ShardCommand {
+    ShardCommand::Audited {
+        by,
+        cmd: Box::new(cmd),
+    }
 }

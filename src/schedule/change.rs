@@ -55,16 +55,7 @@ impl ScheduleChange {
     /// Applies the change to `s`; answers the fields that changed, or what is wrong
     /// (a cron's rule must parse; a cron has no scheduleTime, a one-time schedule no rule).
     pub fn apply_to(&self, s: &mut Schedule) -> Result<Vec<FieldChange>, String> {
-        let mut changed = Vec::new();
-        let mut note = |field: &str, before: Value, after: Value| {
-            if before != after {
-                changed.push(FieldChange {
-                    field: field.into(),
-                    before,
-                    after,
-                });
-            }
-        };
+        let before = s.clone();
         match (&mut s.cron, self.schedule_time) {
             (Some(_), Some(_)) => {
                 return Err("scheduleTime cannot be set on a recurring schedule".into())
@@ -77,29 +68,46 @@ impl ScheduleChange {
             (Some(spec), None) => {
                 let new = self.new_rule(spec);
                 new.rule()?;
-                note(
-                    "cronExpression",
-                    json!(spec.expression),
-                    json!(new.expression),
-                );
-                note("timezone", json!(spec.timezone), json!(new.timezone));
                 *spec = new;
             }
             (None, Some(t)) => {
-                note("scheduleTime", json!(s.schedule_time), json!(t));
                 s.schedule_time = t;
                 s.due_at = None;
             }
             (None, None) => {}
         }
         if let Some(p) = &self.payload {
-            note("payload", json!(s.payload), json!(p));
             s.payload = p.clone();
         }
         if let Some(cb) = &self.callback {
-            note("callback", json!(s.callback), json!(cb));
             s.callback = cb.clone();
         }
-        Ok(changed)
+        Ok(diff(&before, s))
     }
+}
+
+/// The fields a client may change that differ between `before` and `after`.
+pub fn diff(before: &Schedule, after: &Schedule) -> Vec<FieldChange> {
+    let rule = |s: &Schedule| s.cron.clone().unwrap_or_default();
+    let (b, a) = (rule(before), rule(after));
+    let fields = [
+        ("cronExpression", json!(b.expression), json!(a.expression)),
+        ("timezone", json!(b.timezone), json!(a.timezone)),
+        (
+            "scheduleTime",
+            json!(before.schedule_time),
+            json!(after.schedule_time),
+        ),
+        ("payload", json!(before.payload), json!(after.payload)),
+        ("callback", json!(before.callback), json!(after.callback)),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, b, a)| b != a)
+        .map(|(field, before, after)| FieldChange {
+            field: field.into(),
+            before,
+            after,
+        })
+        .collect()
 }

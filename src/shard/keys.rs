@@ -11,6 +11,8 @@
 //! - `i` ‖ app ‖ 0 ‖ idempotency key → which schedule that key created, and when
 //! - `j` ‖ created ms ‖ app ‖ 0 ‖ idempotency key → nothing: keys by age, for purging
 //! - `n` ‖ app ‖ 0 ‖ partition → how many of its schedules and runs are pending
+//! - `l` ‖ schedule id ‖ at ms ‖ seq → an entry of the schedule's audit log
+//! - `m` ‖ at ms ‖ schedule id ‖ seq → its app: audit entries by age, for purging
 //!
 //! Times are epoch seconds, encoded so that byte order is numeric order (sign bit flipped).
 
@@ -26,6 +28,8 @@ pub const CLAIM: u8 = b'k';
 pub const IDEMPOTENCY: u8 = b'i';
 pub const IDEMPOTENCY_AGE: u8 = b'j';
 pub const PENDING: u8 = b'n';
+pub const AUDIT: u8 = b'l';
+pub const AUDIT_AGE: u8 = b'm';
 
 fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
@@ -108,6 +112,38 @@ pub fn idempotency_age_parts(k: &[u8]) -> Option<(u64, String, String)> {
     let app = String::from_utf8(rest[..zero].to_vec()).ok()?;
     let key = String::from_utf8(rest[zero + 1..].to_vec()).ok()?;
     Some((created, app, key))
+}
+
+/// `l` ‖ schedule id: the start of a schedule's audit log.
+pub fn audit_prefix(id: &Uuid) -> Vec<u8> {
+    [&[AUDIT][..], id.as_bytes()].concat()
+}
+
+pub fn audit(id: &Uuid, at_ms: u64, seq: u32) -> Vec<u8> {
+    [
+        &audit_prefix(id)[..],
+        &at_ms.to_be_bytes(),
+        &seq.to_be_bytes(),
+    ]
+    .concat()
+}
+
+pub fn audit_age(at_ms: u64, id: &Uuid, seq: u32) -> Vec<u8> {
+    [
+        &[AUDIT_AGE][..],
+        &at_ms.to_be_bytes(),
+        id.as_bytes(),
+        &seq.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// The (at ms, schedule id, seq) of an `audit_age` key.
+pub fn audit_age_parts(k: &[u8]) -> Option<(u64, Uuid, u32)> {
+    let at = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
+    let id = Uuid::from_slice(k.get(9..25)?).ok()?;
+    let seq = u32::from_be_bytes(k.get(25..29)?.try_into().ok()?);
+    Some((at, id, seq))
 }
 
 /// The id at the end of a key.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::due_signal::DueSignal;
 use super::index::{insert, rearm, remove};
-use super::{claims, cron_runs, idempotency, keys, pending, retention, update};
+use super::{audit, claims, cron_runs, idempotency, keys, pending, retention, update};
 use crate::command::{
     Command, CommandResult, CreateKey, Created, RejectReason, Rejection, SchedulerLog, ShardCommand,
 };
@@ -94,6 +94,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             keys_before_ms,
         } => {
             retention::purge(txn, cutoffs, *limit)?;
+            audit::purge(txn, cutoffs, *limit)?;
             if *keys_before_ms > 0 {
                 idempotency::forget(txn, *keys_before_ms, *limit)?;
             }
@@ -121,6 +122,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             claims::record(txn, outcomes)?;
             Ok(CommandResult::None)
         }
+        ShardCommand::Audited { by, cmd } => audit::audited(txn, by, cmd, apply),
     }
 }
 

@@ -1119,3 +1119,63 @@ fn jitter_spreads_runs_by_a_fixed_offset_and_a_window_ends_refills() {
         "only the unbounded cron is refilled"
     );
 }
+
+#[test]
+fn audited_changes_are_logged_newest_first_and_purged_with_their_apps_retention() {
+    use crate::command::{Actor, QueryResult};
+    use crate::shard::audit::AuditAction;
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let c = cron("0 * * * *", T0);
+    commit(&db, &[create(vec![c.clone()])]);
+    let by = |at_s: i64| Actor {
+        node: 2,
+        caller: Some("admin".into()),
+        at_ms: at_s as u64 * 1000,
+    };
+    let audited = |at_s: i64, cmd: Command| Command::Audited {
+        by: by(at_s),
+        cmd: Box::new(cmd),
+    };
+    let pause = |paused, at| Command::SetPaused {
+        id: c.id,
+        paused,
+        at,
+    };
+    // Two pauses in the same millisecond: the second changes nothing and logs nothing.
+    commit(
+        &db,
+        &[
+            audited(T0 + 10, pause(true, T0 + 10)),
+            audited(T0 + 10, pause(true, T0 + 10)),
+            audited(T0 + 20, pause(false, T0 + 20)),
+        ],
+    );
+    let log = |app: &str| match query(
+        &SmReader::new(&db, SHARD),
+        &Query::AuditLog {
+            id: c.id,
+            app_id: app.into(),
+            limit: 10,
+        },
+    )
+    .unwrap()
+    {
+        QueryResult::Audit(entries) => entries.iter().map(|e| e.action).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    use AuditAction::{Create, Pause, Resume};
+    assert_eq!(log("revamp"), [Resume, Pause, Create]);
+    assert!(log("another").is_empty(), "another app's id finds nothing");
+    // Retention: entries before the cutoff go, the create (the record itself) stays.
+    let purge = |cutoff: i64| Command::PurgeFinished {
+        cutoffs: vec![("revamp".into(), cutoff)],
+        limit: 100,
+        keys_before_ms: 0,
+    };
+    commit(&db, &[purge(T0 + 15)]);
+    assert_eq!(log("revamp"), [Resume, Create]);
+    commit(&db, &[purge(T0 + 100)]);
+    assert_eq!(log("revamp"), [Create]);
+    assert_eq!(count(&db, keys::AUDIT) + count(&db, keys::AUDIT_AGE), 0);
+}

@@ -1,6 +1,7 @@
 //! Shards: the data groups that hold schedules. An app's partition maps onto a shard
 //! deterministically, so every node agrees where a partition's schedules live.
 
+pub mod audit;
 pub mod claims;
 pub mod cron_runs;
 pub mod due_signal;

@@ -4,7 +4,7 @@ use std::io;
 
 use uuid::Uuid;
 
-use super::keys;
+use super::{audit, keys};
 use crate::command::{AppPage, QueryResult, ShardQuery, When};
 use crate::schedule::page::Cursor;
 use crate::schedule::{Schedule, Status};
@@ -52,13 +52,16 @@ pub fn query(reader: &SmReader, q: &ShardQuery) -> io::Result<QueryResult> {
             QueryResult::CronPage { crons, examined_to }
         }
         ShardQuery::CountAppCrons { app_id, limit } => {
+            // A paused cron keeps its place: resuming it must not exceed the limit.
             let mut n = 0;
-            let scheduled = Some(Status::Scheduled);
-            each_cron(reader, app_id, scheduled, None, usize::MAX, |_| {
-                n += 1;
+            each_cron(reader, app_id, None, None, usize::MAX, |c| {
+                n += usize::from(matches!(c.status, Status::Scheduled | Status::Paused));
                 n < *limit
             })?;
             QueryResult::Count(n)
+        }
+        ShardQuery::AuditLog { id, app_id, limit } => {
+            QueryResult::Audit(audit::log(reader, id, app_id, *limit)?)
         }
     })
 }

@@ -12,8 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::Round;
-use crate::command::AppPage;
-use crate::command::{MetaCommand, ShardCommand};
+use crate::command::{Actor, AppPage, MetaCommand, ShardCommand};
 use crate::ids::{GroupId, NodeId};
 use crate::meta::bulk::{BulkAction, BulkJob};
 use crate::router::calls::schedules_of;
@@ -75,7 +74,7 @@ async fn run_job(
             examined_to.or(last)
         }
         .or(job.cursor);
-        let processed = act(router, shards, &job, &page).await?;
+        let processed = act(node_id, router, shards, &job, &page).await?;
         let now_ms = chrono::Utc::now().timestamp_millis() as u64;
         let advance = MetaCommand::AdvanceBulkJob {
             job_id: job.job_id,
@@ -115,6 +114,7 @@ async fn next_page(
 
 /// Deletes or re-arms `page`, one command per shard; returns how many it acted on.
 async fn act(
+    node_id: NodeId,
     router: &Router,
     shards: u32,
     job: &BulkJob,
@@ -137,6 +137,15 @@ async fn act(
                 ids,
                 at: now.timestamp(),
             },
+        };
+        let by = Actor {
+            node: node_id,
+            caller: Some(format!("bulk-job:{}", job.job_id)),
+            at_ms: now.timestamp_millis() as u64,
+        };
+        let cmd = ShardCommand::Audited {
+            by,
+            cmd: Box::new(cmd),
         };
         router.shard(g, cmd)
     });

@@ -211,3 +211,86 @@ async fn a_patched_one_time_schedule_fires_at_its_new_second() {
         "nothing changed"
     );
 }
+
+/// The audit log shows create → update (with the changed fields) → pause → resume →
+/// trigger → delete, newest first, through every node; another app's id finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_shows_every_change_in_order_from_any_node() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    cluster.register_app(1, "audited", 2).await;
+    cluster.register_app(1, "stranger", 1).await;
+    let body = json!({"appId": "audited", "payload": "v1", "cronExpression": "0 0 * * *",
+        "callback": {"type": "http", "details": {"url": "http://127.0.0.1:9/cb", "method": "POST"}}});
+    let (status, reply) = send(&cluster, 1, Method::POST, "/goscheduler/schedules", body).await;
+    assert_eq!(status, 200, "{reply}");
+    let id = reply["data"]["schedule"]["scheduleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = format!("/goscheduler/schedules/{id}");
+    let steps = [
+        (
+            Method::PATCH,
+            s.clone(),
+            json!({"payload": "v2", "cronExpression": "0 12 * * *"}),
+        ),
+        (Method::PUT, format!("{s}/pause"), json!({})),
+        (Method::PUT, format!("{s}/resume"), json!({})),
+        (Method::POST, format!("{s}/trigger"), json!({})),
+        (Method::DELETE, s.clone(), json!({})),
+    ];
+    for (i, (method, path, body)) in steps.into_iter().enumerate() {
+        let (status, reply) = send(&cluster, 1 + i as u64 % 3, method, &path, body).await;
+        assert_eq!(status, 200, "{path}: {reply}");
+    }
+    let log = format!("/goscheduler/apps/audited/schedules/{id}/audit-logs");
+    for via in 1..=3 {
+        let (status, reply) = cluster.call(via, Method::GET, &log, None).await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["data"]["scheduleId"], id.as_str());
+        let entries = reply["data"]["auditLogs"].as_array().unwrap();
+        let actions: Vec<&str> = entries
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            ["DELETE", "TRIGGER", "RESUME", "PAUSE", "UPDATE", "CREATE"],
+            "{reply}"
+        );
+        let at: Vec<u64> = entries
+            .iter()
+            .map(|e| e["atMs"].as_u64().unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] >= w[1]), "{at:?}");
+        let nodes: Vec<u64> = entries[..5]
+            .iter()
+            .map(|e| e["node"].as_u64().unwrap())
+            .collect();
+        assert_eq!(nodes, [2, 1, 3, 2, 1], "the node that took each request");
+        let update = &entries[4]["changes"];
+        assert_eq!(
+            update,
+            &json!([
+                {"field": "cronExpression", "before": "0 0 * * *", "after": "0 12 * * *"},
+                {"field": "payload", "before": "v1", "after": "v2"}
+            ])
+        );
+        assert!(entries[1]["runId"].is_string());
+    }
+    let (status, _) = cluster
+        .call(2, Method::GET, &format!("{log}?limit=2"), None)
+        .await;
+    assert_eq!(status, 200);
+    let (_, reply) = cluster
+        .call(2, Method::GET, &format!("{log}?limit=2"), None)
+        .await;
+    assert_eq!(reply["data"]["auditLogs"].as_array().unwrap().len(), 2);
+    let other = format!("/goscheduler/apps/stranger/schedules/{id}/audit-logs");
+    let (status, _) = cluster.call(3, Method::GET, &other, None).await;
+    assert_eq!(status, 404);
+    let (status, _) = cluster
+        .call(3, Method::GET, &format!("{log}?limit=-1"), None)
+        .await;
+    assert_eq!(status, 400);
+}
