@@ -90,15 +90,14 @@ pub fn audited(
                 )?;
             }
         }
-        (ShardCommand::SetPaused { paused, .. }, Some(before), [after]) => {
-            if before.status != after.status {
-                let action = if *paused {
-                    AuditAction::Pause
-                } else {
-                    AuditAction::Resume
-                };
-                record(txn, after, &entry(after, action, vec![], None))?;
-            }
+        (ShardCommand::SetPaused { paused, .. }, Some(before), [after])
+            if before.status != after.status =>
+        {
+            let action = match paused {
+                true => AuditAction::Pause,
+                false => AuditAction::Resume,
+            };
+            record(txn, after, &entry(after, action, vec![], None))?;
         }
         (ShardCommand::TriggerRun { id, .. }, _, [run]) => {
             if let Some(cron) = txn.get::<Schedule>(&keys::schedule(id))? {
