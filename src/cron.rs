@@ -38,6 +38,26 @@ pub struct CronSpec {
     /// offset per run (spreads many crons due at the same second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter_seconds: Option<u32>,
+    /// What a run due while the previous run is still being called becomes.
+    #[serde(default, skip_serializing_if = "Overlap::is_allow")]
+    pub overlap_policy: Overlap,
+}
+
+/// A recurring schedule's overlap policy (Temporal's names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Overlap {
+    /// Runs are called whether or not the previous one has finished.
+    #[default]
+    Allow,
+    /// A run due while the previous run is still being called (or retried) is MISS.
+    Skip,
+}
+
+impl Overlap {
+    pub fn is_allow(&self) -> bool {
+        *self == Overlap::Allow
+    }
 }
 
 /// A parsed rule, ready to compute fire times.

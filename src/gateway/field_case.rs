@@ -35,6 +35,7 @@ const FIELDS: &[&str] = &[
     "startTime",
     "endTime",
     "jitterSeconds",
+    "overlapPolicy",
 ];
 
 /// Objects whose keys are data, not field names.

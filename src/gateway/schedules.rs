@@ -20,7 +20,7 @@ use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData
 use super::Gateway;
 use crate::callback::guard::Guard;
 use crate::command::{CreateKey, Created, RejectReason, Rejection};
-use crate::cron::CronSpec;
+use crate::cron::{CronSpec, Overlap};
 use crate::ids::GroupId;
 use crate::meta::app::{validate_app_id, App};
 use crate::schedule::{id, validate, HttpCallback, Schedule, Status};
@@ -43,6 +43,9 @@ pub struct CreateSchedule {
     /// A recurring schedule's runs each fire up to this many seconds late, by a fixed
     /// pseudo-random offset per run (at most 3600).
     jitter_seconds: Option<u32>,
+    /// A recurring schedule's overlap policy: `ALLOW` (default) or `SKIP` (a run due while
+    /// the previous one is still being called becomes MISS).
+    overlap_policy: Option<Overlap>,
     callback: Option<CallbackRequest>,
     /// Makes a retried create answer the first one's schedule instead of adding another
     /// (for 24 h). On a single create the `Idempotency-Key` header says the same.
@@ -212,6 +215,7 @@ fn build_schedule(
                 start_time: req.start_time.or(every.then_some(now_secs)),
                 end_time: req.end_time,
                 jitter_seconds: req.jitter_seconds.filter(|j| *j > 0),
+                overlap_policy: req.overlap_policy.unwrap_or_default(),
             };
             errors.extend(check_window(&spec, now_secs));
             match spec.rule() {
@@ -231,7 +235,7 @@ fn build_schedule(
         ];
         if window.contains(&true) {
             errors.push(
-                "startTime, endTime and jitterSeconds apply to recurring schedules only".into(),
+                "startTime, endTime, jitterSeconds and overlapPolicy apply to recurring schedules only".into(),
             );
         }
     }

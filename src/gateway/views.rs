@@ -78,6 +78,7 @@ pub struct CronSchedule {
     /// Each run fires up to this many seconds after its time (a fixed offset per run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter_seconds: Option<u32>,
+    pub overlap_policy: crate::cron::Overlap,
 }
 
 /// Any schedule, in the shape its endpoint uses.
@@ -147,6 +148,7 @@ fn cron_view(s: &Schedule) -> ScheduleView {
         start_time: spec.start_time,
         end_time: spec.end_time,
         jitter_seconds: spec.jitter_seconds,
+        overlap_policy: spec.overlap_policy,
     })
 }
 

@@ -3,11 +3,13 @@
 //! afterwards finishes the run. Claims whose deadline passed without an outcome may be
 //! claimed again. Times come from the commands, never the clock.
 
+use std::collections::HashMap;
 use std::io;
 
 use uuid::Uuid;
 
 use super::keys;
+use crate::cron::Overlap;
 use crate::schedule::run::{Claim, Fence, Outcome, MAX_ATTEMPTS_KEPT};
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::{SmReader, SmTxn};
@@ -26,11 +28,17 @@ pub fn claim(
     at_ms: u64,
 ) -> io::Result<Vec<Schedule>> {
     let mut claimed = Vec::with_capacity(ids.len());
+    let mut crons = HashMap::new();
     for (i, id) in ids.iter().enumerate() {
         let Some(mut s) = txn.get::<Schedule>(&keys::schedule(id))? else {
             continue;
         };
         if s.status != Status::Scheduled || s.is_cron() {
+            continue;
+        }
+        if s.claim.is_none() && overlaps(txn, &mut crons, &s, at_ms)? {
+            let why = "previous run still in flight (overlapPolicy SKIP)";
+            record(txn, &[Outcome::miss(*id, why)])?;
             continue;
         }
         let first_attempt = match s.claim {
@@ -58,6 +66,44 @@ pub fn claim(
     }
     super::cron_runs::inherit_payloads(&mut claimed, |id| txn.get(&keys::schedule(id)))?;
     Ok(claimed)
+}
+
+/// Whether run `s`, about to be claimed at `at_ms`, falls due while the previous run of
+/// its cron (one whose overlap policy is SKIP) is still in flight: claimed, unfinished,
+/// its claim not expired. Otherwise `s` becomes its cron's last claimed run. Crons are
+/// read once per claim entry (`crons`).
+fn overlaps(
+    txn: &mut SmTxn,
+    crons: &mut HashMap<Uuid, Overlap>,
+    s: &Schedule,
+    at_ms: u64,
+) -> io::Result<bool> {
+    let Some(cron) = s.parent else {
+        return Ok(false);
+    };
+    let policy = match crons.get(&cron) {
+        Some(p) => *p,
+        None => {
+            let c = txn.get::<Schedule>(&keys::schedule(&cron))?;
+            let p = c.and_then(|c| c.cron).map(|spec| spec.overlap_policy);
+            *crons.entry(cron).or_insert(p.unwrap_or_default())
+        }
+    };
+    if policy == Overlap::Allow {
+        return Ok(false);
+    }
+    let marker = keys::last_claimed(&cron);
+    if let Some(previous) = txn.get::<Uuid>(&marker)?.filter(|p| *p != s.id) {
+        let prev = txn.get::<Schedule>(&keys::schedule(&previous))?;
+        let in_flight = prev.is_some_and(|p| {
+            p.status == Status::Scheduled && p.claim.is_some_and(|c| c.deadline_ms > at_ms)
+        });
+        if in_flight {
+            return Ok(true);
+        }
+    }
+    txn.put(&marker, &s.id)?;
+    Ok(false)
 }
 
 /// Whether outcome `o` may finish run `s` (pending): only in the state its fence names —

@@ -154,6 +154,7 @@ pub fn refill_due(reader: &crate::store::txn::SmReader, now: i64) -> io::Result<
 /// Soft-deletes `cron` at `now`: status DELETED, no more refills, and its runs not yet due
 /// are removed (runs at or before `now` stay, with their outcomes).
 pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
+    txn.delete(&keys::last_claimed(&cron.id));
     stop(txn, cron, now, Status::Deleted, |_| true).map(|_| ())
 }
 

@@ -125,3 +125,71 @@ async fn jitter_spreads_a_thousand_crons_due_at_the_same_second() {
         "{per_second:?}"
     );
 }
+
+/// `overlapPolicy: SKIP` on an every-second cron whose receiver takes 3 s: no call starts
+/// while the previous one is unanswered, and the seconds in between end MISS with the
+/// reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_leaves_no_run_overlapping_the_previous_one() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    cluster.register_app(1, "overlap", 2).await;
+    let body = json!({"appId": "overlap", "payload": "{}", "cronExpression": "* * * * * *",
+        "overlapPolicy": "SKIP",
+        "callback": {"type": "http", "details": {"url": rx.url("/slow/3000/x"), "method": "POST"}}});
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::POST,
+            "/goscheduler/schedules",
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["data"]["schedule"]["overlapPolicy"], "SKIP");
+    let id = reply["data"]["schedule"]["scheduleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (status, _) = cluster
+        .call(
+            2,
+            Method::DELETE,
+            &format!("/goscheduler/schedules/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let mut d = rx.deliveries();
+    d.sort_by_key(|d| d.received_ms);
+    let gaps: Vec<u64> = d
+        .windows(2)
+        .map(|w| w[1].received_ms - w[0].received_ms)
+        .collect();
+    assert!(d.len() >= 2, "{} deliveries", d.len());
+    assert!(
+        gaps.iter().all(|g| *g >= 3000),
+        "a call started before the previous was answered: gaps {gaps:?} ms"
+    );
+    let path = format!("/goscheduler/schedules/{id}/runs?when=past&size=100");
+    let (_, runs) = cluster.call(3, Method::GET, &path, None).await;
+    let runs = runs["data"]["schedules"].as_array().unwrap().clone();
+    let skipped: Vec<&serde_json::Value> = runs.iter().filter(|r| r["status"] == "MISS").collect();
+    assert!(
+        skipped.len() >= 2 * (d.len() - 1),
+        "{} MISS for {} deliveries",
+        skipped.len(),
+        d.len()
+    );
+    assert!(skipped.iter().all(|r| r["errorMessage"]
+        .as_str()
+        .is_some_and(|m| m.contains("previous run still in flight"))));
+    println!(
+        "overlapPolicy SKIP, every second, 3 s receiver: {} deliveries, gaps {gaps:?} ms, {} runs MISS",
+        d.len(),
+        skipped.len()
+    );
+}
