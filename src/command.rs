@@ -130,7 +130,14 @@ pub enum ShardCommand {
     /// One extra run `run_id` of cron `id`, due at `at` (trigger-now; the plan is untouched).
     TriggerRun { id: Uuid, run_id: Uuid, at: i64 },
     /// Pause (`paused`) or resume cron `id` at `at` (epoch seconds, the proposer's clock).
-    SetPaused { id: Uuid, paused: bool, at: i64 },
+    /// A resume with `catch_up_from` plans the runs missed while paused from then on.
+    SetPaused {
+        id: Uuid,
+        paused: bool,
+        at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        catch_up_from: Option<i64>,
+    },
     /// Change schedule `id` in place at `at` (epoch seconds, the proposer's clock).
     UpdateSchedule {
         id: Uuid,

@@ -4,11 +4,14 @@
 //! finishes as it was) and stops its refills; resuming plans its runs from now on (runs
 //! missed while paused are not made up) — and `POST …/trigger`: one extra run due now.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use serde::Deserialize;
 
 use super::access::Caller;
 use super::envelope::{ok_saying, ApiError, Envelope, Failure};
+use super::lookup::existing_app;
 use super::params::{locate_schedule, schedule_not_found};
 use super::views::{stored_view, ScheduleData};
 use super::Gateway;
@@ -23,19 +26,41 @@ pub async fn pause(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    set_paused(gw, caller, raw, true).await
+    set_paused(gw, caller, raw, true, false).await
+}
+
+/// Most seconds a resume catches up, whatever the app's misfire window.
+const MAX_CATCH_UP_SECS: i64 = 3600;
+
+#[derive(Debug, Deserialize)]
+pub struct ResumeParams {
+    #[serde(rename = "catchUp")]
+    catch_up: Option<String>,
 }
 
 #[utoipa::path(put, path = "/goscheduler/schedules/{id}/resume", tag = "schedules", params(("id" = String, Path)),
-    description = "Resumes a paused cron: SCHEDULED, its runs planned from now on. Also POST.",
+    description = "Resumes a paused cron: SCHEDULED, its runs planned from now on; with catchUp=true, \
+        the runs it missed while paused within the app's misfire window (at most the last hour) fire \
+        at once, each once. Also POST.",
+    params(("catchUp" = Option<bool>, Query, description = "fire the runs missed while paused")),
     responses((status = 200, body = Envelope<ScheduleData>), (status = 404, body = Failure),
         (status = 422, description = "not a recurring schedule, or not PAUSED", body = Failure)))]
 pub async fn resume(
     State(gw): State<Gateway>,
     caller: Caller,
     Path(raw): Path<String>,
+    params: Result<Query<ResumeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    set_paused(gw, caller, raw, false).await
+    let Query(p) = params?;
+    let catch_up = match p.catch_up.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            let why = format!("catchUp must be true or false, not {other:?}");
+            return Err(ApiError::bad_request(why));
+        }
+    };
+    set_paused(gw, caller, raw, false, catch_up).await
 }
 
 async fn set_paused(
@@ -43,6 +68,7 @@ async fn set_paused(
     caller: Caller,
     raw: String,
     pause: bool,
+    catch_up: bool,
 ) -> Result<Response, ApiError> {
     let (id, shard) = locate_schedule(&raw, gw.config.shards)?;
     let current = gw.router.schedule(shard, id).await?;
@@ -61,9 +87,18 @@ async fn set_paused(
     if current.is_cron() && current.status == target {
         return Ok(ok_saying(already, view(&current)));
     }
+    let by = caller.actor(&gw);
+    let catch_up_from = match catch_up {
+        true => {
+            let app = existing_app(&gw, &current.app_id).await?;
+            let window = i64::from(app.configuration.misfire_window).min(MAX_CATCH_UP_SECS);
+            Some((by.at_ms / 1000) as i64 - window)
+        }
+        false => None,
+    };
     let s = gw
         .router
-        .set_paused(shard, id, pause, caller.actor(&gw))
+        .set_paused(shard, id, pause, catch_up_from, by)
         .await?;
     Ok(ok_saying(done, view(&s)))
 }

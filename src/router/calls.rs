@@ -313,16 +313,23 @@ impl Router {
         self.one_schedule("DeleteSchedule", shard, cmd).await
     }
 
-    /// Pauses (`paused`) or resumes cron `id` in `shard` at `at` (epoch seconds).
+    /// Pauses (`paused`) or resumes cron `id` in `shard` (catching up from `catch_up_from`).
     pub async fn set_paused(
         &self,
         shard: GroupId,
         id: Uuid,
         paused: bool,
+        catch_up_from: Option<i64>,
         by: Actor,
     ) -> Result<Schedule, CallError> {
         let at = (by.at_ms / 1000) as i64;
-        let cmd = audited(by, ShardCommand::SetPaused { id, paused, at });
+        let cmd = ShardCommand::SetPaused {
+            id,
+            paused,
+            at,
+            catch_up_from,
+        };
+        let cmd = audited(by, cmd);
         self.one_schedule("SetPaused", shard, cmd).await
     }
 

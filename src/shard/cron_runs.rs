@@ -164,13 +164,26 @@ pub fn pause(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
     stop(txn, cron, now, Status::Paused, |run| run.claim.is_none()).map(|_| ())
 }
 
-/// Resumes a paused `cron` at `now`: SCHEDULED again, its runs planned from now on (the
-/// runs it missed while paused are not made up).
-pub fn resume(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
+/// Resumes a paused `cron` at `now`: SCHEDULED again, its runs planned from now on — or,
+/// to catch up, from `catch_up_from` (the runs it missed while paused since then fall due
+/// at once; runs made before the pause are not made again). With jitter, a catch-up may
+/// leave out a second whose run would have fallen due after the latest run made.
+pub fn resume(
+    txn: &mut SmTxn,
+    cron: &mut Schedule,
+    now: i64,
+    catch_up_from: Option<i64>,
+) -> io::Result<()> {
+    let from = catch_up_from.map_or(now, |f| f.min(now));
+    // The runs made before the pause (and any claimed as it landed) stay; the plan goes
+    // on after the latest of them, so refills never make one of them again.
+    let made: BTreeSet<i64> = future_runs(txn, &cron.id, from)?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     cron.status = Status::Scheduled;
-    cron.runs_until = None;
-    let kept = future_runs(txn, &cron.id, now)?.into_iter().map(|(t, _)| t);
-    plan(txn, cron, now, FIRST_RUNS, &kept.collect()).map(|_| ())
+    cron.runs_until = Some(made.last().copied().unwrap_or(from).max(from));
+    plan(txn, cron, now, FIRST_RUNS, &made).map(|_| ())
 }
 
 /// Plans a changed `cron` again from `now`: its future runs not yet claimed are replaced

@@ -60,7 +60,12 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             Ok(CommandResult::Created(created))
         }
         ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
-        ShardCommand::SetPaused { id, paused, at } => set_paused(txn, id, *paused, *at),
+        ShardCommand::SetPaused {
+            id,
+            paused,
+            at,
+            catch_up_from,
+        } => set_paused(txn, id, *paused, *at, *catch_up_from),
         ShardCommand::TriggerRun { id, run_id, at } => trigger(txn, id, run_id, *at),
         ShardCommand::UpdateSchedule { id, change, at } => {
             Ok(match update::update(txn, id, change, *at)? {
@@ -212,7 +217,13 @@ fn cron_in_state(
 
 /// Pauses or resumes cron `id` at `now`. Pausing a paused cron (resuming a scheduled one)
 /// changes nothing and answers it as it is.
-fn set_paused(txn: &mut SmTxn, id: &Uuid, pause: bool, now: i64) -> io::Result<CommandResult> {
+fn set_paused(
+    txn: &mut SmTxn,
+    id: &Uuid,
+    pause: bool,
+    now: i64,
+    catch_up_from: Option<i64>,
+) -> io::Result<CommandResult> {
     let (from, to, state) = match pause {
         true => (Status::Scheduled, Status::Paused, "Scheduled"),
         false => (Status::Paused, Status::Scheduled, "Paused"),
@@ -225,7 +236,7 @@ fn set_paused(txn: &mut SmTxn, id: &Uuid, pause: bool, now: i64) -> io::Result<C
         if pause {
             cron_runs::pause(txn, &mut s, now)?;
         } else {
-            cron_runs::resume(txn, &mut s, now)?;
+            cron_runs::resume(txn, &mut s, now, catch_up_from)?;
         }
     }
     Ok(CommandResult::Schedules(vec![s]))

@@ -948,6 +948,7 @@ fn a_paused_cron_loses_its_unclaimed_future_runs_and_resumes_from_then() {
         id: c.id,
         paused,
         at,
+        catch_up_from: None,
     };
     let results = commit(&db, &[set(true, T0 + 5), set(true, T0 + 6)]);
     for r in &results {
@@ -977,7 +978,12 @@ fn a_paused_cron_loses_its_unclaimed_future_runs_and_resumes_from_then() {
     assert_eq!(future.first(), Some(&(T0 + 2400)), "{future:?}");
     // Not a cron, or gone: refused, nothing changed.
     for (id, paused) in [(once.id, true), (Uuid::from_u128(99), false)] {
-        let cmd = Command::SetPaused { id, paused, at: T0 };
+        let cmd = Command::SetPaused {
+            id,
+            paused,
+            at: T0,
+            catch_up_from: None,
+        };
         let r = commit(&db, &[cmd]);
         assert!(matches!(r[0], CommandResult::Rejected(_)), "{r:?}");
     }
@@ -1141,6 +1147,7 @@ fn audited_changes_are_logged_newest_first_and_purged_with_their_apps_retention(
         id: c.id,
         paused,
         at,
+        catch_up_from: None,
     };
     // Two pauses in the same millisecond: the second changes nothing and logs nothing.
     commit(

@@ -200,3 +200,68 @@ async fn trigger_now_fires_one_extra_run_and_leaves_the_plan() {
     let unknown = format!("/goscheduler/schedules/{}/trigger", uuid::Uuid::now_v7());
     assert_eq!(cluster.call(1, Method::POST, &unknown, None).await.0, 404);
 }
+
+/// Resumed with `catchUp=true`, an every-second cron fires each second it missed while
+/// paused, once each, then goes on; no second is fired twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_with_catch_up_fires_each_paused_second_once() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    let rx = Receiver::start("127.0.0.1:0").await.unwrap();
+    cluster.register_app(1, "catching", 2).await;
+    let body = json!({"appId": "catching", "payload": "{}", "cronExpression": "* * * * * *",
+        "callback": {"type": "http", "details": {"url": rx.url("/ok/tick"), "method": "POST"}}});
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::POST,
+            "/goscheduler/schedules",
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let id = reply["data"]["schedule"]["scheduleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cluster
+        .eventually("the cron fires", Duration::from_secs(15), async || {
+            rx.count() >= 2
+        })
+        .await;
+    let path = |what: &str| format!("/goscheduler/schedules/{id}/{what}");
+    let (status, _) = cluster.call(2, Method::PUT, &path("pause"), None).await;
+    assert_eq!(status, 200);
+    let paused_at = now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, reply) = cluster
+        .call(2, Method::PUT, &path("resume?catchUp=maybe"), None)
+        .await;
+    assert_eq!(
+        (status, reply["status"]["statusMessage"].as_str().unwrap()),
+        (400, "catchUp must be true or false, not \"maybe\"")
+    );
+    let (status, reply) = cluster
+        .call(3, Method::PUT, &path("resume?catchUp=true"), None)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let resumed_at = now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let mut per_second: std::collections::BTreeMap<i64, usize> = Default::default();
+    for d in rx.deliveries() {
+        *per_second.entry(d.schedule_time).or_default() += 1;
+    }
+    let twice: Vec<_> = per_second.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "seconds fired twice: {twice:?}");
+    let first = *per_second.keys().next().unwrap();
+    let missing: Vec<i64> = (first..resumed_at + 2)
+        .filter(|s| !per_second.contains_key(s))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "seconds never fired: {missing:?} (paused {paused_at}, resumed {resumed_at})"
+    );
+    println!(
+        "catch-up: paused at {paused_at}, resumed at {resumed_at}, seconds {first}..: each once"
+    );
+}
