@@ -29,7 +29,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::router::Router;
@@ -80,7 +80,7 @@ impl Gateway {
 pub fn routes(gw: Gateway) -> axum::Router {
     let limits = gw.config.limits.clone();
     let routes = axum::Router::new()
-        .route("/goscheduler/healthcheck", any(health::healthcheck))
+        .route("/goscheduler/healthcheck", get(health::healthcheck))
         .route("/goscheduler/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
         .route("/goscheduler/apps", post(apps::register).get(apps::list))

@@ -2,6 +2,7 @@
 //! the request and reply types (`GET /goscheduler/openapi.json`).
 
 use axum::Json;
+use serde_json::json;
 use utoipa::OpenApi;
 
 use super::{
@@ -71,6 +72,118 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn document() -> Json<serde_json::Value> {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(|| constrained(ApiDoc::openapi())).clone())
+}
+
+/// The generated document with what the server checks that the annotations do not say:
+/// each path and query parameter's type and bounds (by name, the same everywhere), POST
+/// beside PUT for pause and resume, and the failures every endpoint can answer (a
+/// malformed request 400, no or another's token 401/403, no leader or a full disk 503).
+fn constrained(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut doc = serde_json::to_value(doc).expect("the document serialises");
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return doc;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        if path.ends_with("/pause") || path.ends_with("/resume") {
+            if let Some(mut post) = ops.get("put").cloned() {
+                let id = post["operationId"].as_str().unwrap_or_default();
+                post["operationId"] = json!(format!("{id}_post"));
+                ops.insert("post".into(), post);
+            }
+        }
+        for op in ops.values_mut() {
+            let params = op.get_mut("parameters").and_then(|p| p.as_array_mut());
+            for p in params.into_iter().flatten() {
+                let in_path_or_query = matches!(p["in"].as_str(), Some("path" | "query"));
+                let schema = p["name"].as_str().and_then(|n| parameter(path, n));
+                if let (true, Some(schema)) = (in_path_or_query, schema) {
+                    p["schema"] = schema;
+                }
+            }
+            if !path.ends_with("/healthcheck") {
+                add_failures(op);
+            }
+        }
+    }
+    doc
+}
+
+/// The schema of a path or query parameter of `path` named `name`, by what the server
+/// accepts.
+fn parameter(path: &str, name: &str) -> Option<serde_json::Value> {
+    let app_id = json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{1,{}}}$", crate::meta::app::MAX_APP_ID_LEN)});
+    let uuid = json!({"type": "string", "format": "uuid"});
+    Some(match name {
+        // The apps listing's filter: empty is no filter.
+        "app_id" if path == "/goscheduler/apps" => {
+            json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{0,{}}}$", crate::meta::app::MAX_APP_ID_LEN)})
+        }
+        "app_id" | "appId" => app_id,
+        "id" | "scheduleId" | "token_id" | "job_id" => uuid,
+        // What a page answered: the last app id, the last cron id, or 48 hex digits (the
+        // last schedule's time and id).
+        // (Empty: the first page.)
+        "continuationToken" => match path {
+            "/goscheduler/apps" => {
+                json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{0,{}}}$", crate::meta::app::MAX_APP_ID_LEN)})
+            }
+            "/goscheduler/crons/schedules" => {
+                json!({"type": "string", "pattern": "^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})?$"})
+            }
+            _ => json!({"type": "string", "pattern": "^([0-9a-fA-F]{48})?$"}),
+        },
+        "start_time" | "end_time" => json!({"type": "string", "format": "date-time"}),
+        "size" | "limit" => {
+            json!({"type": "integer", "minimum": 0, "maximum": super::params::MAX_SIZE})
+        }
+        "overlapSeconds" => json!({"type": "integer", "minimum": 0, "maximum": 7 * 24 * 3600}),
+        "when" => json!({"type": "string", "enum": ["past", "future", "all"]}),
+        "status" => {
+            json!({"type": "string", "enum": ["SCHEDULED", "DELETED", "SUCCESS", "FAILURE", "MISS", "PAUSED"]})
+        }
+        "action" => json!({"type": "string", "enum": ["reconcile", "delete"]}),
+        "catchUp" => json!({"type": "string", "enum": ["true", "false"]}),
+        _ => return None,
+    })
+}
+
+/// Adds the failures every endpoint but the healthcheck can answer to operation `op`.
+fn add_failures(op: &mut serde_json::Value) {
+    let common = [
+        ("400", "a malformed request: the message names the problem"),
+        (
+            "401",
+            "no token, or not one of the cluster's (with an admin token configured)",
+        ),
+        (
+            "403",
+            "an app's token used on another app's data or a cluster-wide endpoint",
+        ),
+        (
+            "503",
+            "the data's group has no leader yet, or this node refuses writes (disk full)",
+        ),
+    ];
+    let has_body = op.get("requestBody").is_some();
+    let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+        return;
+    };
+    let answer = |why: &str| {
+        let failure = json!({"$ref": "#/components/schemas/Failure"});
+        json!({"description": why, "content": {"application/json": {"schema": failure}}})
+    };
+    for (code, why) in common {
+        responses.entry(code).or_insert_with(|| answer(why));
+    }
+    if has_body {
+        responses
+            .entry("413")
+            .or_insert_with(|| answer("the body exceeds the limit"));
+    }
 }

@@ -38,11 +38,11 @@ pub struct ResumeParams {
     catch_up: Option<String>,
 }
 
-#[utoipa::path(put, path = "/goscheduler/schedules/{id}/resume", tag = "schedules", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/goscheduler/schedules/{id}/resume", tag = "schedules",
     description = "Resumes a paused cron: SCHEDULED, its runs planned from now on; with catchUp=true, \
         the runs it missed while paused within the app's misfire window (at most the last hour) fire \
         at once, each once. Also POST.",
-    params(("catchUp" = Option<bool>, Query, description = "fire the runs missed while paused")),
+    params(("id" = String, Path), ("catchUp" = Option<bool>, Query, description = "fire the runs missed while paused")),
     responses((status = 200, body = Envelope<ScheduleData>), (status = 404, body = Failure),
         (status = 422, description = "not a recurring schedule, or not PAUSED", body = Failure)))]
 pub async fn resume(

@@ -387,7 +387,7 @@ pub const MAX_BATCH: usize = 1000;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateBatch {
-    #[schema(value_type = Vec<CreateSchedule>)]
+    #[schema(value_type = Vec<CreateSchedule>, min_items = 1, max_items = 1000)]
     schedules: Vec<serde_json::Value>,
 }
 

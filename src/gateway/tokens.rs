@@ -65,7 +65,9 @@ pub async fn issue(
     caller.must_be_admin("issuing a token")?;
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
     let req: IssueToken = match &body {
-        Ok(b) if b.iter().all(u8::is_ascii_whitespace) => IssueToken::default(),
+        Ok(b) if b.iter().all(u8::is_ascii_whitespace) || b.trim_ascii() == b"null" => {
+            IssueToken::default()
+        }
         _ => parse_body(body, gw.config.limits.max_body_bytes)?,
     };
     let name = req.name.unwrap_or_default();
