@@ -14,6 +14,7 @@ pub mod callback;
 pub mod command;
 pub mod config;
 pub mod cron;
+pub mod ctl;
 pub mod drain;
 pub mod gateway;
 pub mod identity;

@@ -151,6 +151,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     )?);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        // Nagle off: an answer goes out at once, not after the client's delayed ACK.
+        let http_listener = http_listener.tap_io(|conn| {
+            let _ = conn.set_nodelay(true);
+        });
         axum::serve(http_listener, app)
             .with_graceful_shutdown(async move {
                 let _ = http_stop.changed().await;
@@ -328,7 +333,7 @@ async fn serve_grpc(
         )
         .add_service(AdminServer::new(admin))
         .add_service(reflection)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(no_delay(listener), async move {
             let _ = stop.changed().await;
         })
         .await?;
@@ -399,4 +404,19 @@ async fn peer_has_cluster(peers: &Peers, peer: &crate::config::Peer) -> bool {
     crate::admin::status::of_peer(peers, peer.id, &peer.grpc_addr)
         .await
         .is_some_and(|s| s.groups.first().is_some_and(|g| !g.voters.is_empty()))
+}
+
+/// The peer port's connections with Nagle's algorithm off (tonic sets it only on sockets
+/// it accepts itself): a small answer (a forwarded write's, an AppendEntries reply) goes
+/// out at once instead of waiting up to 40 ms for the peer's delayed ACK.
+fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    })
 }

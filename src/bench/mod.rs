@@ -4,6 +4,7 @@
 //! lateness, and missing and duplicate deliveries.
 
 pub mod receiver;
+pub mod updates;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +56,12 @@ pub struct BenchArgs {
     /// Only create (runs due later than the bench lasts): report creates and stop.
     #[arg(long)]
     pub creates_only: bool,
+    /// After the rounds, change crons in place this many times (PATCH), at `--update-rate`.
+    #[arg(long, default_value_t = 0)]
+    pub updates: usize,
+    /// Updates per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub update_rate: f64,
 }
 
 /// What a bench run measured.
@@ -77,6 +84,8 @@ pub struct Report {
     pub duplicates: usize,
     /// Repeats whose Idempotency-Key differs from their first delivery's (must be 0).
     pub key_mismatches: usize,
+    /// The update bench, on the last round's report.
+    pub updates: Option<updates::UpdateReport>,
 }
 
 impl std::fmt::Display for Report {
@@ -92,6 +101,9 @@ impl std::fmt::Display for Report {
             self.create_p50_ms,
             self.create_p99_ms
         )?;
+        if let Some(u) = &self.updates {
+            writeln!(f, "{u}")?;
+        }
         if !self.fired {
             return Ok(());
         }
@@ -151,6 +163,12 @@ pub async fn run(args: BenchArgs, token: Option<&str>) -> anyhow::Result<Vec<Rep
     for _ in 0..args.rounds.max(1) {
         reports.push(round(&args, &http, &app, &receiver).await?);
         receiver.clear();
+    }
+    if args.updates > 0 {
+        let u = updates::run(&http, &args.nodes, &app, args.updates, args.update_rate).await?;
+        if let Some(last) = reports.last_mut() {
+            last.updates = Some(u);
+        }
     }
     Ok(reports)
 }
@@ -364,5 +382,6 @@ fn summarise(
         missing,
         duplicates,
         key_mismatches,
+        updates: None,
     }
 }

@@ -32,6 +32,17 @@ struct Cli {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// REST address of the node the schedule, runs and apps commands talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "GOSCHEDCTL_REST",
+        default_value = "127.0.0.1:8080"
+    )]
+    rest: String,
+    /// Print JSON instead of a table (schedule, runs and apps commands).
+    #[arg(long, global = true)]
+    json: bool,
     /// The cluster CA's certificate (PEM): talk TLS to nodes that run with mutual TLS.
     #[arg(long, global = true, env = "GOSCHED_CA_FILE")]
     ca: Option<std::path::PathBuf>,
@@ -39,7 +50,7 @@ struct Cli {
     command: Cmd,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum Cmd {
     /// Role, leader, term, log and applied index, lag of every group on every node.
     Status {
@@ -79,6 +90,21 @@ enum Cmd {
     /// Make a cluster CA and node certificates for mutual TLS (a dev or test cluster).
     #[command(subcommand)]
     Certs(Certs),
+    /// A schedule, through REST: get, pause, resume, trigger, delete, update, audit.
+    #[command(subcommand)]
+    Schedules(goscheduler::ctl::ScheduleCmd),
+    /// The runs of a cron, through REST.
+    Runs {
+        id: String,
+        /// past, future or all.
+        #[arg(long, default_value = "future")]
+        when: String,
+        #[arg(long, default_value_t = 15)]
+        size: usize,
+    },
+    /// Apps, through REST: list, register, activate, deactivate.
+    #[command(subcommand)]
+    Apps(goscheduler::ctl::AppCmd),
     /// Build a snapshot of a group (or all) on the addressed node, compacting its log.
     Snapshot {
         #[arg(long, required_unless_present = "all")]
@@ -88,7 +114,7 @@ enum Cmd {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum Certs {
     /// Make a new cluster CA (`ca.pem`, `ca.key`) in a directory.
     Init {
@@ -146,16 +172,23 @@ impl Dialer {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
-    let plaintext = cli.ca.is_none() && !matches!(cli.command, Cmd::Certs(_) | Cmd::Bench(_));
-    run(cli).await.map_err(|e| {
-        if plaintext && format!("{e:#}").contains("connection closed") {
+    let rest_only = matches!(
+        cli.command,
+        Cmd::Certs(_) | Cmd::Bench(_) | Cmd::Schedules(_) | Cmd::Runs { .. } | Cmd::Apps(_)
+    );
+    let plaintext = cli.ca.is_none() && !rest_only;
+    if let Err(e) = run(cli).await {
+        let e = if plaintext && format!("{e:#}").contains("connection closed") {
             e.context("the node closed the connection: if the cluster runs mutual TLS, pass its CA with --ca (or GOSCHED_CA_FILE)")
         } else {
             e
-        }
-    })
+        };
+        // The message chain, not a backtrace: this is a user's tool.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -169,6 +202,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Cmd::Certs(cmd) = cli.command {
         return certs(cmd);
+    }
+    let rest =
+        || goscheduler::ctl::Rest::new(&cli.rest, cli.token.clone().filter(|t| !t.is_empty()));
+    let printed = match cli.command.clone() {
+        Cmd::Schedules(cmd) => Some(goscheduler::ctl::schedule(&rest()?, cmd, cli.json).await?),
+        Cmd::Runs { id, when, size } => {
+            Some(goscheduler::ctl::runs(&rest()?, &id, &when, size, cli.json).await?)
+        }
+        Cmd::Apps(cmd) => Some(goscheduler::ctl::app(&rest()?, cmd, cli.json).await?),
+        _ => None,
+    };
+    if let Some(out) = printed {
+        println!("{out}");
+        return Ok(());
     }
     let dialer = Dialer {
         token: AdminToken::new(cli.token.filter(|t| !t.is_empty())),
@@ -218,7 +265,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             client.snapshot(req).await?.into_inner().message
         }
-        Cmd::Bench(_) | Cmd::Certs(_) => unreachable!("handled above"),
+        Cmd::Bench(_) | Cmd::Certs(_) | Cmd::Schedules(_) | Cmd::Runs { .. } | Cmd::Apps(_) => {
+            unreachable!("handled above")
+        }
     };
     println!("{message}");
     Ok(())

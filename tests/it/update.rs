@@ -286,6 +286,39 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
         .call(2, Method::GET, &format!("{log}?limit=2"), None)
         .await;
     assert_eq!(reply["data"]["auditLogs"].as_array().unwrap().len(), 2);
+    // The same through goschedctl's REST commands, as a table and as JSON.
+    let rest = cluster.node(2).http.clone();
+    let table = cluster
+        .ctl(
+            1,
+            &with_rest(&rest, &["schedules", "audit", "--app", "audited", &id]),
+        )
+        .await;
+    let actions: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        actions,
+        ["DELETE", "TRIGGER", "RESUME", "PAUSE", "UPDATE", "CREATE"],
+        "{table}"
+    );
+    let shown = cluster
+        .ctl(3, &with_rest(&rest, &["--json", "schedules", "get", &id]))
+        .await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["schedule"]["status"], "DELETED");
+    let apps = cluster.ctl(1, &with_rest(&rest, &["apps", "list"])).await;
+    assert!(apps.lines().any(|l| l.starts_with("audited ")), "{apps}");
+    let refused = cluster
+        .try_ctl(1, &with_rest(&rest, &["schedules", "pause", &id]))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains("422") && refused.contains("not in Scheduled state"),
+        "{refused}"
+    );
     let other = format!("/goscheduler/apps/stranger/schedules/{id}/audit-logs");
     let (status, _) = cluster.call(3, Method::GET, &other, None).await;
     assert_eq!(status, 404);
@@ -293,4 +326,9 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
         .call(3, Method::GET, &format!("{log}?limit=-1"), None)
         .await;
     assert_eq!(status, 400);
+}
+
+/// goschedctl arguments talking REST to `rest`.
+fn with_rest<'a>(rest: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    [&["--rest", rest][..], args].concat()
 }
