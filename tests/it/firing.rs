@@ -18,6 +18,14 @@ pub fn calling(app: &str, time: i64, url: &str) -> Value {
     })
 }
 
+/// A cron with rule `expr` calling `url`.
+pub fn cron_calling(app: &str, expr: &str, url: &str) -> Value {
+    json!({
+        "appId": app, "payload": "{}", "cronExpression": expr,
+        "callback": {"type": "http", "details": {"url": url, "method": "POST"}}
+    })
+}
+
 /// Waits until the schedule `id` has left SCHEDULED; returns it.
 pub async fn finished(cluster: &Cluster, via: u64, id: &str, within: Duration) -> Value {
     let deadline = std::time::Instant::now() + within;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::firing::cron_calling;
 use crate::harness::{now, Cluster, Options};
 use goscheduler::bench::receiver::Receiver;
 
@@ -20,19 +21,7 @@ async fn every_two_seconds_in_a_twenty_second_window_fires_ten_times() {
     let body = json!({"appId": "ticking", "payload": "{}", "cronExpression": "@every 2s",
         "startTime": start, "endTime": start + 19,
         "callback": {"type": "http", "details": {"url": rx.url("/ok/tick"), "method": "POST"}}});
-    let (status, reply) = cluster
-        .call(
-            2,
-            Method::POST,
-            "/goscheduler/schedules",
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    let id = reply["data"]["schedule"]["scheduleId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = cluster.create(2, &body).await;
     let (_, got) = cluster
         .call(
             3,
@@ -134,23 +123,10 @@ async fn skip_leaves_no_run_overlapping_the_previous_one() {
     let cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     cluster.register_app(1, "overlap", 2).await;
-    let body = json!({"appId": "overlap", "payload": "{}", "cronExpression": "* * * * * *",
-        "overlapPolicy": "SKIP",
-        "callback": {"type": "http", "details": {"url": rx.url("/slow/3000/x"), "method": "POST"}}});
-    let (status, reply) = cluster
-        .call(
-            1,
-            Method::POST,
-            "/goscheduler/schedules",
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply["data"]["schedule"]["overlapPolicy"], "SKIP");
-    let id = reply["data"]["schedule"]["scheduleId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut body = cron_calling("overlap", "* * * * * *", &rx.url("/slow/3000/x"));
+    body["overlapPolicy"] = json!("SKIP");
+    let id = cluster.create(1, &body).await;
+    assert_eq!(cluster.schedule(2, &id).await["overlapPolicy"], "SKIP");
     tokio::time::sleep(Duration::from_secs(12)).await;
     let (status, _) = cluster
         .call(

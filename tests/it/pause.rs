@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::firing::cron_calling;
 use crate::harness::{now, Cluster, Options};
 use goscheduler::bench::receiver::Receiver;
 
@@ -16,21 +17,8 @@ async fn a_paused_cron_fires_nothing_until_resumed() {
     let cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     cluster.register_app(1, "pausing", 2).await;
-    let body = json!({"appId": "pausing", "payload": "{}", "cronExpression": "* * * * * *",
-        "callback": {"type": "http", "details": {"url": rx.url("/ok/tick"), "method": "POST"}}});
-    let (status, reply) = cluster
-        .call(
-            1,
-            Method::POST,
-            "/goscheduler/schedules",
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    let id = reply["data"]["schedule"]["scheduleId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = cron_calling("pausing", "* * * * * *", &rx.url("/ok/tick"));
+    let id = cluster.create(1, &body).await;
     let fired = |since: i64| {
         rx.deliveries()
             .iter()
@@ -208,21 +196,8 @@ async fn a_resume_with_catch_up_fires_each_paused_second_once() {
     let cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     cluster.register_app(1, "catching", 2).await;
-    let body = json!({"appId": "catching", "payload": "{}", "cronExpression": "* * * * * *",
-        "callback": {"type": "http", "details": {"url": rx.url("/ok/tick"), "method": "POST"}}});
-    let (status, reply) = cluster
-        .call(
-            1,
-            Method::POST,
-            "/goscheduler/schedules",
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    let id = reply["data"]["schedule"]["scheduleId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = cron_calling("catching", "* * * * * *", &rx.url("/ok/tick"));
+    let id = cluster.create(1, &body).await;
     cluster
         .eventually("the cron fires", Duration::from_secs(15), async || {
             rx.count() >= 2

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::firing::{calling, finished};
+use crate::firing::{calling, cron_calling, finished};
 use crate::harness::{now, Cluster, Options};
 use goscheduler::bench::receiver::Receiver;
 
@@ -219,14 +219,9 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
     let cluster = Cluster::start(3, Options::default()).await;
     cluster.register_app(1, "audited", 2).await;
     cluster.register_app(1, "stranger", 1).await;
-    let body = json!({"appId": "audited", "payload": "v1", "cronExpression": "0 0 * * *",
-        "callback": {"type": "http", "details": {"url": "http://127.0.0.1:9/cb", "method": "POST"}}});
-    let (status, reply) = send(&cluster, 1, Method::POST, "/goscheduler/schedules", body).await;
-    assert_eq!(status, 200, "{reply}");
-    let id = reply["data"]["schedule"]["scheduleId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut body = cron_calling("audited", "0 0 * * *", "http://127.0.0.1:9/cb");
+    body["payload"] = json!("v1");
+    let id = cluster.create(1, &body).await;
     let s = format!("/goscheduler/schedules/{id}");
     let steps = [
         (
