@@ -52,6 +52,9 @@ pub enum Overlap {
     Allow,
     /// A run due while the previous run is still being called (or retried) is MISS.
     Skip,
+    /// A run due while the previous run is still being called waits for it to finish, then
+    /// fires; one run at most waits (another falling due meanwhile is MISS).
+    BufferOne,
 }
 
 impl Overlap {

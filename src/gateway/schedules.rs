@@ -43,8 +43,9 @@ pub struct CreateSchedule {
     /// A recurring schedule's runs each fire up to this many seconds late, by a fixed
     /// pseudo-random offset per run (at most 3600).
     jitter_seconds: Option<u32>,
-    /// A recurring schedule's overlap policy: `ALLOW` (default) or `SKIP` (a run due while
-    /// the previous one is still being called becomes MISS).
+    /// A recurring schedule's overlap policy: `ALLOW` (default), `SKIP` (a run due while
+    /// the previous one is still being called becomes MISS) or `BUFFER_ONE` (it waits for
+    /// the previous one; one at most).
     overlap_policy: Option<Overlap>,
     callback: Option<CallbackRequest>,
     /// Makes a retried create answer the first one's schedule instead of adding another

@@ -78,6 +78,7 @@ pub struct CronSchedule {
     /// Each run fires up to this many seconds after its time (a fixed offset per run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "crate::cron::Overlap::is_allow")]
     pub overlap_policy: crate::cron::Overlap,
 }
 

@@ -36,10 +36,16 @@ pub fn claim(
         if s.status != Status::Scheduled || s.is_cron() {
             continue;
         }
-        if s.claim.is_none() && overlaps(txn, &mut crons, &s, at_ms)? {
-            let why = "previous run still in flight (overlapPolicy SKIP)";
-            record(txn, &[Outcome::miss(*id, why)])?;
-            continue;
+        if s.claim.is_none() {
+            match turn(txn, &mut crons, &s, at_ms)? {
+                Turn::Now => {}
+                Turn::Miss(why) => {
+                    record(txn, &[Outcome::miss(*id, why)])?;
+                    continue;
+                }
+                // It stays due; the previous run's outcome wakes the timer for it.
+                Turn::Later => continue,
+            }
         }
         let first_attempt = match s.claim {
             Some(c) if c.deadline_ms > at_ms => continue,
@@ -68,18 +74,28 @@ pub fn claim(
     Ok(claimed)
 }
 
-/// Whether run `s`, about to be claimed at `at_ms`, falls due while the previous run of
-/// its cron (one whose overlap policy is SKIP) is still in flight: claimed, unfinished,
-/// its claim not expired. Otherwise `s` becomes its cron's last claimed run. Crons are
-/// read once per claim entry (`crons`).
-fn overlaps(
+/// Whether a run of a cron may be claimed now, under the cron's overlap policy.
+enum Turn {
+    Now,
+    /// Not at all: it ends MISS with this reason.
+    Miss(&'static str),
+    /// Once the cron's previous run has finished (BUFFER_ONE).
+    Later,
+}
+
+/// The turn of run `s`, about to be claimed at `at_ms`, under its cron's overlap policy:
+/// while the cron's last claimed run is in flight (claimed, unfinished, its claim not
+/// expired), SKIP makes it MISS and BUFFER_ONE lets it wait — one run at most: a second
+/// one falling due meanwhile is MISS. A run claimed becomes its cron's last claimed run.
+/// Crons are read once per claim entry (`crons`).
+fn turn(
     txn: &mut SmTxn,
     crons: &mut HashMap<Uuid, Overlap>,
     s: &Schedule,
     at_ms: u64,
-) -> io::Result<bool> {
+) -> io::Result<Turn> {
     let Some(cron) = s.parent else {
-        return Ok(false);
+        return Ok(Turn::Now);
     };
     let policy = match crons.get(&cron) {
         Some(p) => *p,
@@ -90,20 +106,59 @@ fn overlaps(
         }
     };
     if policy == Overlap::Allow {
-        return Ok(false);
+        return Ok(Turn::Now);
     }
-    let marker = keys::last_claimed(&cron);
-    if let Some(previous) = txn.get::<Uuid>(&marker)?.filter(|p| *p != s.id) {
-        let prev = txn.get::<Schedule>(&keys::schedule(&previous))?;
-        let in_flight = prev.is_some_and(|p| {
+    let last = keys::last_claimed(&cron);
+    let in_flight = |id: &Uuid| -> io::Result<bool> {
+        let prev = txn.get::<Schedule>(&keys::schedule(id))?;
+        Ok(prev.is_some_and(|p| {
             p.status == Status::Scheduled && p.claim.is_some_and(|c| c.deadline_ms > at_ms)
-        });
-        if in_flight {
-            return Ok(true);
+        }))
+    };
+    let busy = match txn.get::<Uuid>(&last)?.filter(|p| *p != s.id) {
+        Some(previous) => in_flight(&previous)?,
+        None => false,
+    };
+    let waiting = keys::waiting(&cron);
+    if !busy {
+        txn.put(&last, &s.id)?;
+        if txn.get::<Uuid>(&waiting)? == Some(s.id) {
+            txn.delete(&waiting);
+        }
+        return Ok(Turn::Now);
+    }
+    if policy == Overlap::Skip {
+        return Ok(Turn::Miss(
+            "previous run still in flight (overlapPolicy SKIP)",
+        ));
+    }
+    if let Some(other) = txn.get::<Uuid>(&waiting)?.filter(|w| *w != s.id) {
+        let still = txn.get::<Schedule>(&keys::schedule(&other))?;
+        if still.is_some_and(|w| w.status == Status::Scheduled && w.claim.is_none()) {
+            return Ok(Turn::Miss(
+                "another run is already waiting for the previous one (overlapPolicy BUFFER_ONE)",
+            ));
         }
     }
-    txn.put(&marker, &s.id)?;
-    Ok(false)
+    txn.put(&waiting, &s.id)?;
+    Ok(Turn::Later)
+}
+
+/// When run `s` of a cron has finished: the cron's run waiting for it (BUFFER_ONE), if
+/// any, is written to the time index again, which wakes the timer for it.
+fn wake_waiting(txn: &mut SmTxn, s: &Schedule) -> io::Result<()> {
+    let Some(cron) = s.parent else {
+        return Ok(());
+    };
+    let Some(w) = txn.get::<Uuid>(&keys::waiting(&cron))? else {
+        return Ok(());
+    };
+    if let Some(run) = txn.get::<Schedule>(&keys::schedule(&w))? {
+        if run.status == Status::Scheduled && run.claim.is_none() {
+            txn.put(&keys::due(run.due_time(), &w), &())?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether outcome `o` may finish run `s` (pending): only in the state its fence names —
@@ -140,6 +195,7 @@ pub fn record(txn: &mut SmTxn, outcomes: &[Outcome]) -> io::Result<usize> {
         let excess = s.attempts.len().saturating_sub(MAX_ATTEMPTS_KEPT);
         s.attempts.drain(..excess);
         txn.put(&keys::schedule(&o.id), &s)?;
+        wake_waiting(txn, &s)?;
         ended += 1;
     }
     Ok(ended)

@@ -155,6 +155,7 @@ pub fn refill_due(reader: &crate::store::txn::SmReader, now: i64) -> io::Result<
 /// are removed (runs at or before `now` stay, with their outcomes).
 pub fn delete(txn: &mut SmTxn, cron: &mut Schedule, now: i64) -> io::Result<()> {
     txn.delete(&keys::last_claimed(&cron.id));
+    txn.delete(&keys::waiting(&cron.id));
     stop(txn, cron, now, Status::Deleted, |_| true).map(|_| ())
 }
 

@@ -12,6 +12,7 @@
 //! - `j` ‖ created ms ‖ app ‖ 0 ‖ idempotency key → nothing: keys by age, for purging
 //! - `n` ‖ app ‖ 0 ‖ partition → how many of its schedules and runs are pending
 //! - `f` ‖ cron id → the run of that cron claimed last (for its overlap policy)
+//! - `w` ‖ cron id → the run of that cron waiting for the last claimed one (BUFFER_ONE)
 //! - `l` ‖ schedule id ‖ at ms ‖ seq → an entry of the schedule's audit log
 //! - `m` ‖ at ms ‖ schedule id ‖ seq → its app: audit entries by age, for purging
 //!
@@ -31,6 +32,7 @@ pub const IDEMPOTENCY_AGE: u8 = b'j';
 pub const PENDING: u8 = b'n';
 pub const AUDIT: u8 = b'l';
 pub const LAST_CLAIMED: u8 = b'f';
+pub const WAITING: u8 = b'w';
 pub const AUDIT_AGE: u8 = b'm';
 
 fn time_bytes(t: i64) -> [u8; 8] {
@@ -118,6 +120,10 @@ pub fn idempotency_age_parts(k: &[u8]) -> Option<(u64, String, String)> {
 
 pub fn last_claimed(cron: &Uuid) -> Vec<u8> {
     [&[LAST_CLAIMED][..], cron.as_bytes()].concat()
+}
+
+pub fn waiting(cron: &Uuid) -> Vec<u8> {
+    [&[WAITING][..], cron.as_bytes()].concat()
 }
 
 /// `l` ‖ schedule id: the start of a schedule's audit log.

@@ -115,57 +115,89 @@ async fn jitter_spreads_a_thousand_crons_due_at_the_same_second() {
     );
 }
 
-/// `overlapPolicy: SKIP` on an every-second cron whose receiver takes 3 s: no call starts
-/// while the previous one is unanswered, and the seconds in between end MISS with the
-/// reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skip_leaves_no_run_overlapping_the_previous_one() {
+/// An every-second cron with `policy` whose receiver takes 3 s, for 12 s: the gaps between
+/// the calls' starts (ms), and the error messages of its runs that ended MISS.
+async fn overlapping(policy: &str) -> (Vec<u64>, Vec<String>) {
     let cluster = Cluster::start(3, Options::default()).await;
     let rx = Receiver::start("127.0.0.1:0").await.unwrap();
     cluster.register_app(1, "overlap", 2).await;
     let mut body = cron_calling("overlap", "* * * * * *", &rx.url("/slow/3000/x"));
-    body["overlapPolicy"] = json!("SKIP");
+    body["overlapPolicy"] = json!(policy);
     let id = cluster.create(1, &body).await;
-    assert_eq!(cluster.schedule(2, &id).await["overlapPolicy"], "SKIP");
+    assert_eq!(cluster.schedule(2, &id).await["overlapPolicy"], policy);
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let (status, _) = cluster
-        .call(
-            2,
-            Method::DELETE,
-            &format!("/goscheduler/schedules/{id}"),
-            None,
-        )
-        .await;
+    let cron = format!("/goscheduler/schedules/{id}");
+    let (status, _) = cluster.call(2, Method::DELETE, &cron, None).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     let mut d = rx.deliveries();
     d.sort_by_key(|d| d.received_ms);
-    let gaps: Vec<u64> = d
+    assert!(d.len() >= 3, "{} deliveries", d.len());
+    assert!(
+        d.iter()
+            .all(|d| d.received_ms as i64 >= d.schedule_time * 1000),
+        "early"
+    );
+    let gaps = d
         .windows(2)
         .map(|w| w[1].received_ms - w[0].received_ms)
         .collect();
-    assert!(d.len() >= 2, "{} deliveries", d.len());
+    let path = format!("{cron}/runs?when=past&size=100");
+    let (_, runs) = cluster.call(3, Method::GET, &path, None).await;
+    let missed = runs["data"]["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "MISS")
+        .map(|r| r["errorMessage"].as_str().unwrap_or_default().to_string())
+        .collect();
+    (gaps, missed)
+}
+
+/// `overlapPolicy: SKIP`: no call starts while the previous one is unanswered, and the
+/// seconds in between end MISS with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_leaves_no_run_overlapping_the_previous_one() {
+    let (gaps, missed) = overlapping("SKIP").await;
     assert!(
         gaps.iter().all(|g| *g >= 3000),
-        "a call started before the previous was answered: gaps {gaps:?} ms"
+        "calls overlapped: gaps {gaps:?} ms"
     );
-    let path = format!("/goscheduler/schedules/{id}/runs?when=past&size=100");
-    let (_, runs) = cluster.call(3, Method::GET, &path, None).await;
-    let runs = runs["data"]["schedules"].as_array().unwrap().clone();
-    let skipped: Vec<&serde_json::Value> = runs.iter().filter(|r| r["status"] == "MISS").collect();
     assert!(
-        skipped.len() >= 2 * (d.len() - 1),
-        "{} MISS for {} deliveries",
-        skipped.len(),
-        d.len()
+        missed.len() >= 2 * gaps.len(),
+        "{} MISS for {} gaps",
+        missed.len(),
+        gaps.len()
     );
-    assert!(skipped.iter().all(|r| r["errorMessage"]
-        .as_str()
-        .is_some_and(|m| m.contains("previous run still in flight"))));
+    assert!(
+        missed
+            .iter()
+            .all(|m| m.contains("previous run still in flight")),
+        "{missed:?}"
+    );
     println!(
-        "overlapPolicy SKIP, every second, 3 s receiver: {} deliveries, gaps {gaps:?} ms, {} runs MISS",
-        d.len(),
-        skipped.len()
+        "overlapPolicy SKIP, every second, 3 s receiver: gaps {gaps:?} ms, {} runs MISS",
+        missed.len()
+    );
+}
+
+/// `overlapPolicy: BUFFER_ONE`: the run due while a call is open waits and starts as soon
+/// as that call is answered (no overlap, no idle second), one at most: the others are MISS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_one_fires_the_waiting_run_as_the_previous_ends() {
+    let (gaps, missed) = overlapping("BUFFER_ONE").await;
+    assert!(
+        gaps.iter().all(|g| (3000..3800).contains(g)),
+        "gaps {gaps:?} ms"
+    );
+    assert!(!missed.is_empty());
+    assert!(
+        missed.iter().all(|m| m.contains("already waiting")),
+        "{missed:?}"
+    );
+    println!(
+        "overlapPolicy BUFFER_ONE, every second, 3 s receiver: gaps {gaps:?} ms, {} runs MISS",
+        missed.len()
     );
 }
