@@ -126,7 +126,7 @@ pub(super) fn check_callback(
 const MAX_JITTER_SECS: u32 = 3600;
 
 /// A recurring schedule's window and jitter: the window not over already, the jitter bounded.
-fn check_window(spec: &CronSpec, now_secs: i64) -> Vec<String> {
+pub(super) fn check_window(spec: &CronSpec, now_secs: i64) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(end) = spec.end_time.filter(|end| *end <= now_secs) {
         problems.push(format!("endTime {end} is not in the future"));

@@ -8,16 +8,17 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::access::Caller;
 use super::envelope::{ok_saying, ApiError, Envelope, Failure};
 use super::lookup::registered_app;
 use super::params::{locate_schedule, parse_body, schedule_not_found};
-use super::schedules::{check_callback, CallbackRequest};
+use super::schedules::{check_callback, check_window, CallbackRequest};
 use super::views::{stored_view, ScheduleData};
 use super::Gateway;
-use crate::schedule::change::ScheduleChange;
+use crate::cron::Overlap;
+use crate::schedule::change::{given, ScheduleChange};
 use crate::schedule::{validate, Schedule};
 
 /// The body of `updateRecurringSchedule`: any of the fields to change; `appId` and
@@ -55,13 +56,17 @@ pub struct PatchSchedule {
     #[serde(default, deserialize_with = "given")]
     #[schema(value_type = Option<i64>)]
     schedule_time: Option<Option<i64>>,
-}
-
-/// A merge-patch field: absent (`None`), null (`Some(None)`) or a value.
-fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
+    /// A cron's window (epoch seconds; null: unbounded) and jitter (null: none).
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<i64>)]
+    start_time: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<i64>)]
+    end_time: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<u32>)]
+    jitter_seconds: Option<Option<u32>>,
+    overlap_policy: Option<Overlap>,
 }
 
 #[utoipa::path(put, path = "/goscheduler/schedules/{id}/updateRecurringSchedule", tag = "schedules",
@@ -86,11 +91,12 @@ pub async fn update_recurring(
         return Err(ApiError::new(422, message));
     }
     let asked = Asked {
-        expression: req.cron_expression,
-        timezone: None,
-        payload: req.payload,
+        change: ScheduleChange {
+            expression: req.cron_expression,
+            payload: req.payload,
+            ..Default::default()
+        },
         callback: req.callback,
-        schedule_time: None,
     };
     let s = apply(&gw, &caller, &current, asked).await?;
     Ok(ok_saying(
@@ -103,8 +109,8 @@ pub async fn update_recurring(
 
 #[utoipa::path(patch, path = "/goscheduler/schedules/{id}", tag = "schedules",
     params(("id" = String, Path)), request_body = PatchSchedule,
-    description = "A JSON merge patch of a schedule: a cron's cronExpression, timezone (null: UTC), payload, \
-        callback (replaced whole); a one-time schedule's scheduleTime, payload, callback while it is \
+    description = "A JSON merge patch of a schedule: a cron's cronExpression, timezone (null: UTC), startTime, \
+        endTime, jitterSeconds (null: none), overlapPolicy, payload, callback (replaced whole); a one-time schedule's scheduleTime, payload, callback while it is \
         SCHEDULED and not yet being fired. A changed cron's future runs not yet claimed are planned again.",
     responses((status = 200, body = Envelope<ScheduleData>),
         (status = 400, description = "appId or scheduleId differ from the schedule's, or a required field set to null", body = Failure),
@@ -120,31 +126,19 @@ pub async fn patch(
     let current = current(&gw, &caller, &raw).await?;
     same_identity(&current, &raw, req.app_id, req.schedule_id)?;
     let mut nulls = Vec::new();
-    let mut required = |field: &str, v: Option<Option<_>>| match v {
-        Some(None) => {
-            nulls.push(format!("{field} cannot be removed"));
-            None
-        }
-        v => v.flatten(),
-    };
     let asked = Asked {
-        expression: required("cronExpression", req.cron_expression),
-        payload: required("payload", req.payload),
-        callback: match req.callback {
-            Some(None) => {
-                nulls.push("callback cannot be removed".into());
-                None
-            }
-            v => v.flatten(),
+        change: ScheduleChange {
+            expression: required("cronExpression", req.cron_expression, &mut nulls),
+            payload: required("payload", req.payload, &mut nulls),
+            timezone: req.timezone.map(|z| z.filter(|z| !z.is_empty())),
+            schedule_time: required("scheduleTime", req.schedule_time, &mut nulls),
+            start_time: req.start_time,
+            end_time: req.end_time,
+            jitter_seconds: req.jitter_seconds.map(|j| j.filter(|j| *j > 0)),
+            overlap_policy: req.overlap_policy,
+            callback: None,
         },
-        schedule_time: match req.schedule_time {
-            Some(None) => {
-                nulls.push("scheduleTime cannot be removed".into());
-                None
-            }
-            v => v.flatten(),
-        },
-        timezone: req.timezone.map(|z| z.filter(|z| !z.is_empty())),
+        callback: required("callback", req.callback, &mut nulls),
     };
     if !nulls.is_empty() {
         return Err(ApiError::bad_request(nulls.join(",")));
@@ -156,6 +150,15 @@ pub async fn patch(
             schedule: stored_view(&s),
         },
     ))
+}
+
+/// A merge-patch field that may not be removed: its value, if given; null is noted in
+/// `nulls`.
+fn required<T>(field: &str, v: Option<Option<T>>, nulls: &mut Vec<String>) -> Option<T> {
+    if matches!(v, Some(None)) {
+        nulls.push(format!("{field} cannot be removed"));
+    }
+    v.flatten()
 }
 
 /// The schedule `raw` names, if the caller may touch it.
@@ -188,13 +191,10 @@ fn same_identity(
     }
 }
 
-/// The fields a request asks to change, before they are checked.
+/// What a request asks to change, before it is checked (the callback as sent).
 struct Asked {
-    expression: Option<String>,
-    timezone: Option<Option<String>>,
-    payload: Option<String>,
+    change: ScheduleChange,
     callback: Option<CallbackRequest>,
-    schedule_time: Option<i64>,
 }
 
 /// Checks what is asked as a create would (422 "validation errors: ..." naming each
@@ -205,43 +205,36 @@ async fn apply(
     current: &Schedule,
     asked: Asked,
 ) -> Result<Schedule, ApiError> {
-    let nothing = asked.expression.is_none()
-        && asked.timezone.is_none()
-        && asked.payload.is_none()
-        && asked.callback.is_none()
-        && asked.schedule_time.is_none();
-    if nothing {
+    let Asked {
+        mut change,
+        callback,
+    } = asked;
+    if change.is_empty() && callback.is_none() {
         return Err(ApiError::bad_request(
-            "nothing to change: give cronExpression, timezone, payload, callback or scheduleTime",
+            "nothing to change: give cronExpression, timezone, startTime, endTime, jitterSeconds, \
+             overlapPolicy, payload, callback or scheduleTime",
         ));
     }
     let app = registered_app(gw, &current.app_id).await?;
     let limits = &gw.config.limits;
     let now = chrono::Utc::now().timestamp();
     let mut errors = Vec::new();
-    if let Some(p) = &asked.payload {
+    if let Some(p) = &change.payload {
         let limit = (app.configuration.payload_size as usize).min(limits.max_payload_bytes);
         errors.extend(validate::payload(Some(p), limit));
     }
-    let callback = asked
-        .callback
-        .and_then(|cb| check_callback(Some(cb), &gw.guard, &mut errors));
-    if let Some(t) = asked.schedule_time {
+    change.callback = callback.and_then(|cb| check_callback(Some(cb), &gw.guard, &mut errors));
+    if let Some(t) = change.schedule_time {
         errors.extend(validate::schedule_time(t, now, &app.app_id));
         errors.extend(validate::ahead(t, now, limits.max_schedule_ahead_days));
         let days = app.configuration.future_schedule_creation_period;
         errors.extend(validate::horizon(t, now, days));
     }
-    let change = ScheduleChange {
-        payload: asked.payload,
-        callback,
-        expression: asked.expression,
-        timezone: asked.timezone,
-        schedule_time: asked.schedule_time,
-    };
     // The rule as it would be, checked here for the message (the shard checks it again).
     if let (Some(spec), true) = (&current.cron, change.touches_rule()) {
-        errors.extend(change.new_rule(spec).rule().err());
+        let new = change.new_rule(spec);
+        errors.extend(check_window(&new, now));
+        errors.extend(new.rule().err());
     }
     if !errors.is_empty() {
         let message = format!("validation errors: {}", errors.join(","));

@@ -98,6 +98,35 @@ async fn a_cron_changed_in_place_fires_only_its_new_plan() {
         "{new:?} (updated at {acked})"
     );
 
+    // A merge patch sets and removes the rule's optional fields (null: removed).
+    let cron = format!("/goscheduler/schedules/{id}");
+    let end = now() + 3600;
+    let set = json!({"timezone": "Asia/Kolkata", "overlapPolicy": "SKIP", "endTime": end, "jitterSeconds": 3});
+    let (status, reply) = send(&cluster, 3, Method::PATCH, &cron, set).await;
+    assert_eq!(status, 200, "{reply}");
+    let shown = &reply["data"]["schedule"];
+    assert_eq!(
+        (
+            &shown["timezone"],
+            &shown["overlapPolicy"],
+            &shown["endTime"],
+            &shown["jitterSeconds"]
+        ),
+        (
+            &json!("Asia/Kolkata"),
+            &json!("SKIP"),
+            &json!(end),
+            &json!(3)
+        )
+    );
+    let unset =
+        json!({"timezone": null, "endTime": null, "jitterSeconds": null, "overlapPolicy": "ALLOW"});
+    let (status, reply) = send(&cluster, 1, Method::PATCH, &cron, unset).await;
+    assert_eq!(status, 200, "{reply}");
+    let shown = cluster.schedule(2, &id).await;
+    for field in ["timezone", "endTime", "jitterSeconds", "overlapPolicy"] {
+        assert!(shown.get(field).is_none(), "{field} still set: {shown}");
+    }
     // The error cases, as upstream answers them.
     let cases = [
         (json!({"appId": "other"}), 400, "Cannot modify appId for an existing schedule"),
@@ -192,7 +221,7 @@ async fn a_patched_one_time_schedule_fires_at_its_new_second() {
         (
             json!({"cronExpression": "* * * * *"}),
             422,
-            "validation errors: cronExpression and timezone cannot be set on a one-time schedule",
+            "validation errors: cronExpression, timezone, startTime, endTime, jitterSeconds and overlapPolicy cannot be set on a one-time schedule",
         ),
         (
             json!({"scheduleId": "nope"}),
