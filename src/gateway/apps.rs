@@ -18,7 +18,10 @@ use crate::schedule::page;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterApp {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     app_id: Option<String>,
+    /// 0 or absent: the cluster's `default_partitions`.
+    #[schema(minimum = 0, maximum = 1024)]
     partitions: Option<u32>,
     active: Option<bool>,
     configuration: Option<AppConfiguration>,

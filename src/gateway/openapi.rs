@@ -134,7 +134,7 @@ fn parameter(path: &str, name: &str) -> Option<serde_json::Value> {
                 json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{0,{}}}$", crate::meta::app::MAX_APP_ID_LEN)})
             }
             "/goscheduler/crons/schedules" => {
-                json!({"type": "string", "pattern": "^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})?$"})
+                json!({"type": "string", "pattern": "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})?$"})
             }
             _ => json!({"type": "string", "pattern": "^([0-9a-fA-F]{48})?$"}),
         },

@@ -29,6 +29,7 @@ use crate::shard::{partition_of_key, shard_of};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSchedule {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     app_id: Option<String>,
     payload: Option<String>,
     schedule_time: Option<i64>,
@@ -42,6 +43,7 @@ pub struct CreateSchedule {
     end_time: Option<i64>,
     /// A recurring schedule's runs each fire up to this many seconds late, by a fixed
     /// pseudo-random offset per run (at most 3600).
+    #[schema(maximum = 3600)]
     jitter_seconds: Option<u32>,
     /// A recurring schedule's overlap policy: `ALLOW` (default), `SKIP` (a run due while
     /// the previous one is still being called becomes MISS) or `BUFFER_ONE` (it waits for

@@ -22,7 +22,8 @@ const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueToken {
-    /// What the token is for (e.g. "ci"), at most 64 characters.
+    /// What the token is for (e.g. "ci"), at most 64 characters, no control characters.
+    #[schema(max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     name: Option<String>,
 }
 
