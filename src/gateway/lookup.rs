@@ -1,9 +1,13 @@
-//! Finding what a request names before acting on it: its app.
+//! Finding what a request names before acting on it: its app, its schedule.
 
+use super::access::Caller;
 use super::envelope::ApiError;
+use super::params::{locate_schedule, schedule_not_found};
 use super::Gateway;
 use crate::command::{RejectReason, Rejection};
+use crate::ids::GroupId;
 use crate::meta::app::App;
+use crate::schedule::Schedule;
 
 /// The app: from this node's replica of the meta group when it has it active (fast),
 /// otherwise confirmed by a linearizable read, so an app registered or activated through
@@ -29,4 +33,18 @@ pub async fn existing_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
         .app(app_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("app {app_id} not found")))
+}
+
+/// The schedule id `raw` names and its shard, if `caller` may touch it: 400 for a
+/// malformed id, 404 (the original's message) for none, 403 for another app's.
+pub async fn touchable_schedule(
+    gw: &Gateway,
+    caller: &Caller,
+    raw: &str,
+) -> Result<(GroupId, Schedule), ApiError> {
+    let (id, shard) = locate_schedule(raw, gw.config.shards)?;
+    let s = gw.router.schedule(shard, id).await?;
+    let s = s.ok_or_else(|| schedule_not_found(raw))?;
+    caller.may_touch(&s.app_id)?;
+    Ok((shard, s))
 }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::access::Caller;
 use super::envelope::{ok_saying, ApiError, Envelope, Failure};
-use super::lookup::existing_app;
-use super::params::{locate_schedule, schedule_not_found};
+use super::lookup::{existing_app, touchable_schedule};
+use super::params::locate_schedule;
 use super::views::{stored_view, ScheduleData};
 use super::Gateway;
 use crate::schedule::Status;
@@ -70,10 +70,7 @@ async fn set_paused(
     pause: bool,
     catch_up: bool,
 ) -> Result<Response, ApiError> {
-    let (id, shard) = locate_schedule(&raw, gw.config.shards)?;
-    let current = gw.router.schedule(shard, id).await?;
-    let current = current.ok_or_else(|| schedule_not_found(&raw))?;
-    caller.may_touch(&current.app_id)?;
+    let (shard, current) = touchable_schedule(&gw, &caller, &raw).await?;
     let (target, already, done) = if pause {
         let done = "Schedule paused successfully";
         (Status::Paused, "Schedule already paused", done)
@@ -98,7 +95,7 @@ async fn set_paused(
     };
     let s = gw
         .router
-        .set_paused(shard, id, pause, catch_up_from, by)
+        .set_paused(shard, current.id, pause, catch_up_from, by)
         .await?;
     Ok(ok_saying(done, view(&s)))
 }

@@ -14,12 +14,13 @@ use uuid::Uuid;
 
 use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
-use super::lookup::registered_app;
-use super::params::{locate, locate_schedule, parse_body, schedule_not_found};
+use super::lookup::{registered_app, touchable_schedule};
+use super::params::{locate, parse_body};
 use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
 use crate::callback::guard::Guard;
 use crate::command::{CreateKey, Created, RejectReason, Rejection};
+use crate::config::Limits;
 use crate::cron::{CronSpec, Overlap};
 use crate::ids::GroupId;
 use crate::meta::app::{validate_app_id, App};
@@ -124,6 +125,24 @@ pub(super) fn check_callback(
     })
 }
 
+/// The largest payload `app` may send: its own limit, within the cluster's.
+pub(super) fn payload_limit(app: &App, limits: &Limits) -> usize {
+    (app.configuration.payload_size as usize).min(limits.max_payload_bytes)
+}
+
+/// A one-time schedule's time: not in the past, within the cluster's and `app`'s horizons.
+pub(super) fn check_time(t: i64, now_secs: i64, app: &App, limits: &Limits) -> Vec<String> {
+    let days = app.configuration.future_schedule_creation_period;
+    [
+        validate::schedule_time(t, now_secs, &app.app_id),
+        validate::ahead(t, now_secs, limits.max_schedule_ahead_days),
+        validate::horizon(t, now_secs, days),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Longest jitter of a recurring schedule's runs, seconds.
 const MAX_JITTER_SECS: u32 = 3600;
 
@@ -180,11 +199,9 @@ fn build_schedule(
     if let Some(key) = &req.idempotency_key {
         errors.extend(validate::idempotency_key(key));
     }
-    let limits = app.configuration;
-    let cluster = &gw.config.limits;
     errors.extend(validate::payload(
         req.payload.as_deref(),
-        (limits.payload_size as usize).min(cluster.max_payload_bytes),
+        payload_limit(&app, &gw.config.limits),
     ));
     let callback = check_callback(req.callback, &gw.guard, &mut errors);
     let cron = match (req.schedule_time, req.cron_expression) {
@@ -197,17 +214,7 @@ fn build_schedule(
             None
         }
         (Some(t), None) => {
-            errors.extend(validate::schedule_time(t, now_secs, &app_id));
-            errors.extend(validate::ahead(
-                t,
-                now_secs,
-                cluster.max_schedule_ahead_days,
-            ));
-            errors.extend(validate::horizon(
-                t,
-                now_secs,
-                limits.future_schedule_creation_period,
-            ));
+            errors.extend(check_time(t, now_secs, &app, &gw.config.limits));
             None
         }
         (None, Some(expression)) => {
@@ -281,7 +288,9 @@ fn build_schedule(
         }
     });
     // The app's cap, shared evenly by its partitions (creates pick them uniformly).
-    let pending_cap = cluster
+    let pending_cap = gw
+        .config
+        .limits
         .max_pending_per_app
         .div_ceil(u64::from(app.partitions.max(1)));
     Ok(Creation {
@@ -564,10 +573,7 @@ pub async fn get(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, shard) = locate_schedule(&raw, gw.config.shards)?;
-    let s = gw.router.schedule(shard, id).await?;
-    let s = s.ok_or_else(|| schedule_not_found(&raw))?;
-    caller.may_touch(&s.app_id)?;
+    let (_, s) = touchable_schedule(&gw, &caller, &raw).await?;
     Ok(ok(
         200,
         1,

@@ -12,12 +12,13 @@ use serde::Deserialize;
 
 use super::access::Caller;
 use super::envelope::{ok_saying, ApiError, Envelope, Failure};
-use super::lookup::registered_app;
-use super::params::{locate_schedule, parse_body, schedule_not_found};
-use super::schedules::{check_callback, check_window, CallbackRequest};
+use super::lookup::{registered_app, touchable_schedule};
+use super::params::parse_body;
+use super::schedules::{check_callback, check_time, check_window, payload_limit, CallbackRequest};
 use super::views::{stored_view, ScheduleData};
 use super::Gateway;
 use crate::cron::Overlap;
+use crate::ids::GroupId;
 use crate::schedule::change::{given, ScheduleChange};
 use crate::schedule::{validate, Schedule};
 
@@ -84,7 +85,7 @@ pub async fn update_recurring(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: UpdateRecurring = parse_body(body, gw.config.limits.max_body_bytes)?;
-    let current = current(&gw, &caller, &raw).await?;
+    let (shard, current) = touchable_schedule(&gw, &caller, &raw).await?;
     same_identity(&current, &raw, req.app_id, req.schedule_id)?;
     if !current.is_cron() {
         let message = format!("Schedule with id: {raw} is not a recurring schedule");
@@ -98,7 +99,7 @@ pub async fn update_recurring(
         },
         callback: req.callback,
     };
-    let s = apply(&gw, &caller, &current, asked).await?;
+    let s = apply(&gw, &caller, shard, &current, asked).await?;
     Ok(ok_saying(
         "Recurring schedule updated successfully",
         ScheduleData {
@@ -123,7 +124,7 @@ pub async fn patch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: PatchSchedule = parse_body(body, gw.config.limits.max_body_bytes)?;
-    let current = current(&gw, &caller, &raw).await?;
+    let (shard, current) = touchable_schedule(&gw, &caller, &raw).await?;
     same_identity(&current, &raw, req.app_id, req.schedule_id)?;
     let mut nulls = Vec::new();
     let asked = Asked {
@@ -143,7 +144,7 @@ pub async fn patch(
     if !nulls.is_empty() {
         return Err(ApiError::bad_request(nulls.join(",")));
     }
-    let s = apply(&gw, &caller, &current, asked).await?;
+    let s = apply(&gw, &caller, shard, &current, asked).await?;
     Ok(ok_saying(
         "Schedule updated successfully",
         ScheduleData {
@@ -159,15 +160,6 @@ fn required<T>(field: &str, v: Option<Option<T>>, nulls: &mut Vec<String>) -> Op
         nulls.push(format!("{field} cannot be removed"));
     }
     v.flatten()
-}
-
-/// The schedule `raw` names, if the caller may touch it.
-async fn current(gw: &Gateway, caller: &Caller, raw: &str) -> Result<Schedule, ApiError> {
-    let (id, shard) = locate_schedule(raw, gw.config.shards)?;
-    let current = gw.router.schedule(shard, id).await?;
-    let current = current.ok_or_else(|| schedule_not_found(raw))?;
-    caller.may_touch(&current.app_id)?;
-    Ok(current)
 }
 
 /// `appId` and `scheduleId` in a body may only repeat the schedule's own (upstream's
@@ -202,6 +194,7 @@ struct Asked {
 async fn apply(
     gw: &Gateway,
     caller: &Caller,
+    shard: GroupId,
     current: &Schedule,
     asked: Asked,
 ) -> Result<Schedule, ApiError> {
@@ -220,15 +213,11 @@ async fn apply(
     let now = chrono::Utc::now().timestamp();
     let mut errors = Vec::new();
     if let Some(p) = &change.payload {
-        let limit = (app.configuration.payload_size as usize).min(limits.max_payload_bytes);
-        errors.extend(validate::payload(Some(p), limit));
+        errors.extend(validate::payload(Some(p), payload_limit(&app, limits)));
     }
     change.callback = callback.and_then(|cb| check_callback(Some(cb), &gw.guard, &mut errors));
     if let Some(t) = change.schedule_time {
-        errors.extend(validate::schedule_time(t, now, &app.app_id));
-        errors.extend(validate::ahead(t, now, limits.max_schedule_ahead_days));
-        let days = app.configuration.future_schedule_creation_period;
-        errors.extend(validate::horizon(t, now, days));
+        errors.extend(check_time(t, now, &app, limits));
     }
     // The rule as it would be, checked here for the message (the shard checks it again).
     if let (Some(spec), true) = (&current.cron, change.touches_rule()) {
@@ -240,7 +229,9 @@ async fn apply(
         let message = format!("validation errors: {}", errors.join(","));
         return Err(ApiError::new(422, message));
     }
-    let (id, shard) = locate_schedule(&current.id.to_string(), gw.config.shards)?;
     let by = caller.actor(gw);
-    Ok(gw.router.update_schedule(shard, id, change, by).await?)
+    Ok(gw
+        .router
+        .update_schedule(shard, current.id, change, by)
+        .await?)
 }

@@ -93,10 +93,9 @@ impl ScheduleChange {
         }
     }
 
-    /// Applies the change to `s`; answers the fields that changed, or what is wrong
-    /// (a cron's rule must parse; a cron has no scheduleTime, a one-time schedule no rule).
-    pub fn apply_to(&self, s: &mut Schedule) -> Result<Vec<FieldChange>, String> {
-        let before = s.clone();
+    /// Applies the change to `s`, or says what is wrong (a cron's rule must parse; a cron
+    /// has no scheduleTime, a one-time schedule no rule). [`diff`] names what changed.
+    pub fn apply_to(&self, s: &mut Schedule) -> Result<(), String> {
         match (&mut s.cron, self.schedule_time) {
             (Some(_), Some(_)) => {
                 return Err("scheduleTime cannot be set on a recurring schedule".into())
@@ -123,7 +122,7 @@ impl ScheduleChange {
         if let Some(cb) = &self.callback {
             s.callback = cb.clone();
         }
-        Ok(diff(&before, s))
+        Ok(())
     }
 }
 

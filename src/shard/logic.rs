@@ -69,7 +69,7 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
         ShardCommand::TriggerRun { id, run_id, at } => trigger(txn, id, run_id, *at),
         ShardCommand::UpdateSchedule { id, change, at } => {
             Ok(match update::update(txn, id, change, *at)? {
-                Ok(updated) => CommandResult::Schedules(vec![updated.schedule]),
+                Ok(updated) => CommandResult::Schedules(vec![updated]),
                 Err(refused) => refused,
             })
         }

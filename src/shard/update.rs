@@ -11,23 +11,18 @@ use uuid::Uuid;
 use super::index::{insert, remove};
 use super::{cron_runs, keys};
 use crate::command::{CommandResult, RejectReason, Rejection};
-use crate::schedule::change::{FieldChange, ScheduleChange};
+use crate::schedule::change::{self, ScheduleChange};
 use crate::schedule::{Schedule, Status};
 use crate::store::txn::SmTxn;
 
-/// What an update did: the schedule as it is now, and the fields it changed.
-pub struct Updated {
-    pub schedule: Schedule,
-    pub changed: Vec<FieldChange>,
-}
-
-/// Applies `change` to schedule `id` at `now` (epoch seconds, the proposer's clock).
+/// Applies `change` to schedule `id` at `now` (epoch seconds, the proposer's clock);
+/// answers the schedule as it is now, or the refusal. (The audit log diffs the fields.)
 pub fn update(
     txn: &mut SmTxn,
     id: &Uuid,
     change: &ScheduleChange,
     now: i64,
-) -> io::Result<Result<Updated, CommandResult>> {
+) -> io::Result<Result<Schedule, CommandResult>> {
     let refuse = |reason, message: String| {
         Ok(Err(CommandResult::Rejected(Rejection::new(
             reason, message,
@@ -55,15 +50,11 @@ pub fn update(
         return refuse(RejectReason::WrongState, message);
     }
     let before = s.clone();
-    let changed = match change.apply_to(&mut s) {
-        Ok(changed) => changed,
-        Err(e) => return refuse(RejectReason::WrongState, format!("validation errors: {e}")),
-    };
-    if changed.is_empty() {
-        return Ok(Ok(Updated {
-            schedule: s,
-            changed,
-        }));
+    if let Err(e) = change.apply_to(&mut s) {
+        return refuse(RejectReason::WrongState, format!("validation errors: {e}"));
+    }
+    if change::diff(&before, &s).is_empty() {
+        return Ok(Ok(s));
     }
     if !s.is_cron() {
         remove(txn, &before)?;
@@ -76,8 +67,5 @@ pub fn update(
     } else {
         txn.put(&keys::schedule(id), &s)?;
     }
-    Ok(Ok(Updated {
-        schedule: s,
-        changed,
-    }))
+    Ok(Ok(s))
 }
