@@ -242,6 +242,7 @@ fn build_schedule(
             req.start_time.is_some(),
             req.end_time.is_some(),
             req.jitter_seconds.is_some(),
+            req.overlap_policy.is_some(),
         ];
         if window.contains(&true) {
             errors.push(

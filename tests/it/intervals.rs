@@ -59,6 +59,11 @@ async fn every_two_seconds_in_a_twenty_second_window_fires_ten_times() {
         ),
         (json!({"cronExpression": "@every 500ms"}), "whole seconds"),
         (json!({"jitterSeconds": 4000}), "jitterSeconds 4000 exceeds"),
+        (
+            json!({"cronExpression": null, "startTime": null, "endTime": null,
+                "scheduleTime": now() + 60, "overlapPolicy": "SKIP"}),
+            "apply to recurring schedules only",
+        ),
     ] {
         let mut bad = body.clone();
         for (k, v) in change.as_object().unwrap() {
