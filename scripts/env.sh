@@ -25,13 +25,14 @@ build_release() {
     (cd "$ROOT" && cargo build --release --all-targets)
 }
 
-# A Python package the tests use (the Standard Webhooks reference verifier checks our
-# callback signatures), installed for the current python3 when missing.
+# A Python package the tests use (module $1, pip requirement $2, default $1), installed
+# for the current python3 when missing.
 ensure_python_package() {
+    local spec="${2:-$1}"
     python3 -c "import $1" 2>/dev/null && return 0
-    echo "installing python package $1" >&2
-    python3 -m pip install -q "$1" 2>/dev/null ||
-        python3 -m pip install -q --break-system-packages "$1"
+    echo "installing python package $spec" >&2
+    python3 -m pip install -q "$spec" 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "$spec"
 }
 
 # The dev cluster's CA and node certificates (mutual TLS between nodes), made once in $1

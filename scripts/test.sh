@@ -7,6 +7,8 @@ source "$(dirname "$0")/env.sh"
 ensure_system_packages faketime
 # The signed-callback test verifies signatures with the reference `standardwebhooks` package.
 ensure_python_package standardwebhooks
+# The OpenAPI conformance test runs schemathesis against a node.
+ensure_python_package schemathesis "schemathesis>=4.32,<5"
 build_release
 cd "$ROOT"
 cargo test --release --all-targets "$@"

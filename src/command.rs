@@ -46,8 +46,14 @@ pub enum Command {
 pub enum MetaCommand {
     /// Register an app, or re-register it with the same partitions (idempotent).
     RegisterApp { app: App },
-    /// Activate (`active = true`) or deactivate an app.
-    SetAppActive { app_id: String, active: bool },
+    /// Activate (`active = true`) or deactivate an app; `by` is recorded for its
+    /// schedules' audit logs.
+    SetAppActive {
+        app_id: String,
+        active: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Actor>,
+    },
     /// Record a new bulk job.
     StartBulkJob { job: BulkJob },
     /// Record a bulk job's progress: `processed` more, now after `cursor`.
@@ -209,7 +215,7 @@ impl std::fmt::Display for Command {
             Command::Meta(MetaCommand::RegisterApp { app }) => {
                 write!(f, "RegisterApp({})", app.app_id)
             }
-            Command::Meta(MetaCommand::SetAppActive { app_id, active }) => {
+            Command::Meta(MetaCommand::SetAppActive { app_id, active, .. }) => {
                 write!(f, "SetAppActive({app_id}, {active})")
             }
             Command::Meta(MetaCommand::StartBulkJob { job }) => {
@@ -336,6 +342,8 @@ pub enum MetaQuery {
     Nodes,
     /// The incarnations of removed nodes (refused for good).
     RemovedNodes,
+    /// An app's activations and deactivations, newest first.
+    AppEvents { app_id: String },
 }
 
 /// A read of one shard.

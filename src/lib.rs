@@ -19,6 +19,7 @@ pub mod drain;
 pub mod gateway;
 pub mod identity;
 pub mod ids;
+pub mod json_shape;
 pub mod meta;
 pub mod metrics;
 pub mod node;

@@ -22,8 +22,10 @@ pub struct RegisterApp {
     app_id: Option<String>,
     /// 0 or absent: the cluster's `default_partitions`.
     #[schema(minimum = 0, maximum = 1024)]
+    #[serde(default, deserialize_with = "crate::json_shape::whole_or_none")]
     partitions: Option<u32>,
     active: Option<bool>,
+    #[serde(default, deserialize_with = "crate::json_shape::object_or_none")]
     configuration: Option<AppConfiguration>,
 }
 
@@ -127,7 +129,7 @@ pub async fn activate(
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.must_be_admin("activating an app")?;
-    set_active(gw, app_id, true).await
+    set_active(gw, &caller, app_id, true).await
 }
 
 #[utoipa::path(post, path = "/goscheduler/apps/{app_id}/deactivate", tag = "apps", params(("app_id" = String, Path)),
@@ -138,12 +140,18 @@ pub async fn deactivate(
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.must_be_admin("deactivating an app")?;
-    set_active(gw, app_id, false).await
+    set_active(gw, &caller, app_id, false).await
 }
 
-async fn set_active(gw: Gateway, app_id: String, active: bool) -> Result<Response, ApiError> {
+async fn set_active(
+    gw: Gateway,
+    caller: &Caller,
+    app_id: String,
+    active: bool,
+) -> Result<Response, ApiError> {
     validate_app_id(&app_id).map_err(ApiError::bad_request)?;
-    let app = gw.router.set_app_active(app_id, active).await?;
+    let by = caller.actor(&gw);
+    let app = gw.router.set_app_active(app_id, active, by).await?;
     Ok(ok(
         201,
         0,

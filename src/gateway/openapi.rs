@@ -138,19 +138,28 @@ fn parameter(path: &str, name: &str) -> Option<serde_json::Value> {
             }
             _ => json!({"type": "string", "pattern": "^([0-9a-fA-F]{48})?$"}),
         },
-        "start_time" | "end_time" => json!({"type": "string", "format": "date-time"}),
+        // RFC 3339, or the wiki's `YYYY-MM-DD HH:MM:SS` in the app's zone.
+        "start_time" | "end_time" => or_empty(json!({"type": "string", "format": "date-time"})),
         "size" | "limit" => {
-            json!({"type": "integer", "minimum": 0, "maximum": super::params::MAX_SIZE})
+            or_empty(json!({"type": "integer", "minimum": 0, "maximum": super::params::MAX_SIZE}))
         }
-        "overlapSeconds" => json!({"type": "integer", "minimum": 0, "maximum": 7 * 24 * 3600}),
-        "when" => json!({"type": "string", "enum": ["past", "future", "all"]}),
-        "status" => {
-            json!({"type": "string", "enum": ["SCHEDULED", "DELETED", "SUCCESS", "FAILURE", "MISS", "PAUSED"]})
+        "continuationStartTime" => or_empty(json!({"type": "integer", "format": "int64"})),
+        "overlapSeconds" => {
+            or_empty(json!({"type": "integer", "minimum": 0, "maximum": 7 * 24 * 3600}))
         }
+        "when" => or_empty(json!({"type": "string", "enum": ["past", "future", "all"]})),
+        "status" => or_empty(
+            json!({"type": "string", "enum": ["SCHEDULED", "DELETED", "SUCCESS", "FAILURE", "MISS", "PAUSED"]}),
+        ),
         "action" => json!({"type": "string", "enum": ["reconcile", "delete"]}),
         "catchUp" => json!({"type": "string", "enum": ["true", "false"]}),
         _ => return None,
     })
+}
+
+/// `schema`, or empty: the server reads an empty query parameter as one not given.
+fn or_empty(schema: serde_json::Value) -> serde_json::Value {
+    json!({"anyOf": [schema, {"type": "string", "maxLength": 0}]})
 }
 
 /// Adds the failures every endpoint but the healthcheck can answer to operation `op`.

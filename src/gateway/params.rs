@@ -32,6 +32,10 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
     if body.is_empty() {
         return Err(ApiError::unparsable("empty body, expected a JSON object"));
     }
+    // serde would read a struct from an array of its fields in order.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::unparsable("expected a JSON object"));
+    }
     if super::field_case::needs_recasing(&body) {
         let mut value: serde_json::Value =
             serde_json::from_slice(&body).map_err(ApiError::unparsable)?;
@@ -171,6 +175,15 @@ pub fn parse_range(p: &RangeParams, zone: chrono_tz::Tz, now: i64) -> Result<Ran
         p.continuation_token.as_deref(),
         p.continuation_token_camel.as_deref(),
     )?;
+    // The page's position is in the token; the time a page answered beside it is only
+    // checked, so a mistyped one is named instead of ignored.
+    let given_time = p.continuation_start_time.as_deref();
+    let given_time = given_time.or(p.continuation_start_time_camel.as_deref());
+    if let Some(t) = given_time.filter(|t| !t.is_empty() && t.parse::<i64>().is_err()) {
+        return Err(ApiError::bad_request(format!(
+            "continuationStartTime {t:?} is not epoch seconds"
+        )));
+    }
     Ok(Range {
         start,
         end,

@@ -33,23 +33,28 @@ pub struct CreateSchedule {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     app_id: Option<String>,
     payload: Option<String>,
+    #[serde(default, deserialize_with = "crate::json_shape::whole_or_none")]
     schedule_time: Option<i64>,
     cron_expression: Option<String>,
     /// IANA zone of a cron's times (default UTC).
     timezone: Option<String>,
     /// A recurring schedule's first possible second (epoch seconds); `@every` intervals
     /// count from it (default: the creation second).
+    #[serde(default, deserialize_with = "crate::json_shape::whole_or_none")]
     start_time: Option<i64>,
     /// A recurring schedule's last possible second (epoch seconds).
+    #[serde(default, deserialize_with = "crate::json_shape::whole_or_none")]
     end_time: Option<i64>,
     /// A recurring schedule's runs each fire up to this many seconds late, by a fixed
     /// pseudo-random offset per run (at most 3600).
     #[schema(maximum = 3600)]
+    #[serde(default, deserialize_with = "crate::json_shape::whole_or_none")]
     jitter_seconds: Option<u32>,
     /// A recurring schedule's overlap policy: `ALLOW` (default), `SKIP` (a run due while
     /// the previous one is still being called becomes MISS) or `BUFFER_ONE` (it waits for
     /// the previous one; one at most).
     overlap_policy: Option<Overlap>,
+    #[serde(default, deserialize_with = "crate::json_shape::object_or_none")]
     callback: Option<CallbackRequest>,
     /// Makes a retried create answer the first one's schedule instead of adding another
     /// (for 24 h). On a single create the `Idempotency-Key` header says the same.
@@ -60,6 +65,7 @@ pub struct CreateSchedule {
 pub struct CallbackRequest {
     #[serde(rename = "type")]
     kind: Option<String>,
+    #[serde(default, deserialize_with = "crate::json_shape::object_or_none")]
     details: Option<CallbackDetails>,
 }
 
@@ -152,12 +158,14 @@ pub(super) fn check_window(spec: &CronSpec, now_secs: i64) -> Vec<String> {
     if let Some(end) = spec.end_time.filter(|end| *end <= now_secs) {
         problems.push(format!("endTime {end} is not in the future"));
     }
-    if let Some(j) = spec.jitter_seconds.filter(|j| *j > MAX_JITTER_SECS) {
-        problems.push(format!(
-            "jitterSeconds {j} exceeds the limit of {MAX_JITTER_SECS}"
-        ));
-    }
+    problems.extend(jitter_beyond_limit(spec.jitter_seconds));
     problems
+}
+
+fn jitter_beyond_limit(jitter: Option<u32>) -> Option<String> {
+    jitter
+        .filter(|j| *j > MAX_JITTER_SECS)
+        .map(|j| format!("jitterSeconds {j} exceeds the limit of {MAX_JITTER_SECS}"))
 }
 
 /// A create ready to propose: its shard, the schedule, its idempotency key, and the most
@@ -424,12 +432,9 @@ pub async fn create_batch(
     let now = now();
     let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(batch.schedules.len());
     let mut per_shard: BTreeMap<GroupId, Vec<(usize, Creation)>> = BTreeMap::new();
-    let parsed: Vec<Result<CreateSchedule, ApiError>> = batch
-        .schedules
+    let parsed: Vec<Result<CreateSchedule, ApiError>> = shaped(batch.schedules)?
         .into_iter()
-        .map(|item| serde_json::from_value(item).map_err(ApiError::unparsable))
-        .map(|item: Result<CreateSchedule, ApiError>| {
-            let req = item?;
+        .map(|req| {
             caller.may_touch(req.app_id.as_deref().unwrap_or_default())?;
             Ok(req)
         })
@@ -500,6 +505,38 @@ pub async fn create_batch(
         .collect();
     let created = results.iter().filter(|r| r.status_code == 201).count();
     Ok(ok(200, created, BatchData { results }))
+}
+
+/// The batch's items as creates; one not shaped like a create (a wrong type, not an
+/// object) makes the whole batch a 400 naming it, before anything is written. What only
+/// the server can judge (the app, the time, the callback) is answered per item.
+fn shaped(items: Vec<serde_json::Value>) -> Result<Vec<CreateSchedule>, ApiError> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let why = match item {
+                serde_json::Value::Object(_) => match serde_json::from_value(item) {
+                    Ok(create) => match off_schema(&create) {
+                        None => return Ok(create),
+                        Some(why) => why,
+                    },
+                    Err(e) => e.to_string(),
+                },
+                _ => "expected a JSON object".to_string(),
+            };
+            Err(ApiError::unparsable(format!("schedules[{i}]: {why}")))
+        })
+        .collect()
+}
+
+/// What a create breaks of the bounds its schema states (the app id's pattern, the
+/// jitter's maximum), so that a batch refuses it whole like a single create.
+fn off_schema(req: &CreateSchedule) -> Option<String> {
+    if let Some(Err(e)) = req.app_id.as_deref().map(validate_app_id) {
+        return Some(e);
+    }
+    jitter_beyond_limit(req.jitter_seconds)
 }
 
 /// Takes one cron's place in its app's room (counted once per batch); false when full.

@@ -31,6 +31,7 @@ pub struct UpdateRecurring {
     schedule_id: Option<String>,
     cron_expression: Option<String>,
     payload: Option<String>,
+    #[serde(default, deserialize_with = "crate::json_shape::object_or_none")]
     callback: Option<CallbackRequest>,
 }
 
@@ -50,21 +51,21 @@ pub struct PatchSchedule {
     #[serde(default, deserialize_with = "given")]
     #[schema(value_type = Option<String>)]
     payload: Option<Option<String>>,
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "crate::json_shape::given_object")]
     #[schema(value_type = Option<CallbackRequest>)]
     callback: Option<Option<CallbackRequest>>,
     /// A one-time schedule's new time, epoch seconds.
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "crate::json_shape::given_whole")]
     #[schema(value_type = Option<i64>)]
     schedule_time: Option<Option<i64>>,
     /// A cron's window (epoch seconds; null: unbounded) and jitter (null: none).
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "crate::json_shape::given_whole")]
     #[schema(value_type = Option<i64>)]
     start_time: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "crate::json_shape::given_whole")]
     #[schema(value_type = Option<i64>)]
     end_time: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "crate::json_shape::given_whole")]
     #[schema(value_type = Option<u32>)]
     jitter_seconds: Option<Option<u32>>,
     overlap_policy: Option<Overlap>,

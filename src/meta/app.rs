@@ -98,22 +98,28 @@ impl Signing {
 pub struct AppConfiguration {
     /// Largest payload, bytes (at most the cluster's `limits.max_payload_bytes`).
     #[schema(minimum = 1, maximum = 65536)]
+    #[serde(deserialize_with = "crate::json_shape::whole")]
     pub payload_size: u32,
     /// How far ahead a schedule may be created, days; 0 = no limit.
     #[schema(minimum = 0, maximum = 3650)]
+    #[serde(deserialize_with = "crate::json_shape::whole")]
     pub future_schedule_creation_period: u32,
     /// How long finished runs are kept, days.
     #[schema(minimum = 1, maximum = 3650)]
+    #[serde(deserialize_with = "crate::json_shape::whole")]
     pub fired_schedule_retention_period: u32,
     /// Retries of a failed callback.
     #[schema(minimum = 0, maximum = 10)]
+    #[serde(deserialize_with = "crate::json_shape::whole")]
     pub http_retries: u32,
     /// Callback timeout, milliseconds.
     #[schema(minimum = 100, maximum = 60000)]
+    #[serde(deserialize_with = "crate::json_shape::whole")]
     pub http_timeout: u32,
     /// How late a run may still be fired, seconds (after an outage or a failover);
     /// a run found later than this becomes MISS.
     #[schema(minimum = 1, maximum = 86400)]
+    #[serde(deserialize_with = "crate::json_shape::whole")]
     pub misfire_window: u32,
 }
 

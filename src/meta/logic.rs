@@ -63,7 +63,13 @@ impl GroupLogic<SchedulerLog> for MetaLogic {
 pub fn apply(txn: &mut SmTxn, cmd: &MetaCommand) -> io::Result<CommandResult> {
     match cmd {
         MetaCommand::RegisterApp { app } => register(txn, app),
-        MetaCommand::SetAppActive { app_id, active } => set_active(txn, app_id, *active),
+        MetaCommand::SetAppActive { app_id, active, by } => {
+            let result = set_active(txn, app_id, *active)?;
+            if let (CommandResult::App(_), Some(by)) = (&result, by) {
+                super::app_events::record(txn, app_id, *active, by)?;
+            }
+            Ok(result)
+        }
         MetaCommand::StartBulkJob { job } => {
             if let Some(existing) = txn.get::<BulkJob>(&job_key(&job.job_id))? {
                 return Ok(CommandResult::BulkJob(existing));
@@ -236,6 +242,9 @@ pub fn query(reader: &SmReader, q: &MetaQuery) -> io::Result<QueryResult> {
         MetaQuery::Nodes => Ok(QueryResult::Nodes(
             reader.scan_prefix(NODE_PREFIX, MAX_NODES)?,
         )),
+        MetaQuery::AppEvents { app_id } => Ok(QueryResult::Audit(super::app_events::newest(
+            reader, app_id,
+        )?)),
         MetaQuery::RemovedNodes => Ok(QueryResult::Nodes(
             reader.scan_prefix(REMOVED_PREFIX, MAX_NODES)?,
         )),
@@ -262,7 +271,9 @@ fn apps_after(reader: &SmReader, after: Option<&str>, limit: usize) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Actor;
     use crate::ids::GroupId;
+    use crate::shard::audit::AuditAction;
     use crate::store;
 
     fn app(id: &str, partitions: u32, active: bool) -> App {
@@ -306,18 +317,22 @@ mod tests {
                 MetaCommand::SetAppActive {
                     app_id: "revamp".into(),
                     active: true,
+                    by: None,
                 },
                 MetaCommand::SetAppActive {
                     app_id: "revamp".into(),
                     active: false,
+                    by: Some(actor(7)),
                 },
                 MetaCommand::SetAppActive {
                     app_id: "revamp".into(),
                     active: false,
+                    by: Some(actor(8)),
                 },
                 MetaCommand::SetAppActive {
                     app_id: "ghost".into(),
                     active: true,
+                    by: None,
                 },
             ],
         );
@@ -341,6 +356,20 @@ mod tests {
         );
         assert_eq!(reason(&results[5]), Some(RejectReason::AlreadyDeactivated));
         assert_eq!(reason(&results[6]), Some(RejectReason::UnregisteredApp));
+        // Only the deactivation that happened is in the app's events.
+        let reader = SmReader::new(&db, GroupId::META);
+        let events = query(
+            &reader,
+            &MetaQuery::AppEvents {
+                app_id: "revamp".into(),
+            },
+        );
+        let QueryResult::Audit(events) = events.unwrap() else {
+            panic!("not audit entries");
+        };
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].action, AuditAction::AppDeactivate);
+        assert_eq!((events[0].at_ms, events[0].node), (7, Some(1)));
 
         let reader = SmReader::new(&db, GroupId::META);
         assert_eq!(
@@ -391,5 +420,41 @@ mod tests {
         }
         let all: Vec<String> = (0..25).map(|i| format!("app-{i:02}")).collect();
         assert_eq!(seen, all);
+    }
+
+    fn actor(at_ms: u64) -> Actor {
+        Actor {
+            node: 1,
+            caller: Some("admin".into()),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn an_app_keeps_its_newest_events_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store::open(dir.path()).unwrap();
+        let mut cmds = vec![MetaCommand::RegisterApp {
+            app: app("busy", 1, true),
+        }];
+        cmds.extend((0..150u64).map(|i| MetaCommand::SetAppActive {
+            app_id: "busy".into(),
+            active: i % 2 == 1,
+            by: Some(actor(1000 + i)),
+        }));
+        commit(&db, &cmds);
+        let reader = SmReader::new(&db, GroupId::META);
+        let QueryResult::Audit(events) = query(
+            &reader,
+            &MetaQuery::AppEvents {
+                app_id: "busy".into(),
+            },
+        )
+        .unwrap() else {
+            panic!("not audit entries");
+        };
+        let at: Vec<u64> = events.iter().map(|e| e.at_ms).collect();
+        assert_eq!(at, (1050..1150).rev().collect::<Vec<_>>());
+        assert_eq!(events[0].action, AuditAction::AppActivate);
     }
 }

@@ -19,6 +19,7 @@ use crate::meta::app::{App, AppToken};
 use crate::meta::bulk::BulkJob;
 use crate::schedule::page::Cursor;
 use crate::schedule::{Schedule, Status};
+use crate::shard::audit::AuditEntry;
 
 /// Why a typed write did not do what it was asked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -165,9 +166,23 @@ impl Router {
         app_of("RevokeAppToken", self.meta(cmd).await?)
     }
 
-    pub async fn set_app_active(&self, app_id: String, active: bool) -> Result<App, CallError> {
-        let cmd = MetaCommand::SetAppActive { app_id, active };
+    pub async fn set_app_active(
+        &self,
+        app_id: String,
+        active: bool,
+        by: Actor,
+    ) -> Result<App, CallError> {
+        let by = Some(by);
+        let cmd = MetaCommand::SetAppActive { app_id, active, by };
         app_of("SetAppActive", self.meta(cmd).await?)
+    }
+
+    /// An app's activations and deactivations, newest first, read linearizably.
+    pub async fn app_events(&self, app_id: String) -> Result<Vec<AuditEntry>, GroupError> {
+        match self.meta_read(MetaQuery::AppEvents { app_id }).await? {
+            QueryResult::Audit(entries) => Ok(entries),
+            other => Err(unexpected("AppEvents", other)),
+        }
     }
 
     /// One app, read linearizably.
@@ -366,7 +381,7 @@ impl Router {
         id: Uuid,
         app_id: String,
         limit: usize,
-    ) -> Result<Vec<crate::shard::audit::AuditEntry>, GroupError> {
+    ) -> Result<Vec<AuditEntry>, GroupError> {
         let q = Query::Shard(ShardQuery::AuditLog { id, app_id, limit });
         match self.read(shard, q).await? {
             QueryResult::Audit(entries) => Ok(entries),

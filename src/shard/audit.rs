@@ -29,6 +29,11 @@ pub enum AuditAction {
     Trigger,
     Delete,
     Reconcile,
+    /// Its app was deactivated: none of its runs fire until the app is activated.
+    #[serde(rename = "APP_DEACTIVATE")]
+    AppDeactivate,
+    #[serde(rename = "APP_ACTIVATE")]
+    AppActivate,
 }
 
 /// One entry of a schedule's audit log.

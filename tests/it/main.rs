@@ -22,6 +22,7 @@ mod intervals;
 mod layers;
 mod limits;
 mod membership;
+mod openapi_conformance;
 mod paging;
 mod partition;
 mod pause;

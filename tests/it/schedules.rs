@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::{keys, wiki_callback, Cluster, Options, CREATED_SHAPE};
 
@@ -261,6 +261,48 @@ async fn one_time_schedules_through_every_node() {
         let msg = reply["status"]["statusMessage"].as_str().unwrap();
         assert!(msg.contains(needle), "{case}: {msg}");
     }
+    // A batch with an item not shaped like a create is refused whole, naming the item, and
+    // its well-formed items are not created; a time written as a whole float is a time.
+    let keyed = |key: &str| {
+        let mut item: Value = serde_json::from_str(&wiki_body("revamp", time)).unwrap();
+        item["idempotencyKey"] = json!(key);
+        item
+    };
+    let batch =
+        json!({"schedules": [keyed("shape-1"), {"appId": "revamp", "scheduleTime": {"at": 1}}]});
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::POST,
+            "/goscheduler/schedules/batch",
+            Some(&batch.to_string()),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    let msg = reply["status"]["statusMessage"].as_str().unwrap();
+    assert!(msg.contains("schedules[1]: invalid type"), "{msg}");
+    let mut floated = keyed("shape-1");
+    floated["scheduleTime"] = json!(time as f64);
+    let batch = json!({"schedules": [floated]}).to_string();
+    assert!(batch.contains(&format!("{time}.0")), "{batch}");
+    let (status, reply) = cluster
+        .call(
+            1,
+            Method::POST,
+            "/goscheduler/schedules/batch",
+            Some(&batch),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let item = &reply["data"]["results"][0];
+    assert_eq!(item["statusCode"], 201, "{reply}");
+    assert!(
+        item.get("replayed").is_none(),
+        "created by the refused batch: {reply}"
+    );
+    assert_eq!(item["schedule"]["scheduleTime"], time, "{reply}");
+    let batched = item["schedule"]["scheduleId"].as_str().unwrap().to_string();
+
     let (status, body) = cluster
         .call(3, Method::GET, "/goscheduler/schedules/not-a-uuid", None)
         .await;
@@ -353,6 +395,7 @@ async fn one_time_schedules_through_every_node() {
         .collect();
     listed.sort();
     let mut expected: Vec<&str> = ids[1..].iter().map(String::as_str).collect();
+    expected.push(&batched);
     expected.sort();
     assert_eq!(listed, expected);
     for app in ["tight", "sleepy"] {

@@ -241,8 +241,9 @@ async fn a_patched_one_time_schedule_fires_at_its_new_second() {
     );
 }
 
-/// The audit log shows create → update (with the changed fields) → pause → resume →
-/// trigger → delete, newest first, through every node; another app's id finds nothing.
+/// The audit log shows create → update (with the changed fields) → pause → resume → its
+/// app's deactivation and activation → trigger → delete, newest first, through every
+/// node; another app's id finds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_shows_every_change_in_order_from_any_node() {
     let cluster = Cluster::start(3, Options::default()).await;
@@ -260,6 +261,16 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
         ),
         (Method::PUT, format!("{s}/pause"), json!({})),
         (Method::PUT, format!("{s}/resume"), json!({})),
+        (
+            Method::POST,
+            "/goscheduler/apps/audited/deactivate".into(),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/goscheduler/apps/audited/activate".into(),
+            json!({}),
+        ),
         (Method::POST, format!("{s}/trigger"), json!({})),
         (Method::DELETE, s.clone(), json!({})),
     ];
@@ -279,7 +290,16 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
             .collect();
         assert_eq!(
             actions,
-            ["DELETE", "TRIGGER", "RESUME", "PAUSE", "UPDATE", "CREATE"],
+            [
+                "DELETE",
+                "TRIGGER",
+                "APP_ACTIVATE",
+                "APP_DEACTIVATE",
+                "RESUME",
+                "PAUSE",
+                "UPDATE",
+                "CREATE"
+            ],
             "{reply}"
         );
         let at: Vec<u64> = entries
@@ -287,12 +307,16 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
             .map(|e| e["atMs"].as_u64().unwrap())
             .collect();
         assert!(at.windows(2).all(|w| w[0] >= w[1]), "{at:?}");
-        let nodes: Vec<u64> = entries[..5]
+        let nodes: Vec<u64> = entries[..7]
             .iter()
             .map(|e| e["node"].as_u64().unwrap())
             .collect();
-        assert_eq!(nodes, [2, 1, 3, 2, 1], "the node that took each request");
-        let update = &entries[4]["changes"];
+        assert_eq!(
+            nodes,
+            [1, 3, 2, 1, 3, 2, 1],
+            "the node that took each request"
+        );
+        let update = &entries[6]["changes"];
         assert_eq!(
             update,
             &json!([
@@ -325,7 +349,16 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
         .collect();
     assert_eq!(
         actions,
-        ["DELETE", "TRIGGER", "RESUME", "PAUSE", "UPDATE", "CREATE"],
+        [
+            "DELETE",
+            "TRIGGER",
+            "APP_ACTIVATE",
+            "APP_DEACTIVATE",
+            "RESUME",
+            "PAUSE",
+            "UPDATE",
+            "CREATE"
+        ],
         "{table}"
     );
     let shown = cluster

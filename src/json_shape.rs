@@ -1,0 +1,123 @@
+//! Request fields read as the OpenAPI document says, where serde's defaults differ:
+//! whole numbers as JSON clients write them (`5` or `5.0`: JSON Schema's `integer` admits
+//! both, serde's integer types only the first), and objects only where an object is
+//! documented (serde also reads a struct from an array of its fields in order).
+
+use serde::de::{DeserializeOwned, Error};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Number, Value};
+
+/// Largest magnitude an `f64` holds exactly as a whole number.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+fn from_number<T: TryFrom<i64>, E: Error>(n: Number) -> Result<T, E> {
+    let w = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+            .map(|f| f as i64)
+    });
+    w.and_then(|w| T::try_from(w).ok()).ok_or_else(|| {
+        E::custom(format!(
+            "invalid value: {n}, expected a whole number in range"
+        ))
+    })
+}
+
+/// A required whole number.
+pub fn whole<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+    from_number(Number::deserialize(d)?)
+}
+
+/// An optional whole number (absent or null: `None`).
+pub fn whole_or_none<'de, D: Deserializer<'de>, T: TryFrom<i64>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<Number>::deserialize(d)?
+        .map(from_number)
+        .transpose()
+}
+
+/// A merge patch's whole number: absent `None` (with `#[serde(default)]`), null
+/// `Some(None)`, a number `Some(Some(n))`.
+pub fn given_whole<'de, D: Deserializer<'de>, T: TryFrom<i64>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    whole_or_none(d).map(Some)
+}
+
+/// An optional object (absent or null: `None`); an array is refused.
+pub fn object_or_none<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    let Some(fields) = Option::<Map<String, Value>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    serde_json::from_value(Value::Object(fields))
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
+/// A merge patch's object: absent `None` (with `#[serde(default)]`), null `Some(None)`.
+pub fn given_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    object_or_none(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(default, deserialize_with = "super::whole_or_none")]
+        at: Option<i64>,
+        #[serde(default, deserialize_with = "super::given_whole")]
+        jitter: Option<Option<u32>>,
+        #[serde(default, deserialize_with = "super::object_or_none")]
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Inner {
+        a: Option<u32>,
+        b: Option<u32>,
+    }
+
+    fn parse(s: &str) -> Result<Body, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+
+    #[test]
+    fn a_whole_float_is_a_whole_number() {
+        let b = parse(r#"{"at": -3118.0, "jitter": 5.0}"#).unwrap();
+        assert_eq!((b.at, b.jitter), (Some(-3118), Some(Some(5))));
+        let b = parse(r#"{"at": 1700000000, "jitter": null}"#).unwrap();
+        assert_eq!((b.at, b.jitter), (Some(1_700_000_000), Some(None)));
+        let b = parse("{}").unwrap();
+        assert_eq!((b.at, b.jitter), (None, None));
+        let b = parse(r#"{"inner": {"a": 1}, "at": null}"#).unwrap();
+        assert_eq!(
+            b.inner,
+            Some(Inner {
+                a: Some(1),
+                b: None
+            })
+        );
+        assert_eq!(b.at, None);
+    }
+
+    #[test]
+    fn fractions_strings_and_out_of_range_are_refused() {
+        for bad in [
+            r#"{"at": 1.5}"#,
+            r#"{"at": "17"}"#,
+            r#"{"at": 1e300}"#,
+            r#"{"jitter": -1}"#,
+            r#"{"jitter": 4294967296}"#,
+            r#"{"inner": [1, 2]}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}
