@@ -15,6 +15,10 @@ pub struct Metrics {
     pub claims: IntCounter,
     /// Claim entries committed by this node (each claims a batch of runs).
     pub claim_batches: IntCounter,
+    /// Single creates this node's gateway took, and the proposals that carried them
+    /// (`router::coalesce`: their ratio is the creates per entry).
+    pub coalesced_creates: IntCounter,
+    pub create_proposals: IntCounter,
     /// Callback attempts sent.
     pub fires: IntCounter,
     /// Runs finished, by status (SUCCESS, FAILURE, MISS), as proposed by this node.
@@ -51,6 +55,16 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         claim_batches: IntCounter::new(
             "goscheduler_claim_batches_total",
             "Claim entries committed by this node",
+        )
+        .unwrap(),
+        coalesced_creates: IntCounter::new(
+            "goscheduler_coalesced_creates_total",
+            "Single creates proposed together by this node",
+        )
+        .unwrap(),
+        create_proposals: IntCounter::new(
+            "goscheduler_create_proposals_total",
+            "Proposals that carried this node's single creates",
         )
         .unwrap(),
         fires: IntCounter::new("goscheduler_fires_total", "Callback attempts sent").unwrap(),
@@ -107,6 +121,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let r = &m.registry;
     r.register(Box::new(m.claims.clone())).unwrap();
     r.register(Box::new(m.claim_batches.clone())).unwrap();
+    r.register(Box::new(m.coalesced_creates.clone())).unwrap();
+    r.register(Box::new(m.create_proposals.clone())).unwrap();
     r.register(Box::new(m.fires.clone())).unwrap();
     r.register(Box::new(m.outcomes.clone())).unwrap();
     r.register(Box::new(m.callback_latency.clone())).unwrap();

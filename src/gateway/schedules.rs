@@ -168,9 +168,11 @@ fn jitter_beyond_limit(jitter: Option<u32>) -> Option<String> {
         .map(|j| format!("jitterSeconds {j} exceeds the limit of {MAX_JITTER_SECS}"))
 }
 
-/// A create ready to propose: its shard, the schedule, its idempotency key, and the most
-/// pending schedules its partition may hold.
+/// A create ready to propose: its shard, the schedule, its idempotency key, the most
+/// pending schedules its partition may hold, and whether its partition was picked for
+/// being led here.
 struct Creation {
+    local: bool,
     shard: GroupId,
     schedule: Schedule,
     key: Option<CreateKey>,
@@ -184,6 +186,32 @@ fn request_digest(s: &Schedule) -> Uuid {
     let asked = (&s.app_id, &s.payload, time, &s.cron, &s.callback);
     let bytes = serde_json::to_vec(&asked).expect("a schedule serialises");
     Uuid::new_v5(&Uuid::NAMESPACE_OID, &bytes)
+}
+
+/// A partition of the app whose shard this node leads, if any: an unkeyed create may go to
+/// any partition, and one led here is stored without a forwarding hop.
+fn local_partition(gw: &Gateway, app_id: &str, partitions: u32) -> Option<u32> {
+    let groups = gw.router.groups();
+    let node = gw.config.node_id;
+    let leads = |g: GroupId| groups.get(g).is_some_and(|g| g.is_led_by(node));
+    let pick = rand::random::<u64>();
+    crate::shard::local_partition(app_id, partitions, gw.config.shards, leads, pick)
+}
+
+fn random_partition(partitions: u32) -> u32 {
+    (rand::random::<u64>() % u64::from(partitions.max(1))) as u32
+}
+
+/// `c` moved to a partition of its app's `partitions` picked uniformly (with a new id in
+/// its shard): a create whose locally led partition is full may fit in another, as the
+/// app's pending cap is shared evenly by its partitions.
+fn to_any_partition(gw: &Gateway, mut c: Creation, partitions: u32) -> Creation {
+    let s = &mut c.schedule;
+    s.partition = random_partition(partitions);
+    c.shard = shard_of(&s.app_id, s.partition, gw.config.shards);
+    s.id = id::new_id(c.shard, s.created_at_ms);
+    c.local = false;
+    c
 }
 
 /// Turns a create request into the schedule to store and its shard, or the error to answer.
@@ -262,9 +290,12 @@ fn build_schedule(
         return Err(ApiError::bad_request(errors.join(",")));
     };
     let schedule_time = req.schedule_time.unwrap_or(now_secs);
-    let partition = match &req.idempotency_key {
-        Some(key) => partition_of_key(&app_id, key, app.partitions),
-        None => (Uuid::new_v4().as_u128() % app.partitions as u128) as u32,
+    let (partition, local) = match &req.idempotency_key {
+        Some(key) => (partition_of_key(&app_id, key, app.partitions), false),
+        None => match local_partition(gw, &app_id, app.partitions) {
+            Some(p) => (p, true),
+            None => (random_partition(app.partitions), false),
+        },
     };
     let shard = shard_of(&app_id, partition, gw.config.shards);
     let schedule = Schedule {
@@ -307,6 +338,7 @@ fn build_schedule(
         schedule,
         key,
         pending_cap,
+        local,
     })
 }
 
@@ -377,16 +409,19 @@ pub async fn create(
             }
         }
     }
-    let caps = BTreeMap::from([(c.schedule.app_id.clone(), c.pending_cap)]);
-    let mut created = gw
-        .router
-        .create_schedules(c.shard, vec![c.schedule], vec![c.key], caps)
-        .await?;
-    let (schedule, replayed) = match created.pop() {
-        Some(Created::New(s)) => (s, false),
-        Some(Created::Replayed(s)) => (s, true),
-        Some(Created::Refused(r)) => return Err(r.into()),
-        None => return Err(ApiError::new(500, "internal error: nothing created")),
+    let retry = c.local.then(|| retry_of(&c));
+    let created = match (create_one(&gw, c).await?, retry) {
+        (Created::Refused(r), Some(retry)) if r.reason == RejectReason::TooMany => {
+            let partitions = apps.values().flatten().map(|a| a.partitions).next();
+            let c = to_any_partition(&gw, retry, partitions.unwrap_or(1));
+            create_one(&gw, c).await?
+        }
+        (created, _) => created,
+    };
+    let (schedule, replayed) = match created {
+        Created::New(s) => (s, false),
+        Created::Replayed(s) => (s, true),
+        Created::Refused(r) => return Err(r.into()),
     };
     let mut answer = ok(
         201,
@@ -401,6 +436,16 @@ pub async fn create(
             .insert(REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(answer)
+}
+
+/// Proposes one create to its shard (with the creates waiting beside it).
+async fn create_one(gw: &Gateway, c: Creation) -> Result<Created, ApiError> {
+    let max_entry = gw.config.limits.max_entry_bytes;
+    let created = gw
+        .router
+        .create_schedule(c.shard, c.schedule, c.key, c.pending_cap, max_entry)
+        .await?;
+    Ok(created)
 }
 
 /// Most schedules one batch may create.
@@ -461,43 +506,38 @@ pub async fn create_batch(
             Err(e) => results.push(Some(error_item(&e))),
         }
     }
-    let max_entry = gw.config.limits.max_entry_bytes;
-    let entries = per_shard
-        .into_iter()
-        .flat_map(|(shard, items)| entries_within(items, max_entry).map(move |e| (shard, e)));
-    let writes = entries.map(|(shard, items)| {
-        let gw = gw.clone();
-        async move {
-            let mut slots = Vec::with_capacity(items.len());
-            let (mut schedules, mut keys, mut caps) = (Vec::new(), Vec::new(), BTreeMap::new());
-            for (slot, c) in items {
-                slots.push(slot);
-                caps.insert(c.schedule.app_id.clone(), c.pending_cap);
-                schedules.push(c.schedule);
-                keys.push(c.key);
-            }
-            let outcome = gw
-                .router
-                .create_schedules(shard, schedules, keys, caps)
-                .await;
-            (slots, outcome)
-        }
-    });
-    for (slots, outcome) in futures::future::join_all(writes).await {
-        match outcome.map_err(ApiError::from) {
-            Ok(created) => {
-                for (slot, c) in slots.into_iter().zip(created) {
-                    results[slot] = Some(match c {
-                        Created::New(s) => created_item(&s, None),
-                        Created::Replayed(s) => created_item(&s, Some(true)),
-                        Created::Refused(r) => error_item(&r.into()),
-                    });
+    // Items whose partition was picked for being led here go again to any partition if
+    // theirs is full (as a single create does).
+    let mut retries: HashMap<usize, Creation> = per_shard
+        .values()
+        .flatten()
+        .filter(|(_, c)| c.local)
+        .map(|(slot, c)| (*slot, retry_of(c)))
+        .collect();
+    let mut round = propose(&gw, per_shard).await;
+    for attempt in 0..2 {
+        let mut again: BTreeMap<GroupId, Vec<(usize, Creation)>> = BTreeMap::new();
+        for (slot, outcome) in round {
+            results[slot] = Some(match outcome {
+                Ok(Created::Refused(r)) if attempt == 0 && r.reason == RejectReason::TooMany => {
+                    if let Some(c) = retries.remove(&slot) {
+                        let partitions = apps.get(&c.schedule.app_id).and_then(|a| a.as_ref().ok());
+                        let c = to_any_partition(&gw, c, partitions.map_or(1, |a| a.partitions));
+                        again.entry(c.shard).or_default().push((slot, c));
+                        continue;
+                    }
+                    error_item(&r.into())
                 }
-            }
-            Err(e) => slots
-                .into_iter()
-                .for_each(|slot| results[slot] = Some(error_item(&e))),
+                Ok(Created::New(s)) => created_item(&s, None),
+                Ok(Created::Replayed(s)) => created_item(&s, Some(true)),
+                Ok(Created::Refused(r)) => error_item(&r.into()),
+                Err(e) => error_item(&e),
+            });
         }
+        if again.is_empty() {
+            break;
+        }
+        round = propose(&gw, again).await;
     }
     let results: Vec<BatchItem> = results
         .into_iter()
@@ -505,6 +545,52 @@ pub async fn create_batch(
         .collect();
     let created = results.iter().filter(|r| r.status_code == 201).count();
     Ok(ok(200, created, BatchData { results }))
+}
+
+/// What to propose again if `c`'s locally led partition is full (see [`to_any_partition`]).
+fn retry_of(c: &Creation) -> Creation {
+    Creation {
+        local: c.local,
+        shard: c.shard,
+        schedule: c.schedule.clone(),
+        key: None,
+        pending_cap: c.pending_cap,
+    }
+}
+
+/// Proposes creates, each shard's in entries of at most `limits.max_entry_bytes`, all
+/// shards in parallel; answers each item by its slot.
+async fn propose(
+    gw: &Gateway,
+    per_shard: BTreeMap<GroupId, Vec<(usize, Creation)>>,
+) -> Vec<(usize, Result<Created, ApiError>)> {
+    let max_entry = gw.config.limits.max_entry_bytes;
+    let entries = per_shard
+        .into_iter()
+        .flat_map(|(shard, items)| entries_within(items, max_entry).map(move |e| (shard, e)));
+    let writes = entries.map(|(shard, items)| async move {
+        let mut slots = Vec::with_capacity(items.len());
+        let (mut schedules, mut keys, mut caps) = (Vec::new(), Vec::new(), BTreeMap::new());
+        for (slot, c) in items {
+            slots.push(slot);
+            caps.insert(c.schedule.app_id.clone(), c.pending_cap);
+            schedules.push(c.schedule);
+            keys.push(c.key);
+        }
+        let outcome = gw
+            .router
+            .create_schedules(shard, schedules, keys, caps)
+            .await;
+        (slots, outcome)
+    });
+    let mut answers = Vec::new();
+    for (slots, outcome) in futures::future::join_all(writes).await {
+        match outcome.map_err(ApiError::from) {
+            Ok(created) => answers.extend(slots.into_iter().zip(created.into_iter().map(Ok))),
+            Err(e) => answers.extend(slots.into_iter().map(|slot| (slot, Err(e.clone())))),
+        }
+    }
+    answers
 }
 
 /// The batch's items as creates; one not shaped like a create (a wrong type, not an

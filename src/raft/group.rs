@@ -61,7 +61,8 @@ pub struct Group<L: LogTypes> {
 impl<L: LogTypes> Group<L> {
     /// Whether `node` leads this group, as this node currently sees it.
     pub fn is_led_by(&self, node: NodeId) -> bool {
-        self.metrics().current_leader == Some(node)
+        use openraft::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().current_leader == Some(node)
     }
 
     /// A copy of the group's current Raft metrics (never hold the watch borrow across an await).

@@ -17,6 +17,10 @@ use crate::store::{decode, encode, io_err, keys, CF_LOG, CF_RAFT};
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const PURGED: &str = "purged";
+/// The committed id is written at most this often per group: a write per commit cost a
+/// RocksDB write per Raft round; an older committed id only means a restarted node
+/// re-applies a few more entries once its leader tells it the commit index.
+const SAVE_COMMITTED_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The log store of one group. Cheap to clone: all clones share the DB and WAL syncer.
 #[derive(Clone)]
@@ -24,11 +28,18 @@ pub struct LogStore {
     db: Arc<DB>,
     group: GroupId,
     wal: WalSync,
+    /// When this handle last wrote the committed id.
+    committed_saved_at: Option<std::time::Instant>,
 }
 
 impl LogStore {
     pub fn new(db: Arc<DB>, group: GroupId, wal: WalSync) -> Self {
-        LogStore { db, group, wal }
+        LogStore {
+            db,
+            group,
+            wal,
+            committed_saved_at: None,
+        }
     }
 
     fn cf_log(&self) -> &rocksdb::ColumnFamily {
@@ -144,7 +155,16 @@ impl<L: LogTypes> RaftLogStorage<TypeConfig<L>> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<L>>) -> Result<(), io::Error> {
-        // Not synced: a lost committed id only means re-applying from the last applied one.
+        // Not synced, and not every time: a lost or older committed id only means
+        // re-applying from the last applied one.
+        let now = std::time::Instant::now();
+        if self
+            .committed_saved_at
+            .is_some_and(|at| now.duration_since(at) < SAVE_COMMITTED_EVERY)
+        {
+            return Ok(());
+        }
+        self.committed_saved_at = Some(now);
         self.put_state(COMMITTED, &committed)
     }
 

@@ -8,6 +8,7 @@
 //! redirect.
 
 pub mod calls;
+pub mod coalesce;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub struct Router {
     node_id: NodeId,
     groups: Arc<Groups>,
     peers: Arc<Peers>,
+    creates: Arc<coalesce::CreateQueues>,
 }
 
 impl Router {
@@ -60,6 +62,7 @@ impl Router {
             node_id,
             groups,
             peers,
+            creates: Arc::default(),
         }
     }
 

@@ -22,7 +22,26 @@ use crate::ids::GroupId;
 /// of the app id), so one app's load spreads over the shards and apps don't pile up.
 pub fn shard_of(app_id: &str, partition: u32, shards: u32) -> GroupId {
     let offset = fnv1a(app_id.as_bytes());
-    GroupId::shard(((offset + partition as u64) % shards as u64) as u32)
+    GroupId::shard((offset.wrapping_add(partition as u64) % shards as u64) as u32)
+}
+
+/// A partition of app `app_id` (of `partitions`) whose shard `local` says this node
+/// leads, picked by `pick` (a uniform random number) among them; `None` when no partition's
+/// shard is led here. A create without an idempotency key may go to any partition: one led
+/// here is stored without forwarding it to another node.
+pub fn local_partition(
+    app_id: &str,
+    partitions: u32,
+    shards: u32,
+    local: impl Fn(GroupId) -> bool,
+    pick: u64,
+) -> Option<u32> {
+    let offset = fnv1a(app_id.as_bytes());
+    let led: Vec<bool> = (0..shards).map(|s| local(GroupId::shard(s))).collect();
+    let candidates: Vec<u32> = (0..partitions)
+        .filter(|p| led[(offset.wrapping_add(*p as u64) % shards as u64) as usize])
+        .collect();
+    (!candidates.is_empty()).then(|| candidates[(pick % candidates.len() as u64) as usize])
 }
 
 /// The partition of app `app_id`'s schedule created with idempotency key `key`: the same
@@ -52,6 +71,21 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_partition_is_one_whose_shard_is_led_here() {
+        for app in ["revamp", "a", "bench-vs-etcd"] {
+            let local = |g: GroupId| g == GroupId::shard(2) || g == GroupId::shard(5);
+            let mut seen = std::collections::BTreeSet::new();
+            for pick in 0..64 {
+                let p = local_partition(app, 16, 8, local, pick).unwrap();
+                assert!(local(shard_of(app, p, 8)), "{app} partition {p}");
+                seen.insert(p);
+            }
+            assert_eq!(seen.len(), 4, "{app}: each local partition is picked");
+            assert_eq!(local_partition(app, 16, 8, |_| false, 7), None);
+        }
+    }
     use crate::ids::GroupKind;
 
     #[test]

@@ -412,3 +412,102 @@ async fn one_time_schedules_through_every_node() {
         );
     }
 }
+
+/// 300 single creates at once through all nodes share proposals (fewer entries than
+/// creates, as `goscheduler_create_proposals_total` counts) and each still gets its own
+/// answer: 300 distinct schedules, each readable through every node, and every keyed
+/// create's retry (sent in the same burst) replays its schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_single_creates_share_proposals_and_each_gets_its_answer() {
+    let cluster = Cluster::start(3, Options::default()).await;
+    cluster.register_app(1, "burst", 8).await;
+    let time = now() + 3600;
+    let creates = (0..300u64).map(|i| {
+        let cluster = &cluster;
+        async move {
+            let via = 1 + i % 3;
+            let mut headers = vec![];
+            let key = format!("k-{}", i / 2);
+            if i % 10 < 4 {
+                // Pairs (4k, 4k+1) and (4k+2, 4k+3) share a key: one creates, one replays.
+                headers.push(("Idempotency-Key", key.clone()));
+            }
+            let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let body = wiki_body("burst", time);
+            let (status, h, reply) = cluster
+                .call_with(
+                    via,
+                    Method::POST,
+                    "/goscheduler/schedules",
+                    Some(&body),
+                    &hs,
+                )
+                .await;
+            assert_eq!(status, 200, "{reply}");
+            let id = reply["data"]["schedule"]["scheduleId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let replayed = h.get("idempotent-replayed").is_some();
+            (headers.first().map(|(_, k)| k.clone()), id, replayed)
+        }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let mut by_key: std::collections::HashMap<String, Vec<(String, bool)>> = Default::default();
+    let mut unkeyed = std::collections::HashSet::new();
+    for (key, id, replayed) in &answers {
+        match key {
+            Some(k) => by_key
+                .entry(k.clone())
+                .or_default()
+                .push((id.clone(), *replayed)),
+            None => assert!(
+                unkeyed.insert(id.clone()) && !replayed,
+                "{id} answered twice"
+            ),
+        }
+    }
+    for (key, pair) in &by_key {
+        assert_eq!(pair.len(), 2, "{key}");
+        assert_eq!(pair[0].0, pair[1].0, "{key}: one schedule for both");
+        assert_eq!(
+            pair.iter().filter(|(_, r)| *r).count(),
+            1,
+            "{key}: {pair:?}"
+        );
+    }
+    assert_eq!(
+        (unkeyed.len(), by_key.len()),
+        (180, 60),
+        "distinct schedules"
+    );
+    for id in unkeyed
+        .iter()
+        .chain(by_key.values().map(|p| &p[0].0))
+        .step_by(7)
+    {
+        for via in 1..=3 {
+            assert_eq!(cluster.schedule(via, id).await["status"], "SCHEDULED");
+        }
+    }
+    let (mut creates, mut proposals) = (0.0, 0.0);
+    for via in 1..=3 {
+        let text = cluster
+            .http
+            .get(cluster.url(via, "/metrics"))
+            .send()
+            .await
+            .unwrap();
+        let text = text.text().await.unwrap();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        creates += value("goscheduler_coalesced_creates_total");
+        proposals += value("goscheduler_create_proposals_total");
+    }
+    println!("300 concurrent creates: {creates} proposed in {proposals} proposals");
+    assert_eq!(creates, 300.0);
+    assert!(proposals < creates, "no two creates shared a proposal");
+}

@@ -1,0 +1,231 @@
+//! Group commit for single creates. The creates a node's gateway takes for one shard while
+//! that shard's earlier proposals from this node are still in flight wait, then go
+//! together as one `CreateSchedules` entry (one forwarded call if the leader is elsewhere).
+//! A shard with nothing in flight proposes a create at once, so an idle cluster adds no
+//! wait; under load every Raft round trip carries the creates that arrived during the last
+//! one, and the per-entry costs (log append, replication, apply, the forward) are shared.
+//! Each create still gets its own answer: stored, replayed or refused. Keyed creates wait
+//! apart from unkeyed ones: a proposal of keyed creates only may be repeated when its fate
+//! is unknown (see `Command::repeatable`), so mixing them would lose that.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+use super::calls::CallError;
+use super::Router;
+use crate::command::{CreateKey, Created};
+use crate::ids::GroupId;
+use crate::metrics::METRICS;
+use crate::raft::GroupError;
+use crate::schedule::Schedule;
+
+/// Proposals of creates one node has in flight per shard.
+const MAX_IN_FLIGHT: usize = 1;
+/// Most creates one proposal carries.
+const MAX_ITEMS: usize = 256;
+/// Room per create for the command's framing and an idempotency key.
+const PER_ITEM: usize = 512;
+
+/// One create waiting for its shard's next proposal.
+pub struct Waiting {
+    pub schedule: Schedule,
+    pub key: Option<CreateKey>,
+    /// The most pending schedules its app's partition may hold.
+    pub pending_cap: u64,
+    answer: Option<oneshot::Sender<Result<Created, CallError>>>,
+}
+
+/// The creates waiting per shard, and how many proposals each has in flight.
+#[derive(Default)]
+pub struct CreateQueues {
+    shards: Mutex<HashMap<Line, Queue>>,
+}
+
+/// A shard, and whether its creates carry idempotency keys.
+type Line = (GroupId, bool);
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Waiting>,
+    in_flight: usize,
+}
+
+impl CreateQueues {
+    /// Queues `w` for `shard`; answers the creates to propose now if `shard` may have
+    /// another proposal in flight (the caller then proposes them).
+    fn enqueue(&self, line: Line, w: Waiting, max_bytes: usize) -> Option<Vec<Waiting>> {
+        let mut shards = self.shards.lock().expect("create queues");
+        let q = shards.entry(line).or_default();
+        q.waiting.push_back(w);
+        (q.in_flight < MAX_IN_FLIGHT).then(|| {
+            q.in_flight += 1;
+            take(q, max_bytes)
+        })
+    }
+
+    /// After a proposal of `shard` ended: the creates to propose next, or `None` (and one
+    /// fewer in flight) when none wait.
+    fn next(&self, line: Line, max_bytes: usize) -> Option<Vec<Waiting>> {
+        let mut shards = self.shards.lock().expect("create queues");
+        let q = shards.entry(line).or_default();
+        if q.waiting.is_empty() {
+            q.in_flight -= 1;
+            return None;
+        }
+        Some(take(q, max_bytes))
+    }
+}
+
+/// The oldest waiting creates that fit one entry of `max_bytes` (at least one).
+fn take(q: &mut Queue, max_bytes: usize) -> Vec<Waiting> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while let Some(w) = q.waiting.front() {
+        let size = w.schedule.encoded_len() + PER_ITEM;
+        if !batch.is_empty() && (batch.len() >= MAX_ITEMS || bytes + size > max_bytes) {
+            break;
+        }
+        bytes += size;
+        batch.extend(q.waiting.pop_front());
+    }
+    batch
+}
+
+impl Router {
+    /// Stores one new schedule in `shard`, in a proposal shared with the creates for
+    /// `shard` that wait beside it (entries of at most `max_bytes`).
+    pub async fn create_schedule(
+        &self,
+        shard: GroupId,
+        schedule: Schedule,
+        key: Option<CreateKey>,
+        pending_cap: u64,
+        max_bytes: usize,
+    ) -> Result<Created, CallError> {
+        let (tx, rx) = oneshot::channel();
+        let line = (shard, key.is_some());
+        let w = Waiting {
+            schedule,
+            key,
+            pending_cap,
+            answer: Some(tx),
+        };
+        if let Some(batch) = self.creates.enqueue(line, w, max_bytes) {
+            // Its own task: the caller may be dropped (client gone) while others wait on it.
+            let router = self.clone();
+            tokio::spawn(async move { router.propose_creates(line, batch, max_bytes).await });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(GroupError::Internal("the create's proposal was dropped".into()).into())
+        })
+    }
+
+    /// Proposes `batch`, answers each create, then the next waiting batch until none wait.
+    async fn propose_creates(&self, line: Line, mut batch: Vec<Waiting>, max_bytes: usize) {
+        let shard = line.0;
+        loop {
+            let mut answers = Vec::with_capacity(batch.len());
+            let (mut schedules, mut keys) = (Vec::new(), Vec::new());
+            let mut caps = BTreeMap::new();
+            for mut w in batch {
+                caps.insert(w.schedule.app_id.clone(), w.pending_cap);
+                answers.extend(w.answer.take());
+                schedules.push(w.schedule);
+                keys.push(w.key);
+            }
+            METRICS.create_proposals.inc();
+            METRICS.coalesced_creates.inc_by(schedules.len() as u64);
+            match self.create_schedules(shard, schedules, keys, caps).await {
+                Ok(created) => answers.into_iter().zip(created).for_each(|(a, c)| {
+                    let _ = a.send(Ok(c));
+                }),
+                Err(e) => answers.into_iter().for_each(|a| {
+                    let _ = a.send(Err(e.clone()));
+                }),
+            }
+            match self.creates.next(line, max_bytes) {
+                Some(next) => batch = next,
+                None => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{HttpCallback, Status};
+
+    fn waiting(payload_len: usize) -> Waiting {
+        let schedule = Schedule {
+            id: uuid::Uuid::nil(),
+            app_id: "a".into(),
+            partition: 0,
+            payload: "x".repeat(payload_len),
+            schedule_time: 0,
+            cron: None,
+            parent: None,
+            runs_until: None,
+            due_at: None,
+            callback: HttpCallback {
+                url: "http://receiver.example/cb".into(),
+                method: "POST".into(),
+                headers: Default::default(),
+            },
+            status: Status::Scheduled,
+            error_message: None,
+            created_at_ms: 0,
+            claim: None,
+            attempts: vec![],
+        };
+        Waiting {
+            schedule,
+            key: None,
+            pending_cap: 10,
+            answer: None,
+        }
+    }
+
+    #[test]
+    fn creates_wait_while_their_shard_has_a_proposal_in_flight() {
+        let q = CreateQueues::default();
+        let line = (GroupId::shard(0), false);
+        let first = q
+            .enqueue(line, waiting(10), 1 << 20)
+            .expect("idle: at once");
+        assert_eq!(first.len(), 1);
+        for _ in 0..300 {
+            assert!(q.enqueue(line, waiting(10), 1 << 20).is_none(), "waits");
+        }
+        // Another shard, or keyed creates of the same shard, do not wait for it.
+        assert!(q
+            .enqueue((GroupId::shard(1), false), waiting(10), 1 << 20)
+            .is_some());
+        assert!(q
+            .enqueue((GroupId::shard(0), true), waiting(10), 1 << 20)
+            .is_some());
+        // Then the waiting ones go together, at most MAX_ITEMS at a time.
+        assert_eq!(q.next(line, 1 << 20).unwrap().len(), MAX_ITEMS);
+        assert_eq!(q.next(line, 1 << 20).unwrap().len(), 300 - MAX_ITEMS);
+        assert!(q.next(line, 1 << 20).is_none());
+        assert!(
+            q.enqueue(line, waiting(10), 1 << 20).is_some(),
+            "idle again"
+        );
+    }
+
+    #[test]
+    fn a_proposal_stays_within_the_entry_size() {
+        let q = CreateQueues::default();
+        let line = (GroupId::shard(0), false);
+        q.enqueue(line, waiting(10), 1 << 20).unwrap();
+        for _ in 0..10 {
+            q.enqueue(line, waiting(100_000), 1 << 20);
+        }
+        let sizes: Vec<usize> =
+            std::iter::from_fn(|| q.next(line, 350_000).map(|b| b.len())).collect();
+        assert_eq!(sizes, [3, 3, 3, 1]);
+    }
+}
