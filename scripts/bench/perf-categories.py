@@ -31,19 +31,25 @@ OWNERS = [
     ("timer / workers", r"timer::|workers::|callback::", None),
     ("tokio runtime (scheduling, wake-ups, I/O driver)", r"tokio::runtime", None),
 ]
+# What a sample's innermost frame does: user code by its symbol; kernel time by the
+# syscall or interrupt found among its kernel frames.
 LEAVES = [
-    ("malloc / free", r"malloc|_int_free|cfree|free@|realloc|malloc_consolidate|unlink_chunk|__rdl_alloc|__rdl_dealloc"),
-    ("memcpy / memmove", r"memmove|memcpy|memset"),
-    ("serde_json", r"serde_json|serde_core"),
+    ("malloc / free", r"malloc|_int_free|cfree|free@|__libc_free|realloc|malloc_consolidate|unlink_chunk|tcache|__rdl_alloc|__rdl_dealloc"),
+    ("memcpy / memmove / memcmp", r"memmove|memcpy|memset|memcmp"),
+    ("serde_json", r"serde_json|serde_core|itoa|ryu"),
     ("TLS (rustls, aws-lc)", r"rustls|aws_lc"),
     ("RocksDB", r"rocksdb"),
-    ("kernel: network", r"tcp_|ip_|sock_|skb|net_rx|__netif|loopback|inet_"),
-    ("kernel: futex / scheduler", r"futex|schedule|finish_task_switch|try_to_wake_up|_raw_spin_unlock_irq|ttwu|select_task_rq|enqueue_task|dequeue_task|pick_next"),
-    ("kernel: file I/O (WAL write/fsync)", r"ext4|jbd2|blk_|fsync|vfs_write|iowrite|nvme|virtio|filemap|xfs_|file_write"),
-    ("kernel: other", r"\[kernel\]|^k:"),
     ("h2 / hyper / http", r"h2::|hyper|http::|httparse|http_parser"),
-    ("tokio", r"tokio::"),
+    ("tokio (tasks, channels, timers)", r"tokio::|tokio_util"),
     ("openraft", r"openraft"),
+    ("goscheduler", r"goscheduler"),
+]
+KERNEL = [
+    ("kernel: WAL write and fsync", r"fdatasync|fsync|ext4|jbd2|blk_|nvme|virtio_blk|iowrite"),
+    ("kernel: futex (thread wake-ups)", r"futex"),
+    ("kernel: network (loopback TCP, both ends)", r"tcp_|__x64_sys_(sendto|sendmsg|recvfrom|recvmsg|writev|readv|read|write)|sock_|net_rx|softirq|__netif|ip_"),
+    ("kernel: epoll (I/O driver)", r"epoll|__x64_sys_poll"),
+    ("kernel: scheduler (context switches)", r"schedule|finish_task_switch|switch_to"),
 ]
 
 
@@ -87,8 +93,11 @@ def main():
                     owner = name
                     break
         owners[owner or ("kernel only" if all(f.startswith("k:") for f in frames) else "other / unwound too short")] += 1
-        leaf = " | ".join(frames[:3])
-        kind = next((n for n, p in LEAVES if re.search(p, leaf)), "other code")
+        if frames and frames[0].startswith("k:"):
+            kstack = " | ".join(f for f in frames if f.startswith("k:"))
+            kind = next((n for n, p in KERNEL if re.search(p, kstack)), "kernel: other (interrupts, page faults)")
+        else:
+            kind = next((n for n, p in LEAVES if frames and re.search(p, frames[0])), "other code (libc, std)")
         leaves[kind] += 1
     if not total:
         sys.exit("no goscheduler samples")
