@@ -241,6 +241,18 @@ async fn a_patched_one_time_schedule_fires_at_its_new_second() {
     );
 }
 
+/// The audit log of `the_audit_log_shows_every_change_in_order_from_any_node`, newest first.
+const AUDITED: [&str; 8] = [
+    "DELETE",
+    "TRIGGER",
+    "APP_ACTIVATE",
+    "APP_DEACTIVATE",
+    "RESUME",
+    "PAUSE",
+    "UPDATE",
+    "CREATE",
+];
+
 /// The audit log shows create → update (with the changed fields) → pause → resume → its
 /// app's deactivation and activation → trigger → delete, newest first, through every
 /// node; another app's id finds nothing.
@@ -288,20 +300,7 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
             .iter()
             .map(|e| e["action"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            actions,
-            [
-                "DELETE",
-                "TRIGGER",
-                "APP_ACTIVATE",
-                "APP_DEACTIVATE",
-                "RESUME",
-                "PAUSE",
-                "UPDATE",
-                "CREATE"
-            ],
-            "{reply}"
-        );
+        assert_eq!(actions, AUDITED, "{reply}");
         let at: Vec<u64> = entries
             .iter()
             .map(|e| e["atMs"].as_u64().unwrap())
@@ -347,20 +346,7 @@ async fn the_audit_log_shows_every_change_in_order_from_any_node() {
         .skip(1)
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
-    assert_eq!(
-        actions,
-        [
-            "DELETE",
-            "TRIGGER",
-            "APP_ACTIVATE",
-            "APP_DEACTIVATE",
-            "RESUME",
-            "PAUSE",
-            "UPDATE",
-            "CREATE"
-        ],
-        "{table}"
-    );
+    assert_eq!(actions, AUDITED, "{table}");
     let shown = cluster
         .ctl(3, &with_rest(&rest, &["--json", "schedules", "get", &id]))
         .await;
