@@ -34,7 +34,7 @@ pub struct Waiting {
     pub key: Option<CreateKey>,
     /// The most pending schedules its app's partition may hold.
     pub pending_cap: u64,
-    answer: Option<oneshot::Sender<Result<Created, CallError>>>,
+    answer: oneshot::Sender<Result<Created, CallError>>,
 }
 
 /// The creates waiting per shard, and how many proposals each has in flight.
@@ -110,7 +110,7 @@ impl Router {
             schedule,
             key,
             pending_cap,
-            answer: Some(tx),
+            answer: tx,
         };
         if let Some(batch) = self.creates.enqueue(line, w, max_bytes) {
             // Its own task: the caller may be dropped (client gone) while others wait on it.
@@ -129,9 +129,9 @@ impl Router {
             let mut answers = Vec::with_capacity(batch.len());
             let (mut schedules, mut keys) = (Vec::new(), Vec::new());
             let mut caps = BTreeMap::new();
-            for mut w in batch {
+            for w in batch {
                 caps.insert(w.schedule.app_id.clone(), w.pending_cap);
-                answers.extend(w.answer.take());
+                answers.push(w.answer);
                 schedules.push(w.schedule);
                 keys.push(w.key);
             }
@@ -156,35 +156,15 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::{HttpCallback, Status};
 
     fn waiting(payload_len: usize) -> Waiting {
-        let schedule = Schedule {
-            id: uuid::Uuid::nil(),
-            app_id: "a".into(),
-            partition: 0,
-            payload: "x".repeat(payload_len),
-            schedule_time: 0,
-            cron: None,
-            parent: None,
-            runs_until: None,
-            due_at: None,
-            callback: HttpCallback {
-                url: "http://receiver.example/cb".into(),
-                method: "POST".into(),
-                headers: Default::default(),
-            },
-            status: Status::Scheduled,
-            error_message: None,
-            created_at_ms: 0,
-            claim: None,
-            attempts: vec![],
-        };
+        let mut schedule = crate::schedule::one_time_for_test(uuid::Uuid::nil(), 0);
+        schedule.payload = "x".repeat(payload_len);
         Waiting {
             schedule,
             key: None,
             pending_cap: 10,
-            answer: None,
+            answer: oneshot::channel().0,
         }
     }
 

@@ -113,6 +113,32 @@ impl Schedule {
     }
 }
 
+/// A one-time schedule of app `revamp` due at `time`, for unit tests.
+#[cfg(test)]
+pub fn one_time_for_test(id: Uuid, time: i64) -> Schedule {
+    Schedule {
+        id,
+        app_id: "revamp".into(),
+        partition: 0,
+        payload: "{}".into(),
+        schedule_time: time,
+        cron: None,
+        parent: None,
+        runs_until: None,
+        due_at: None,
+        callback: HttpCallback {
+            url: "http://127.0.0.1:1/cb".into(),
+            method: "POST".into(),
+            headers: Default::default(),
+        },
+        status: Status::Scheduled,
+        error_message: None,
+        created_at_ms: 1,
+        claim: None,
+        attempts: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Status;

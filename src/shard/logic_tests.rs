@@ -19,27 +19,7 @@ const SHARD: GroupId = GroupId(1);
 const T0: i64 = 1_704_067_200;
 
 fn one_time(n: u128, time: i64) -> Schedule {
-    Schedule {
-        id: Uuid::from_u128(n),
-        app_id: "revamp".into(),
-        partition: 0,
-        payload: "{}".into(),
-        schedule_time: time,
-        cron: None,
-        parent: None,
-        runs_until: None,
-        due_at: None,
-        callback: HttpCallback {
-            url: "http://127.0.0.1:1/cb".into(),
-            method: "POST".into(),
-            headers: Default::default(),
-        },
-        status: Status::Scheduled,
-        error_message: None,
-        created_at_ms: 1,
-        claim: None,
-        attempts: vec![],
-    }
+    crate::schedule::one_time_for_test(Uuid::from_u128(n), time)
 }
 
 fn cron(expr: &str, created: i64) -> Schedule {

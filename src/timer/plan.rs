@@ -137,33 +137,16 @@ pub fn claim_deadline_ms(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::{HttpCallback, Status};
+    use crate::schedule::Status;
 
     const DUE: i64 = 1_704_067_200;
     const AHEAD: u64 = 300;
 
     fn run_due(at: i64) -> Schedule {
-        Schedule {
-            id: uuid::Uuid::from_u128(1),
-            app_id: "revamp".into(),
-            partition: 0,
-            payload: String::new(),
-            schedule_time: at,
-            cron: None,
-            parent: None,
-            runs_until: None,
-            due_at: None,
-            callback: HttpCallback {
-                url: "http://127.0.0.1:1/".into(),
-                method: "POST".into(),
-                headers: Default::default(),
-            },
-            status: Status::Scheduled,
-            error_message: None,
-            created_at_ms: 0,
-            claim: None,
-            attempts: vec![],
-        }
+        let mut run = crate::schedule::one_time_for_test(uuid::Uuid::from_u128(1), at);
+        (run.payload, run.created_at_ms) = (String::new(), 0);
+        run.callback.url = "http://127.0.0.1:1/".into();
+        run
     }
 
     fn app(active: bool, misfire_window: u32) -> App {
