@@ -55,6 +55,8 @@ for spec in "$@"; do
     "$CTL" bench --count 100000 --lead-secs 900 --batch 100 --concurrency 16 --creates-only
     echo "--- lateness, 1,000 runs due in one second"
     "$CTL" bench --count 1000 --lead-secs 3 --batch 500 --rounds 3
+    echo "--- burst, 10,000 runs due in one second"
+    "$CTL" bench --count 10000 --lead-secs 5 --batch 1000 --concurrency 8 --rounds 3
     stop_cluster "$data"
     rm -rf "$data"
 done
