@@ -3,6 +3,8 @@
 # 3-node cluster (cluster-config/, data in a temp dir) and the same benches, one after the
 # other, all driven by the newest goschedctl. Figures to compare are ratios within a run.
 #   scripts/bench-ab.sh DIR_A DIR_B     (each holding a `goscheduler` binary)
+#   ONLY=burst scripts/bench-ab.sh ...  runs only the bench of that name (creates, batch,
+#                                       lateness, burst)
 # A directory written DIR:plain runs that build with plaintext between the nodes
 # (cluster-config/ with `[tls] insecure = true` instead of its certificates).
 set -euo pipefail
@@ -35,6 +37,14 @@ stop_cluster() { # $1 = data dir
     for n in 1 2 3; do kill -KILL "$(cat "$1/node$n.pid")" 2>/dev/null || true; done
 }
 
+bench() { # $1 = name, $2 = title, the rest = goschedctl bench options
+    local name="$1" title="$2"
+    shift 2
+    [ -z "${ONLY:-}" ] || [ "$ONLY" = "$name" ] || return 0
+    echo "--- $title"
+    "$CTL" bench "$@"
+}
+
 for spec in "$@"; do
     dir="${spec%:plain}"
     data=$(mktemp -d)
@@ -49,14 +59,14 @@ for spec in "$@"; do
     fi
     echo "=== $spec"
     start_cluster "$dir" "$data" "$configs"
-    echo "--- single creates, 64 in flight"
-    "$CTL" bench --count 20000 --lead-secs 900 --concurrency 64 --creates-only
-    echo "--- batch of 100, 16 in flight"
-    "$CTL" bench --count 100000 --lead-secs 900 --batch 100 --concurrency 16 --creates-only
-    echo "--- lateness, 1,000 runs due in one second"
-    "$CTL" bench --count 1000 --lead-secs 3 --batch 500 --rounds 3
-    echo "--- burst, 10,000 runs due in one second"
-    "$CTL" bench --count 10000 --lead-secs 5 --batch 1000 --concurrency 8 --rounds 3
+    bench creates "single creates, 64 in flight" \
+        --count 20000 --lead-secs 900 --concurrency 64 --creates-only
+    bench batch "batch of 100, 16 in flight" \
+        --count 100000 --lead-secs 900 --batch 100 --concurrency 16 --creates-only
+    bench lateness "lateness, 1,000 runs due in one second" \
+        --count 1000 --lead-secs 3 --batch 500 --rounds 3
+    bench burst "burst, 10,000 runs due in one second" \
+        --count 10000 --lead-secs 5 --batch 1000 --concurrency 8 --rounds 3
     stop_cluster "$data"
     rm -rf "$data"
 done

@@ -273,8 +273,9 @@ fn start_workers(
     let follow = config.callbacks.follow_redirects;
     let dispatcher = Dispatcher::new(&config.firing, guard, follow, outcomes_tx, recheck);
     let (r, in_flight) = (router.clone(), dispatcher.in_flight.clone());
+    let calling = dispatcher.calling.clone();
     workers.spawn("outcomes", Scope::Node, "runs finishing", move |w| {
-        crate::callback::outcomes::run(r, in_flight, outcomes_rx, w)
+        crate::callback::outcomes::run(r, in_flight, calling, outcomes_rx, w)
     });
     let timer = Arc::new(Timer {
         node_id,

@@ -93,8 +93,8 @@ impl Guard {
     /// Checks a URL before a call: as [`Guard::check_url`], and a host name on a port of
     /// this cluster must not resolve to one of its addresses (names on other ports are
     /// checked by [`GuardedResolver`] when connecting).
-    pub async fn check_call(&self, url: &str) -> Result<(), Refused> {
-        let target = Target::of(url)?;
+    pub async fn check_call(&self, url: &reqwest::Url) -> Result<(), Refused> {
+        let target = Target::of_parsed(url)?;
         self.check_literal(&target)?;
         let Target { host, port, ip } = target;
         if ip.is_some() || !self.own.iter().any(|a| a.port() == port) {
@@ -119,6 +119,11 @@ impl Guard {
     }
 }
 
+/// `url` parsed, or why it cannot be.
+pub fn parse(url: &str) -> Result<reqwest::Url, Refused> {
+    reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid url: {e}")))
+}
+
 /// Where a URL points: its host (an address when written as one) and port.
 struct Target {
     host: String,
@@ -129,7 +134,10 @@ struct Target {
 impl Target {
     /// The target of an http or https URL with a host; anything else is refused.
     fn of(url: &str) -> Result<Target, Refused> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid url: {e}")))?;
+        Target::of_parsed(&parse(url)?)
+    }
+
+    fn of_parsed(parsed: &reqwest::Url) -> Result<Target, Refused> {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Refused(format!(
                 "scheme {} is not http or https",

@@ -86,8 +86,13 @@ pub struct Target<'a> {
 pub async fn call(to: Target<'_>, run: &Schedule, attempt: u32, timeout: Duration) -> Attempt {
     let fired_at = now_ms();
     let started = Instant::now();
-    let result = match to.guard.check_call(&run.callback.url).await {
-        Ok(()) => within(timeout, send(to, run, attempt)).await,
+    // Parsed once: the guard's check and the request share it.
+    let checked = match super::guard::parse(&run.callback.url) {
+        Ok(url) => to.guard.check_call(&url).await.map(|()| url),
+        Err(refused) => Err(refused),
+    };
+    let result = match checked {
+        Ok(url) => within(timeout, send(to, run, url, attempt)).await,
         Err(refused) => Err(Failed::Refused(refused)),
     };
     let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
@@ -137,11 +142,12 @@ async fn within<T>(
 async fn send(
     to: Target<'_>,
     run: &Schedule,
+    url: reqwest::Url,
     attempt: u32,
 ) -> reqwest::Result<reqwest::StatusCode> {
     let cb = &run.callback;
     let method = Method::from_bytes(cb.method.as_bytes()).unwrap_or(Method::POST);
-    let mut req = to.client.request(method, &cb.url);
+    let mut req = to.client.request(method, url);
     for (name, value) in &cb.headers {
         req = req.header(name, value);
     }

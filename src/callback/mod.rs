@@ -8,6 +8,7 @@ pub mod outcomes;
 pub mod policy;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,6 +66,31 @@ impl InFlight {
     }
 }
 
+/// How many calls are due and not yet answered on this node (waiting for a slot or on the
+/// wire): while a burst of them drains, committing outcomes can wait (see [`outcomes`]).
+#[derive(Default)]
+pub struct Calling(AtomicUsize);
+
+impl Calling {
+    /// Counts one call until the returned guard is dropped.
+    fn start(self: &Arc<Self>) -> CallingGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        CallingGuard(self.clone())
+    }
+
+    pub fn now(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct CallingGuard(Arc<Calling>);
+
+impl Drop for CallingGuard {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Asked before each retry of a claimed run: may it still be called? A run deleted, finished
 /// or claimed again meanwhile, or whose app was deactivated, is not (the reason says why).
 pub trait Recheck: Send + Sync + 'static {
@@ -84,6 +110,7 @@ pub struct Dispatcher {
     per_app: usize,
     apps: Mutex<HashMap<String, Arc<Semaphore>>>,
     pub in_flight: Arc<InFlight>,
+    pub calling: Arc<Calling>,
     outcomes: mpsc::Sender<PendingOutcome>,
 }
 
@@ -103,6 +130,7 @@ impl Dispatcher {
             per_app: settings.per_app_concurrency,
             apps: Mutex::default(),
             in_flight: Arc::default(),
+            calling: Arc::default(),
             outcomes,
         })
     }
@@ -179,6 +207,7 @@ impl Dispatcher {
                 }
             }
             let attempt = {
+                let _calling = self.calling.start();
                 let _app = share.acquire().await.expect("semaphore never closed");
                 let _node = self.calls.acquire().await.expect("semaphore never closed");
                 if !policy::may_attempt(now_ms(), cfg.http_timeout as u64, deadline_ms) {

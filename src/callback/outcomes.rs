@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{InFlight, PendingOutcome};
+use super::{Calling, InFlight, PendingOutcome};
 use crate::ids::GroupId;
 use crate::metrics::METRICS;
 use crate::router::Router;
@@ -21,6 +21,11 @@ const BATCH: usize = 2000;
 /// How long outcomes gather before being proposed: fewer, larger entries, and less Raft
 /// work competing with a burst of callbacks falling due in the same second.
 const LINGER: Duration = Duration::from_millis(50);
+/// While more calls than this are due and unanswered on this node (a burst draining),
+/// outcomes wait for it to end ...
+const BUSY_CALLS: usize = 32;
+/// ... for at most this long after the first of them came (far inside any claim's margin).
+const MAX_WAIT: Duration = Duration::from_millis(1000);
 /// Pause before retrying a batch that failed.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -28,6 +33,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub async fn run(
     router: Router,
     in_flight: Arc<InFlight>,
+    calling: Arc<Calling>,
     mut rx: mpsc::Receiver<PendingOutcome>,
     worker: Worker,
 ) {
@@ -48,7 +54,13 @@ pub async fn run(
         };
         let mut batch = std::mem::take(&mut retry);
         batch.extend(first);
+        let came = tokio::time::Instant::now();
         tokio::time::sleep(LINGER).await;
+        // The callbacks of a burst go first: its outcomes' Raft work (on all three
+        // replicas) would otherwise compete with them for the cores.
+        while calling.now() > BUSY_CALLS && came.elapsed() < MAX_WAIT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(r) => batch.push(r),
