@@ -14,6 +14,8 @@ use super::types::{Entry, GroupId, LogId, LogTypes, TypeConfig, Vote};
 use super::wal_sync::{Waiter, WalSync};
 use crate::store::{decode, encode, io_err, keys, CF_LOG, CF_RAFT};
 
+/// Most bytes of entries one replication read returns (one entry always).
+const REPLICATION_READ_BYTES: usize = 4 << 20;
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const PURGED: &str = "purged";
@@ -99,10 +101,13 @@ impl LogStore {
     }
 }
 
-impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
+impl LogStore {
+    /// The entries in `range`, in order, stopping early once `max_bytes` of them are read
+    /// (at least one).
+    fn read_entries<L: LogTypes>(
+        &self,
+        range: impl RangeBounds<u64>,
+        max_bytes: usize,
     ) -> Result<Vec<Entry<L>>, io::Error> {
         let start = match range.start_bound() {
             Bound::Included(x) => *x,
@@ -110,7 +115,7 @@ impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
             Bound::Unbounded => 0,
         };
         let start_key = keys::log_key(self.group, start);
-        let mut out = Vec::new();
+        let (mut out, mut bytes) = (Vec::new(), 0);
         let iter = self.db.iterator_cf(
             self.cf_log(),
             IteratorMode::From(&start_key, Direction::Forward),
@@ -121,8 +126,34 @@ impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
                 break;
             }
             out.push(decode(&v)?);
+            bytes += v.len();
+            if bytes >= max_bytes {
+                break;
+            }
         }
         Ok(out)
+    }
+}
+
+impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<L>>, io::Error> {
+        self.read_entries::<L>(range, usize::MAX)
+    }
+
+    /// Replication's reads: entries from `start` until [`REPLICATION_READ_BYTES`] are read
+    /// (at least one). openraft asks for up to 300 entries at a time; at up to
+    /// `limits.max_entry_bytes` each, that was hundreds of MiB read and decoded per message
+    /// to a lagging follower, most of it then cut away by the transport — both cores of a
+    /// node spent on it while the follower timed out.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<L>>, io::Error> {
+        self.read_entries::<L>(start..end, REPLICATION_READ_BYTES)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<L>>, io::Error> {

@@ -11,6 +11,16 @@
 //! With every trusted node within the bound of a majority, two trusted nodes differ by at
 //! most twice the bound, which `firing.claim_margin_ms` must exceed: a claim then never
 //! expires on its successor's clock while its claimer may still be calling.
+//!
+//! A measurement is only as good as its round trip: the peer read its clock somewhere in
+//! it, so the offset is known within half of it (its doubt). A peer agrees when its offset
+//! plus the doubt is within the bound, disagrees when its offset minus the doubt is beyond
+//! it, and is unsure otherwise (or when not measured). When the agreeing voters make a
+//! majority the clock is trusted; when they cannot, even with every unsure one, it is not;
+//! in between (a node so loaded that its probes take seconds) the last verdict stands, for
+//! at most [`UNSURE_FOR`] and never across a jump of the clock. Before this, an overloaded
+//! node judged its clock on probes that could not answer in time, gave up leading, and
+//! turned overload into elections.
 
 pub mod probe;
 
@@ -24,6 +34,8 @@ use crate::schedule::time::now_ms;
 
 /// A measurement older than this no longer counts.
 pub const FRESH: Duration = Duration::from_secs(5);
+/// How long unsure measurements may leave the last verdict standing.
+pub const UNSURE_FOR: Duration = Duration::from_secs(30);
 /// Measurements kept per peer; the one with the shortest round trip is used.
 const KEPT: usize = 8;
 
@@ -36,14 +48,33 @@ struct Sample {
     at: Instant,
 }
 
+impl Sample {
+    /// How far off the offset may be: the peer read its clock somewhere in the round trip.
+    fn doubt_ms(&self) -> i64 {
+        self.rtt_ms.div_ceil(2) as i64
+    }
+}
+
 /// What the node last concluded about its own clock.
 #[derive(Debug, Clone)]
 struct Verdict {
     trusted: bool,
     why: String,
-    /// Wall and monotonic time when it was reached: a later gap between the two is a jump.
+    /// Wall and monotonic time when it was last renewed: a later gap between the two is a
+    /// jump.
     wall_ms: i64,
     at: Instant,
+    /// When measurements last decided it (not unsure).
+    decided_at: Instant,
+}
+
+/// What the measurements say of this node's clock.
+#[derive(Debug, Clone, PartialEq)]
+enum Finding {
+    Trusted(String),
+    NotTrusted(String),
+    /// Neither can be told (measurements too doubtful, or missing): the last verdict stands.
+    Unsure(String),
 }
 
 /// This node's view of its peers' clocks and of its own.
@@ -65,6 +96,7 @@ impl SkewGuard {
                 why: "not measured yet".into(),
                 wall_ms: now_ms() as i64,
                 at: Instant::now(),
+                decided_at: Instant::now(),
             }),
         }
     }
@@ -112,16 +144,36 @@ impl SkewGuard {
     /// Decides whether this node's clock is trusted, given the current voters. Returns
     /// the verdict and whether it changed.
     pub fn judge(&self, voters: &[NodeId]) -> (bool, String, bool) {
-        let (trusted, why) = verdict(self.me, voters, self.bound_ms, |p| {
-            self.best(p).map(|s| s.offset_ms)
-        });
+        let finding = verdict(self.me, voters, self.bound_ms, |p| self.best(p));
+        self.conclude(finding, now_ms() as i64, Instant::now())
+    }
+
+    /// Takes `finding` as the verdict at `wall_ms` / `now` (an unsure one keeps the last,
+    /// unless it is too old or the clock jumped since).
+    fn conclude(&self, finding: Finding, wall_ms: i64, now: Instant) -> (bool, String, bool) {
         let mut v = self.verdict.lock().expect("skew verdict");
+        let jumped = jump_ms(&v, wall_ms, now).abs() > self.bound_ms / 2;
+        let (trusted, why, decided_at) = match finding {
+            Finding::Trusted(why) => (true, why, now),
+            Finding::NotTrusted(why) => (false, why, now),
+            Finding::Unsure(why) => {
+                let keep = !jumped && now.saturating_duration_since(v.decided_at) < UNSURE_FOR;
+                let trusted = v.trusted && keep;
+                let why = if trusted {
+                    format!("{} (measurements unsure since: {why})", v.why)
+                } else {
+                    why
+                };
+                (trusted, why, v.decided_at)
+            }
+        };
         let changed = v.trusted != trusted;
         *v = Verdict {
             trusted,
             why: why.clone(),
-            wall_ms: now_ms() as i64,
-            at: Instant::now(),
+            wall_ms,
+            at: now,
+            decided_at,
         };
         (trusted, why, changed)
     }
@@ -135,8 +187,7 @@ impl SkewGuard {
     fn trusted_at(&self, wall_ms: i64, now: Instant) -> bool {
         let v = self.verdict.lock().expect("skew verdict");
         let elapsed = now.saturating_duration_since(v.at);
-        let jump = (wall_ms - v.wall_ms) - elapsed.as_millis() as i64;
-        v.trusted && elapsed < FRESH && jump.abs() <= self.bound_ms / 2
+        v.trusted && elapsed < FRESH && jump_ms(&v, wall_ms, now).abs() <= self.bound_ms / 2
     }
 
     /// Why the clock is (not) trusted, for status and health.
@@ -178,69 +229,145 @@ fn best_of(kept: &VecDeque<Sample>) -> Option<Sample> {
         .copied()
 }
 
+/// How far wall time moved unlike monotonic time since `v` was renewed.
+fn jump_ms(v: &Verdict, wall_ms: i64, now: Instant) -> i64 {
+    let elapsed = now.saturating_duration_since(v.at);
+    (wall_ms - v.wall_ms) - elapsed.as_millis() as i64
+}
+
 /// Whether node `me`'s clock agrees within `bound_ms` with a majority of `voters` (itself
-/// included; a peer without a fresh measurement does not agree), and why.
+/// included), given each peer's best fresh measurement, and why.
 fn verdict(
     me: NodeId,
     voters: &[NodeId],
     bound_ms: i64,
-    offset_of: impl Fn(NodeId) -> Option<i64>,
-) -> (bool, String) {
+    measured: impl Fn(NodeId) -> Option<Sample>,
+) -> Finding {
     if voters.is_empty() {
-        return (true, "no voters to compare with yet".into());
+        return Finding::Trusted("no voters to compare with yet".into());
     }
     let majority = voters.len() / 2 + 1;
     let mut agree = usize::from(voters.contains(&me));
-    let mut off = Vec::new();
+    let (mut unsure, mut off) = (0, Vec::new());
     for &peer in voters.iter().filter(|p| **p != me) {
-        match offset_of(peer) {
-            Some(o) if o.abs() <= bound_ms => agree += 1,
-            Some(o) => off.push(format!("node {peer} {o:+} ms")),
-            None => off.push(format!("node {peer} not measured")),
+        match measured(peer) {
+            Some(s) if s.offset_ms.abs() + s.doubt_ms() <= bound_ms => agree += 1,
+            Some(s) if s.offset_ms.abs() - s.doubt_ms() > bound_ms => {
+                off.push(format!("node {peer} {:+} ms", s.offset_ms))
+            }
+            Some(s) => {
+                unsure += 1;
+                off.push(format!(
+                    "node {peer} {:+} ms ± {} ms",
+                    s.offset_ms,
+                    s.doubt_ms()
+                ));
+            }
+            None => {
+                unsure += 1;
+                off.push(format!("node {peer} not measured"));
+            }
         }
     }
+    let of = voters.len();
     if agree >= majority {
-        return (
-            true,
-            format!("within {bound_ms} ms of {agree} of {} voters", voters.len()),
-        );
+        return Finding::Trusted(format!("within {bound_ms} ms of {agree} of {of} voters"));
     }
-    (
-        false,
-        format!(
-            "clock within {bound_ms} ms of only {agree} of {} voters ({} needed): {}",
-            voters.len(),
-            majority,
-            off.join(", ")
-        ),
-    )
+    let why = format!(
+        "clock within {bound_ms} ms of only {agree} of {of} voters ({majority} needed): {}",
+        off.join(", ")
+    );
+    if agree + unsure >= majority {
+        Finding::Unsure(why)
+    } else {
+        Finding::NotTrusted(why)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn offsets(of: &[(NodeId, i64)]) -> impl Fn(NodeId) -> Option<i64> + '_ {
-        |p| of.iter().find(|(id, _)| *id == p).map(|(_, o)| *o)
+    /// Each listed peer measured at its offset, with a round trip of `rtt_ms`.
+    fn measured(of: &[(NodeId, i64)], rtt_ms: u64) -> impl Fn(NodeId) -> Option<Sample> + '_ {
+        move |p| {
+            of.iter().find(|(id, _)| *id == p).map(|(_, o)| Sample {
+                offset_ms: *o,
+                rtt_ms,
+                at: Instant::now(),
+            })
+        }
+    }
+
+    fn offsets(of: &[(NodeId, i64)]) -> impl Fn(NodeId) -> Option<Sample> + '_ {
+        measured(of, 0)
+    }
+
+    fn trusted(f: Finding) -> bool {
+        matches!(f, Finding::Trusted(_))
+    }
+
+    fn unsure(f: Finding) -> bool {
+        matches!(f, Finding::Unsure(_))
     }
 
     #[test]
     fn a_clock_is_trusted_when_it_agrees_with_a_majority_of_voters() {
         let voters = [1, 2, 3];
         // Node 3 is 40 s ahead: the other two agree with each other.
-        assert!(verdict(1, &voters, 500, offsets(&[(2, 3), (3, 40_000)])).0);
-        let (trusted, why) = verdict(3, &voters, 500, offsets(&[(1, -40_000), (2, -40_003)]));
-        assert!(!trusted);
+        assert!(trusted(verdict(1, &voters, 500, offsets(&[(2, 3), (3, 40_000)]))));
+        let finding = verdict(3, &voters, 500, offsets(&[(1, -40_000), (2, -40_003)]));
+        let Finding::NotTrusted(why) = finding else {
+            panic!("{finding:?}")
+        };
         assert!(why.contains("node 1 -40000 ms"), "{why}");
-        // Two nodes left, 40 s apart: neither can tell who is right, neither is trusted.
-        assert!(!verdict(1, &voters, 500, offsets(&[(3, 40_000)])).0);
+        // Two nodes left, 40 s apart, the third not measured: neither can tell who is
+        // right; each keeps its last verdict (for a while).
+        assert!(unsure(verdict(1, &voters, 500, offsets(&[(3, 40_000)]))));
         // A peer down does not matter while the other agrees.
-        assert!(verdict(1, &voters, 500, offsets(&[(2, -499)])).0);
-        assert!(!verdict(1, &voters, 500, offsets(&[(2, -501)])).0);
+        assert!(trusted(verdict(1, &voters, 500, offsets(&[(2, -499)]))));
+        assert!(unsure(verdict(1, &voters, 500, offsets(&[(2, -501)]))));
+        let both_off = offsets(&[(2, -501), (3, 501)]);
+        assert!(matches!(verdict(1, &voters, 500, both_off), Finding::NotTrusted(_)));
         // Alone: trusted; a learner (not a voter) needs a majority of the voters.
-        assert!(verdict(1, &[1], 500, offsets(&[])).0);
-        assert!(!verdict(4, &voters, 500, offsets(&[(1, 0)])).0);
-        assert!(verdict(4, &voters, 500, offsets(&[(1, 0), (2, 0)])).0);
+        assert!(trusted(verdict(1, &[1], 500, offsets(&[]))));
+        assert!(!trusted(verdict(4, &voters, 500, offsets(&[(1, 0)]))));
+        assert!(trusted(verdict(4, &voters, 500, offsets(&[(1, 0), (2, 0)]))));
+    }
+
+    #[test]
+    fn a_measurement_counts_only_as_far_as_its_round_trip_allows() {
+        let voters = [1, 2, 3];
+        // Probes of an overloaded node take 1.6 s: an offset of 796 ms says nothing.
+        let slow = measured(&[(2, -796), (3, 300)], 1_600);
+        assert!(unsure(verdict(1, &voters, 500, slow)));
+        // 300 ms off, known within 100 ms: agrees; 40 s off, however slow: does not.
+        assert!(trusted(verdict(1, &voters, 500, measured(&[(2, 300)], 200))));
+        let far = measured(&[(2, 40_000), (3, -40_000)], 2_000);
+        assert!(matches!(verdict(1, &voters, 500, far), Finding::NotTrusted(_)));
+    }
+
+    #[test]
+    fn an_unsure_finding_keeps_the_last_verdict_for_a_while_but_never_across_a_jump() {
+        let guard = SkewGuard::new(1, 500);
+        let (wall, now) = (now_ms() as i64, Instant::now());
+        let unsure = || Finding::Unsure("probes too slow".into());
+        // Never measured: unsure keeps it untrusted.
+        assert!(!guard.conclude(unsure(), wall, now).0);
+        assert!(guard.conclude(Finding::Trusted("ok".into()), wall, now).0);
+        let at = |s: u64| (wall + s as i64 * 1000, now + Duration::from_secs(s));
+        let (w, t) = at(10);
+        let (kept, why, changed) = guard.conclude(unsure(), w, t);
+        assert!(kept && !changed, "{why}");
+        assert!(why.contains("unsure"), "{why}");
+        // Still unsure 30 s after the last decision: no longer trusted.
+        let (w, t) = at(31);
+        assert!(!guard.conclude(unsure(), w, t).0);
+        // Decided again, then the wall clock jumps 2 s ahead: unsure does not keep it.
+        let (w, t) = at(32);
+        assert!(guard.conclude(Finding::Trusted("ok".into()), w, t).0);
+        let (w, t) = at(33);
+        assert!(!guard.conclude(unsure(), w + 2_000, t).0);
     }
 
     #[test]
