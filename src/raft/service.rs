@@ -58,6 +58,8 @@ impl<L: LogTypes> TransportService<L> {
         forwards: Arc<dyn ForwardHandler<L>>,
         incoming_dir: PathBuf,
     ) -> Self {
+        // Streams cut short by a crash left their files here: none is of use now.
+        let _ = std::fs::remove_dir_all(&incoming_dir);
         TransportService {
             me,
             groups,
@@ -253,6 +255,10 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         let path = self
             .incoming_dir
             .join(format!("{}-{}", g.id.0, uuid::Uuid::new_v4().simple()));
+        // Removed however this ends: a sender that gives up (its install timeout) drops
+        // this call mid-way; each retry then left a whole snapshot behind (7.9 GB of them
+        // on a node catching up on 10 million schedules).
+        let _leftover = RemoveOnDrop(path.clone());
         let result = receive(&path, first.data, first.total_bytes, &mut stream).await;
         let installed = match result {
             Ok(()) => install(g, vote, &path).await,
@@ -261,8 +267,8 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
                 Err(e)
             }
         };
-        // On success the file was moved into the group's snapshot dir.
-        let _ = tokio::fs::remove_file(&path).await;
+        // On success the file was moved into the group's snapshot dir; otherwise
+        // `_leftover` removes it.
         self.reply(&installed?)
     }
 
@@ -288,6 +294,15 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
             node_id: self.me.node_id,
             wall_us,
         }))
+    }
+}
+
+/// A file removed when this is dropped (if it is still there).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

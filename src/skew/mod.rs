@@ -315,7 +315,12 @@ mod tests {
     fn a_clock_is_trusted_when_it_agrees_with_a_majority_of_voters() {
         let voters = [1, 2, 3];
         // Node 3 is 40 s ahead: the other two agree with each other.
-        assert!(trusted(verdict(1, &voters, 500, offsets(&[(2, 3), (3, 40_000)]))));
+        assert!(trusted(verdict(
+            1,
+            &voters,
+            500,
+            offsets(&[(2, 3), (3, 40_000)])
+        )));
         let finding = verdict(3, &voters, 500, offsets(&[(1, -40_000), (2, -40_003)]));
         let Finding::NotTrusted(why) = finding else {
             panic!("{finding:?}")
@@ -328,11 +333,19 @@ mod tests {
         assert!(trusted(verdict(1, &voters, 500, offsets(&[(2, -499)]))));
         assert!(unsure(verdict(1, &voters, 500, offsets(&[(2, -501)]))));
         let both_off = offsets(&[(2, -501), (3, 501)]);
-        assert!(matches!(verdict(1, &voters, 500, both_off), Finding::NotTrusted(_)));
+        assert!(matches!(
+            verdict(1, &voters, 500, both_off),
+            Finding::NotTrusted(_)
+        ));
         // Alone: trusted; a learner (not a voter) needs a majority of the voters.
         assert!(trusted(verdict(1, &[1], 500, offsets(&[]))));
         assert!(!trusted(verdict(4, &voters, 500, offsets(&[(1, 0)]))));
-        assert!(trusted(verdict(4, &voters, 500, offsets(&[(1, 0), (2, 0)]))));
+        assert!(trusted(verdict(
+            4,
+            &voters,
+            500,
+            offsets(&[(1, 0), (2, 0)])
+        )));
     }
 
     #[test]
@@ -342,9 +355,17 @@ mod tests {
         let slow = measured(&[(2, -796), (3, 300)], 1_600);
         assert!(unsure(verdict(1, &voters, 500, slow)));
         // 300 ms off, known within 100 ms: agrees; 40 s off, however slow: does not.
-        assert!(trusted(verdict(1, &voters, 500, measured(&[(2, 300)], 200))));
+        assert!(trusted(verdict(
+            1,
+            &voters,
+            500,
+            measured(&[(2, 300)], 200)
+        )));
         let far = measured(&[(2, 40_000), (3, -40_000)], 2_000);
-        assert!(matches!(verdict(1, &voters, 500, far), Finding::NotTrusted(_)));
+        assert!(matches!(
+            verdict(1, &voters, 500, far),
+            Finding::NotTrusted(_)
+        ));
     }
 
     #[test]
