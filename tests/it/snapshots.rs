@@ -183,6 +183,12 @@ async fn a_node_refuses_cut_and_corrupted_streams_and_catches_up_on_the_retry() 
             },
         )
         .await;
+    // Nothing of the refused streams (nor of the installed one) stays behind.
+    let incoming = cluster.data_dir(lagging).join("snapshots").join("incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", incoming.display());
     let logs = cluster.logs();
     assert!(
         logs.contains("snapshot stream ended after"),
