@@ -255,20 +255,18 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         let path = self
             .incoming_dir
             .join(format!("{}-{}", g.id.0, uuid::Uuid::new_v4().simple()));
-        // Removed however this ends: a sender that gives up (its install timeout) drops
-        // this call mid-way; each retry then left a whole snapshot behind (7.9 GB of them
-        // on a node catching up on 10 million schedules).
-        let _leftover = RemoveOnDrop(path.clone());
+        // Removed however receiving and checking end: a sender that gives up (its install
+        // timeout) drops this call mid-way; each retry then left a whole snapshot behind
+        // (7.9 GB of them on a node catching up on 10 million schedules).
+        let file = RemoveOnDrop(Some(path.clone()));
         let result = receive(&path, first.data, first.total_bytes, &mut stream).await;
         let installed = match result {
-            Ok(()) => install(g, vote, &path).await,
+            Ok(()) => install(g, vote, file).await,
             Err(e) => {
                 tracing::warn!(group = %g.id, "refused a received snapshot: {}", e.message());
                 Err(e)
             }
         };
-        // On success the file was moved into the group's snapshot dir; otherwise
-        // `_leftover` removes it.
         self.reply(&installed?)
     }
 
@@ -297,12 +295,25 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
     }
 }
 
-/// A file removed when this is dropped (if it is still there).
-struct RemoveOnDrop(std::path::PathBuf);
+/// A file removed when this is dropped (if it is still there), unless kept.
+struct RemoveOnDrop(Option<std::path::PathBuf>);
+
+impl RemoveOnDrop {
+    fn path(&self) -> &std::path::Path {
+        self.0.as_deref().expect("not kept yet")
+    }
+
+    /// The file stays: someone else owns it now.
+    fn keep(mut self) -> std::path::PathBuf {
+        self.0.take().expect("kept once")
+    }
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -363,22 +374,25 @@ async fn receive(
 async fn install<L: LogTypes>(
     g: &Group<L>,
     vote: Vote<L>,
-    path: &std::path::Path,
+    file: RemoveOnDrop,
 ) -> Result<openraft::raft::SnapshotResponse<TypeConfig<L>>, Status> {
     // Checked whole before openraft sees it: a damaged file is refused (the sender
     // retries) instead of failing the install inside the state machine.
-    let meta = snapshot::verify::<L>(path).map_err(|e| {
+    let meta = snapshot::verify::<L>(file.path()).map_err(|e| {
         tracing::warn!(group = %g.id, "refused a received snapshot: {e}");
         Status::invalid_argument(format!("bad snapshot: {e}"))
     })?;
+    // openraft's from here, even if this call is dropped: its state machine moves the file
+    // into the group's snapshot dir (removing it then failed the install and restarted the
+    // node). What a failed install leaves behind is cleared at the next start.
+    let path = file.keep();
     let snapshot = openraft::alias::SnapshotOf::<TypeConfig<L>, SnapshotFile> {
         meta,
-        snapshot: SnapshotFile {
-            path: path.to_path_buf(),
-        },
+        snapshot: SnapshotFile { path: path.clone() },
     };
-    g.raft
-        .install_full_snapshot(vote, snapshot)
-        .await
-        .map_err(fatal)
+    let installed = g.raft.install_full_snapshot(vote, snapshot).await;
+    if installed.is_err() {
+        let _ = tokio::fs::remove_file(&path).await;
+    }
+    installed.map_err(fatal)
 }
