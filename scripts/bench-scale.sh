@@ -63,8 +63,15 @@ sleep 1
 end=$(date +%s.%N)
 until curl -sf http://127.0.0.1:8083/goscheduler/healthcheck >/dev/null; do sleep 0.2; done
 healthy=$(date +%s.%N)
+# Caught up: node 3 has applied everything it holds in every shard (nothing is written now).
+applied_all() {
+    "$CTL" --addr 127.0.0.1:9091 status 2>/dev/null | awk '$1 == 3 && $2 ~ /^shard-/ {
+        n++; if ($6 == 0 || $7 != $6) behind++ } END { exit !(n > 0 && behind == 0) }'
+}
+until applied_all; do sleep 2; done
+applied=$(date +%s.%N)
 took() { awk -v a="$start" -v b="$1" 'BEGIN {print b - a}'; }
-printf 'node 3 caught up, a voter of every group in %.1f s, healthy in %.1f s (from its start)\n' \
-    "$(took "$end")" "$(took "$healthy")"
+printf 'node 3: a voter of every group in %.1f s, healthy in %.1f s, every shard applied in %.1f s (from its start)\n' \
+    "$(took "$end")" "$(took "$healthy")" "$(took "$applied")"
 "$CTL" --addr 127.0.0.1:9093 status | awk 'NR == 1 || ($1 == 3 && $2 ~ /^(meta|shard-)/)' 
 echo "after: $(nodes_line)"

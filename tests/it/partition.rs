@@ -50,6 +50,10 @@ async fn an_isolated_leader_acknowledges_nothing_and_the_majority_goes_on() {
     let old = cluster.leader_of(1, 0).await.expect("meta leader");
     let others: Vec<u64> = (1..=3).filter(|n| *n != old).collect();
     cluster.isolate(old);
+    // The proxies' relays see the cut asynchronously: a write sent at once could still
+    // reach a follower through a relay not yet cut — then it is committed by that majority
+    // (legitimately: its 503 says it may have been applied) and surfaces after healing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // The isolated leader cannot commit: the write is refused, not acknowledged.
     let status = register(&cluster, old, "through-isolated").await;
