@@ -105,7 +105,11 @@ async fn relay(
         tokio::select! {
             n = from_client.read(&mut up) => match n {
                 Ok(n) if n > 0 => {
-                    if to_target.write_all(&up[..n]).await.is_err() {
+                    // A cut may have come while this read waited (select picks either
+                    // ready branch): nothing crosses a cut link.
+                    if mode.load(Ordering::SeqCst) == CUT
+                        || to_target.write_all(&up[..n]).await.is_err()
+                    {
                         return;
                     }
                 }
