@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{fmt, now, Cluster, Options};
+use crate::harness::{fmt, metric, now, Cluster, Options};
 use goscheduler::bench::receiver::{Delivery, Receiver};
 
 /// A one-time schedule calling `url`.
@@ -154,15 +154,7 @@ async fn callbacks_carry_the_run_and_retries_follow_the_app_policy() {
     // Every node serves its metrics; the claims and fires were counted somewhere.
     let mut fires = 0.0;
     for id in 1..=3 {
-        let text = cluster
-            .http
-            .get(cluster.url(id, "/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = cluster.metrics(id).await;
         for name in [
             "goscheduler_lateness_seconds_bucket",
             "goscheduler_queue_depth",
@@ -170,10 +162,7 @@ async fn callbacks_carry_the_run_and_retries_follow_the_app_policy() {
         ] {
             assert!(text.contains(name), "node {id} metrics lack {name}");
         }
-        fires += text
-            .lines()
-            .find_map(|l| l.strip_prefix("goscheduler_fires_total "))
-            .map_or(0.0, |v| v.parse::<f64>().unwrap());
+        fires += metric(&text, "goscheduler_fires_total");
     }
     assert_eq!(fires as usize, rx.count());
 }

@@ -579,6 +579,12 @@ impl Cluster {
         format!("http://{}{}", self.node(id).http, path)
     }
 
+    /// Node `id`'s Prometheus metrics, as text.
+    pub async fn metrics(&self, id: u64) -> String {
+        let resp = self.http.get(self.url(id, "/metrics")).send().await;
+        resp.unwrap().text().await.unwrap()
+    }
+
     pub async fn wait_healthy(&self, id: u64, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
@@ -867,4 +873,11 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// The value of the unlabelled metric `name` in Prometheus `text` (0 when absent).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{keys, wiki_callback, Cluster, Options, CREATED_SHAPE};
+use crate::harness::{keys, metric, wiki_callback, Cluster, Options, CREATED_SHAPE};
 
 fn now() -> i64 {
     SystemTime::now()
@@ -492,20 +492,9 @@ async fn concurrent_single_creates_share_proposals_and_each_gets_its_answer() {
     }
     let (mut creates, mut proposals) = (0.0, 0.0);
     for via in 1..=3 {
-        let text = cluster
-            .http
-            .get(cluster.url(via, "/metrics"))
-            .send()
-            .await
-            .unwrap();
-        let text = text.text().await.unwrap();
-        let value = |name: &str| -> f64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-                .unwrap_or(0.0)
-        };
-        creates += value("goscheduler_coalesced_creates_total");
-        proposals += value("goscheduler_create_proposals_total");
+        let text = cluster.metrics(via).await;
+        creates += metric(&text, "goscheduler_coalesced_creates_total");
+        proposals += metric(&text, "goscheduler_create_proposals_total");
     }
     println!("300 concurrent creates: {creates} proposed in {proposals} proposals");
     assert_eq!(creates, 300.0);
