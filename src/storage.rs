@@ -66,9 +66,16 @@ impl Storage {
         failure
     }
 
-    /// Why this node cannot write, if it cannot: the first stopped group and its error.
+    /// Why this node cannot write, if it cannot: the first stopped group and its error, with
+    /// the node's first I/O error when that group only heard of it second-hand.
     pub fn failure(&self) -> Option<String> {
-        self.0.groups.iter().find_map(|g| g.stopped_reason())
+        let stopped = self.0.groups.iter().find_map(|g| g.stopped_reason())?;
+        Some(match crate::store::first_io_error() {
+            Some(first) if !stopped.contains(first) => {
+                format!("{stopped} (first storage error on this node: {first})")
+            }
+            _ => stopped,
+        })
     }
 
     /// Free bytes on the data dir's file system (for an unprivileged writer).

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::entry::RaftEntry;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -20,16 +19,15 @@ use super::snapshot::SnapshotFile;
 use super::types::{GroupId, LogTypes, NodeId, NodeInfo, TypeConfig, Vote};
 use crate::proto::raft::raft_transport_client::RaftTransportClient;
 use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
-use crate::store::{decode, encode, encoded_len};
+use crate::store::{decode, encode};
 
 /// Bytes per snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Hard ceiling of one AppendEntries message: half the transport's cap, leaving room for
-/// the envelope. No entry comes near it (writes are split at `limits.max_entry_bytes`).
+/// the envelope. No message comes near it: writes are split at `limits.max_entry_bytes`
+/// and replication reads stop after 4 MiB of entries (`LogStore::limited_get_log_entries`),
+/// so large catch-ups go as a train of small messages, each answered within its budget.
 const APPEND_MAX_BYTES: usize = super::peers::MAX_MESSAGE_BYTES / 2;
-/// What one AppendEntries message aims to carry at most (one entry always goes): large
-/// catch-ups go as a train of such messages, each answered well within its time budget.
-const APPEND_BUDGET_BYTES: usize = 16 << 20;
 /// Time a message may take beyond its base budget, per byte: the peer must decode, write
 /// and fsync it. One second per 4 MiB.
 const BYTES_PER_EXTRA_SEC: usize = 4 << 20;
@@ -44,18 +42,6 @@ const APPEND_BASE_HEARTBEATS: u32 = 4;
 fn budget_for(option: &RPCOption, bytes: usize) -> Duration {
     option.hard_ttl() * APPEND_BASE_HEARTBEATS
         + Duration::from_secs_f64(bytes as f64 / BYTES_PER_EXTRA_SEC as f64)
-}
-
-/// How many of `entries` (at least one) fit in `budget` bytes, encoded.
-fn prefix_within<E: serde::Serialize>(entries: &[E], budget: usize) -> usize {
-    let mut bytes = 0;
-    for (i, e) in entries.iter().enumerate() {
-        bytes += encoded_len(e);
-        if bytes > budget {
-            return i.max(1);
-        }
-    }
-    entries.len()
 }
 
 /// Builds the clients of one group.
@@ -171,31 +157,14 @@ fn status_error<L: LogTypes>(s: &tonic::Status) -> RPCError<TypeConfig<L>> {
 impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
     type SnapshotData = SnapshotFile;
 
-    /// Sends the entries in one message when they fit in [`APPEND_BUDGET_BYTES`]; otherwise
-    /// the longest prefix that does (at least one entry), encoded off the async threads,
-    /// answering `PartialSuccess` so openraft sends the rest next. A message the transport
-    /// cannot carry is never sent.
+    /// Sends the entries in one message, given more time the larger it is. A message the
+    /// transport cannot carry is never sent.
     async fn append_entries(
         &mut self,
-        mut rpc: AppendEntriesRequest<TypeConfig<L>>,
+        rpc: AppendEntriesRequest<TypeConfig<L>>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<TypeConfig<L>>, L> {
-        let mut envelope = self.envelope(&rpc)?;
-        let cut = envelope.payload.len() > APPEND_BUDGET_BYTES && rpc.entries.len() > 1;
-        if cut {
-            let (prefix, payload) = tokio::task::spawn_blocking(move || {
-                let keep = prefix_within(&rpc.entries, APPEND_BUDGET_BYTES);
-                rpc.entries.truncate(keep);
-                let payload = encode(&rpc);
-                (rpc, payload)
-            })
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
-            rpc = prefix;
-            let payload =
-                payload.map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
-            envelope = self.peers.envelope(self.group, self.target, payload);
-        }
+        let envelope = self.envelope(&rpc)?;
         if envelope.payload.len() > APPEND_MAX_BYTES {
             // Writes are split below `limits.max_entry_bytes`, so this is a bug, not a peer down.
             let why = format!(
@@ -206,17 +175,11 @@ impl<L: LogTypes> RaftNetworkV2<TypeConfig<L>> for PeerClient {
             tracing::error!("{why}");
             return Err(RPCError::Unreachable(unreachable(why)));
         }
-        let sent = rpc.entries.last().map(|e| e.log_id());
         let ttl = budget_for(&option, envelope.payload.len());
-        let reply = self
-            .send(envelope, ttl, |mut c, e| async move {
-                c.append_entries(e).await
-            })
-            .await?;
-        Ok(match reply {
-            AppendEntriesResponse::Success if cut => AppendEntriesResponse::PartialSuccess(sent),
-            other => other,
+        self.send(envelope, ttl, |mut c, e| async move {
+            c.append_entries(e).await
         })
+        .await
     }
 
     async fn vote(

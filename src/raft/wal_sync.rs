@@ -71,7 +71,9 @@ fn run(db: Weak<DB>, rx: mpsc::Receiver<Waiter>) {
         let mut waiters = vec![first];
         waiters.extend(rx.try_iter());
         let res = match db.upgrade() {
-            Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+            Some(db) => db
+                .flush_wal(true)
+                .map_err(|e| crate::store::io_err(e).to_string()),
             None => Err("the database is closed".to_string()),
         };
         if let Err(e) = &res {

@@ -77,9 +77,26 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 /// (writes fail, a snapshot that would eat into it is refused).
 pub const DISK_ROOM: u64 = 64 << 20;
 
-/// Turns a RocksDB or codec error into the `io::Error` openraft's storage traits speak.
+/// Turns a RocksDB or codec error into the `io::Error` openraft's storage traits speak,
+/// remembering the node's first I/O error (see [`first_io_error`]).
 pub fn io_err(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+    let text = e.to_string();
+    if text.starts_with("IO error") && !text.contains(AFTER_AN_EARLIER_ERROR) {
+        let _ = FIRST_IO_ERROR.set(text.clone());
+    }
+    std::io::Error::other(text)
+}
+
+/// How RocksDB refuses every write after its WAL writer failed once: it names no cause.
+const AFTER_AN_EARLIER_ERROR: &str = "previous error";
+
+/// The node's first RocksDB I/O error (one database per process), kept because the groups
+/// that write after it only hear "Writer has previous error", which names no cause.
+static FIRST_IO_ERROR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The first RocksDB I/O error this node met, if any (e.g. "No space left on device").
+pub fn first_io_error() -> Option<&'static str> {
+    FIRST_IO_ERROR.get().map(String::as_str)
 }
 
 /// Encodes a stored value (JSON: openraft's types need a self-describing format).
@@ -107,4 +124,23 @@ pub fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::io::Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The only test in this process that meets an I/O error: the static is its own.
+    #[test]
+    fn the_first_io_error_is_kept_and_second_hand_ones_are_not() {
+        assert_eq!(super::first_io_error(), None);
+        let _ = super::io_err("IO error: Writer has previous error.");
+        let _ = super::io_err("a codec error");
+        assert_eq!(super::first_io_error(), None);
+        let _ = super::io_err("IO error: No space left on device: While appending to file");
+        let _ = super::io_err("IO error: Writer has previous error.");
+        let _ = super::io_err("IO error: something later");
+        assert_eq!(
+            super::first_io_error(),
+            Some("IO error: No space left on device: While appending to file")
+        );
+    }
 }
