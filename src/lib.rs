@@ -22,6 +22,7 @@ pub mod cron;
 pub mod ctl;
 pub mod drain;
 pub mod gateway;
+pub mod heap;
 pub mod identity;
 pub mod ids;
 pub mod json_shape;

@@ -39,7 +39,7 @@ use crate::timer::plan::SystemClock;
 use crate::timer::recheck::RunRecheck;
 use crate::timer::Timer;
 use crate::workers::{bulk_jobs, refill, retention, Scope, Workers};
-use crate::{gateway, store};
+use crate::{gateway, heap, store};
 
 /// Outcomes waiting to be committed (senders wait when it is full).
 const OUTCOME_QUEUE: usize = 16_384;
@@ -190,6 +190,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     let watch = storage::Watch::new(storage);
     workers.every("storage-watch", Scope::Node, storage::PERIOD, watch);
+    workers.every("heap-trim", Scope::Node, heap::PERIOD, heap::Trim);
 
     shutdown.await;
     tracing::info!("stopping: handing over leadership, finishing callbacks in flight");

@@ -179,6 +179,7 @@ fn not_leader(leader: Option<NodeId>, node: Option<NodeInfo>) -> GroupError {
 /// All groups on this node, meta first.
 pub struct Groups<L: LogTypes> {
     map: BTreeMap<GroupId, Group<L>>,
+    db: Arc<DB>,
 }
 
 impl<L: LogTypes> Groups<L> {
@@ -203,7 +204,12 @@ impl<L: LogTypes> Groups<L> {
             let raft = Raft::new(node_id, config.clone(), network, log, sm.clone()).await?;
             map.insert(id, Group { id, raft, sm });
         }
-        Ok(Groups { map })
+        Ok(Groups { map, db })
+    }
+
+    /// The node's database, which every group shares.
+    pub fn db(&self) -> &DB {
+        &self.db
     }
 
     pub fn get(&self, id: GroupId) -> Option<&Group<L>> {

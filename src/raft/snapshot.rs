@@ -18,6 +18,8 @@ use crate::store::{decode, encode, io_err, keys, CF_SM, CF_SM_META};
 
 const MAGIC: &[u8; 8] = b"GSSNAP2\n";
 const END: u32 = u32::MAX;
+/// Read ahead of a snapshot build's scan.
+const SCAN_READAHEAD: usize = 2 << 20;
 /// Largest meta a file may claim (a membership config).
 const MAX_META_BYTES: u64 = 16 << 20;
 
@@ -94,7 +96,12 @@ pub fn build<L: LogTypes>(
     w.write_all(&meta_bytes)?;
     let cf = db.cf_handle(CF_SM).expect("sm column family");
     let (lo, hi) = keys::group_range(group);
-    for item in snap.iterator_cf(cf, IteratorMode::From(&lo, Direction::Forward)) {
+    // A scan of the whole group: its blocks would only push the hot ones out of the cache.
+    let mut read = rocksdb::ReadOptions::default();
+    read.fill_cache(false);
+    read.set_readahead_size(SCAN_READAHEAD);
+    let from = IteratorMode::From(&lo, Direction::Forward);
+    for item in snap.iterator_cf_opt(cf, read, from) {
         let (k, v) = item.map_err(io_err)?;
         if k.as_ref() >= hi.as_slice() {
             break;

@@ -67,6 +67,27 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
 }
 
+/// What the node's RocksDB holds in memory, bytes, by part: memtables, table readers (what
+/// of the SST indexes and filters is outside the block cache), the block cache.
+pub fn memory(db: &DB) -> Vec<(&'static str, u64)> {
+    let mut parts = match rocksdb::perf::get_memory_usage_stats(Some(&[db]), None) {
+        Ok(m) => vec![
+            ("rocksdb_memtables", m.mem_table_total),
+            ("rocksdb_table_readers", m.mem_table_readers_total),
+        ],
+        Err(e) => {
+            tracing::warn!("reading RocksDB's memory usage: {e}");
+            Vec::new()
+        }
+    };
+    // One cache serves every column family (the stats above count only caches passed in).
+    let cf = db.cf_handle(CF_SM).expect("sm column family");
+    if let Ok(Some(bytes)) = db.property_int_value_cf(cf, "rocksdb.block-cache-usage") {
+        parts.push(("rocksdb_block_cache", bytes));
+    }
+    parts
+}
+
 /// Free bytes on the file system holding `path` (for an unprivileged writer).
 pub fn free_bytes(path: &Path) -> Option<u64> {
     let s = rustix::fs::statvfs(path).ok()?;

@@ -87,10 +87,10 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
         "{table}"
     );
     // Per node: a timer per shard, outcomes, refill, retention, bulk jobs, the balancer,
-    // the clock probe, the storage watch, the node registry.
+    // the clock probe, the storage watch, the heap trim, the node registry.
     assert_eq!(
         workers.lines().count(),
-        1 + 3 * (SHARDS as usize + 8),
+        1 + 3 * (SHARDS as usize + 9),
         "{table}"
     );
     // Every node trusts its clock and shows both peers' offsets.
@@ -104,6 +104,7 @@ async fn status_shows_every_group_replicated_with_leaders_spread() {
         "leader-balancer",
         "clock-probe",
         "storage-watch",
+        "heap-trim",
         "node-registry",
     ] {
         assert!(workers.contains(name), "worker {name} not listed:\n{table}");
