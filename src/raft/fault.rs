@@ -1,7 +1,8 @@
 //! Fault injection for tests of the snapshot path, off unless the environment asks:
 //! `GOSCHED_FAULT_SNAPSHOT_RECEIVE=cut,flip` damages the first received snapshot streams in
 //! turn (`cut`: the stream ends cleanly halfway, as when a sender's read fails; `flip`: one
-//! byte in the middle is inverted, as by a bad link or disk), then none.
+//! byte in the middle is inverted, as by a bad link or disk; `twice`: the stream, whole, is
+//! delivered a second time once installed, as a sender's retry), then none.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -13,6 +14,7 @@ const VAR: &str = "GOSCHED_FAULT_SNAPSHOT_RECEIVE";
 pub enum StreamFault {
     Cut,
     Flip,
+    Twice,
 }
 
 fn planned() -> &'static [StreamFault] {
@@ -24,6 +26,7 @@ fn planned() -> &'static [StreamFault] {
             .filter_map(|f| match f.trim() {
                 "cut" => Some(StreamFault::Cut),
                 "flip" => Some(StreamFault::Flip),
+                "twice" => Some(StreamFault::Twice),
                 _ => None,
             })
             .collect()

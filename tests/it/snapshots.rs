@@ -169,8 +169,12 @@ async fn a_node_refuses_cut_and_corrupted_streams_and_catches_up_on_the_retry() 
     ids.extend(cluster.create_batch(1, &items(300)).await);
     let purged = cluster.snapshot_until_purged(&[1, 2], shard).await;
 
-    // The first two snapshot streams node 3 receives are damaged: one cut, one flipped.
-    cluster.start_with_env(lagging, &[("GOSCHED_FAULT_SNAPSHOT_RECEIVE", "cut,flip")]);
+    // The first two snapshot streams node 3 receives are damaged: one cut, one flipped;
+    // the third, whole, is delivered again once installed (a sender's retry).
+    cluster.start_with_env(
+        lagging,
+        &[("GOSCHED_FAULT_SNAPSHOT_RECEIVE", "cut,flip,twice")],
+    );
     cluster.wait_healthy(lagging, Duration::from_secs(60)).await;
     cluster
         .eventually(
@@ -197,6 +201,10 @@ async fn a_node_refuses_cut_and_corrupted_streams_and_catches_up_on_the_retry() 
     assert!(
         logs.contains("refused a received snapshot"),
         "no corrupted snapshot refused\n{logs}"
+    );
+    assert!(
+        logs.contains("(Twice)"),
+        "no stream delivered twice\n{logs}"
     );
     assert!(
         !logs.contains("Fatal") && !logs.contains("panicked"),
