@@ -75,3 +75,4 @@ printf 'node 3: a voter of every group in %.1f s, healthy in %.1f s, every shard
     "$(took "$end")" "$(took "$healthy")" "$(took "$applied")"
 "$CTL" --addr 127.0.0.1:9093 status | awk 'NR == 1 || ($1 == 3 && $2 ~ /^(meta|shard-)/)' 
 echo "after: $(nodes_line)"
+echo "left in node 3's snapshots/incoming: $(du -sm "$DATA/node3/snapshots/incoming" 2>/dev/null | cut -f1) MB"

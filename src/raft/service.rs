@@ -405,7 +405,7 @@ async fn install<L: LogTypes>(
         let installed = raft.install_full_snapshot(vote, snapshot).await;
         // An installed file was moved into the group's dir. One still here was not used:
         // the install failed, or openraft skipped a snapshot no newer than the group's (a
-        // sender's retry of one already installed: 19 files of 400–600 MB were left so
+        // sender's retry of one already installed: 21 files of 400–630 MB were left so
         // on a node catching up on 10 million schedules).
         let _ = tokio::fs::remove_file(&path).await;
         installed
