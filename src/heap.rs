@@ -17,21 +17,25 @@ pub const PERIOD: Duration = Duration::from_secs(10);
 /// Free heap bytes kept for reuse without trimming.
 const KEEP_FREE: u64 = 64 << 20;
 
-/// The C heap, bytes: handed out (`c_heap_in_use`) and free (`c_heap_free`: kept for reuse
-/// or already handed back, which glibc's counters do not tell apart).
+/// The C heap, bytes: handed out, and free (kept for reuse or already handed back, which
+/// glibc's counters do not tell apart).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn usage() -> Vec<(&'static str, u64)> {
+fn counters() -> Option<(u64, u64)> {
     // SAFETY: mallinfo2 only reads the allocator's counters.
     let m = unsafe { libc::mallinfo2() };
-    vec![
-        ("c_heap_in_use", (m.uordblks + m.hblkhd) as u64),
-        ("c_heap_free", m.fordblks as u64),
-    ]
+    Some(((m.uordblks + m.hblkhd) as u64, m.fordblks as u64))
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn counters() -> Option<(u64, u64)> {
+    None
+}
+
+/// The C heap for `/metrics`: `c_heap_in_use` and `c_heap_free`, bytes.
 pub fn usage() -> Vec<(&'static str, u64)> {
-    Vec::new()
+    counters().map_or_else(Vec::new, |(in_use, free)| {
+        vec![("c_heap_in_use", in_use), ("c_heap_free", free)]
+    })
 }
 
 /// Returns the C heap's free memory to the system (every arena's, not only the top).
@@ -44,13 +48,6 @@ fn trim() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
 
-fn free_bytes() -> u64 {
-    usage()
-        .into_iter()
-        .find_map(|(part, bytes)| (part == "c_heap_free").then_some(bytes))
-        .unwrap_or(0)
-}
-
 /// The `heap-trim` worker: trims whenever the free part is larger than [`KEEP_FREE`]
 /// (glibc still counts trimmed pages as free, and pages reused then freed again do not
 /// show as growth, so only a trim tells what it gives back; one finding little to return
@@ -59,7 +56,7 @@ pub struct Trim;
 
 impl Round for Trim {
     async fn round(&mut self) -> anyhow::Result<bool> {
-        let free = free_bytes();
+        let free = counters().map_or(0, |(_, free)| free);
         if free <= KEEP_FREE {
             return Ok(false);
         }

@@ -258,7 +258,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
         // Removed however receiving and checking end: a sender that gives up (its install
         // timeout) drops this call mid-way; each retry then left a whole snapshot behind
         // (7.9 GB of them on a node catching up on 10 million schedules).
-        let file = RemoveOnDrop(Some(path.clone()));
+        let file = RemoveOnDrop(path.clone());
         let fault = fault::next_stream();
         let result = receive(&path, first.data, first.total_bytes, &mut stream, fault).await;
         let installed = match result {
@@ -266,7 +266,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
                 // A retransmission that arrives once the group has the snapshot.
                 let again = self.incoming_dir.join(format!("{}-again", g.id.0));
                 tokio::fs::copy(&path, &again).await?;
-                let again = RemoveOnDrop(Some(again));
+                let again = RemoveOnDrop(again);
                 let installed = install(g, vote, file).await;
                 install(g, vote, again).await.and(installed)
             }
@@ -304,25 +304,18 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
     }
 }
 
-/// A file removed when this is dropped (if it is still there), unless kept.
-struct RemoveOnDrop(Option<std::path::PathBuf>);
+/// A file removed when this is dropped (if it is still there).
+struct RemoveOnDrop(std::path::PathBuf);
 
 impl RemoveOnDrop {
     fn path(&self) -> &std::path::Path {
-        self.0.as_deref().expect("not kept yet")
-    }
-
-    /// The file stays: someone else owns it now.
-    fn keep(mut self) -> std::path::PathBuf {
-        self.0.take().expect("kept once")
+        &self.0
     }
 }
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        if let Some(path) = &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -391,23 +384,22 @@ async fn install<L: LogTypes>(
         tracing::warn!(group = %g.id, "refused a received snapshot: {e}");
         Status::invalid_argument(format!("bad snapshot: {e}"))
     })?;
-    // openraft's from here, even if this call is dropped: its state machine moves the file
-    // into the group's snapshot dir (removing it then failed the install and restarted the
-    // node). What a failed install leaves behind is cleared at the next start.
-    let path = file.keep();
     let snapshot = openraft::alias::SnapshotOf::<TypeConfig<L>, SnapshotFile> {
         meta,
-        snapshot: SnapshotFile { path: path.clone() },
+        snapshot: SnapshotFile {
+            path: file.path().to_path_buf(),
+        },
     };
-    // On its own task, so the file is cleared even if this call is dropped meanwhile.
+    // The file goes with the install onto its own task: a call dropped meanwhile must not
+    // remove what openraft's state machine is moving into the group's snapshot dir (that
+    // failed the install and restarted the node). Once the install ends, a file still here
+    // was not used — the install failed, or openraft skipped a snapshot no newer than the
+    // group's (a sender's retry of one already installed: 21 files of 400–630 MB were left
+    // so on a node catching up on 10 million schedules) — and goes with `file`.
     let raft = g.raft.clone();
     let installing = tokio::spawn(async move {
         let installed = raft.install_full_snapshot(vote, snapshot).await;
-        // An installed file was moved into the group's dir. One still here was not used:
-        // the install failed, or openraft skipped a snapshot no newer than the group's (a
-        // sender's retry of one already installed: 21 files of 400–630 MB were left so
-        // on a node catching up on 10 million schedules).
-        let _ = tokio::fs::remove_file(&path).await;
+        drop(file);
         installed
     });
     installing
