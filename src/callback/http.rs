@@ -1,17 +1,14 @@
 //! One HTTP call of a run: the schedule's method, url, headers and payload, plus the
 //! headers that let a receiver recognise the run and drop repeats.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{redirect, Method};
 
-use standardwebhooks::{
-    Webhook, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP,
-};
-
 use super::guard::{Guard, GuardedResolver, Refused};
+use super::signature;
 use crate::meta::app::Signing;
 
 use crate::schedule::headers::{
@@ -139,6 +136,32 @@ async fn within<T>(
     answer.map_err(Failed::Http)
 }
 
+/// The names of the headers every call carries, checked once (not at each call).
+struct Names {
+    schedule_id: HeaderName,
+    idempotency_key: HeaderName,
+    attempt: HeaderName,
+    schedule_time: HeaderName,
+    parent_schedule_id: HeaderName,
+    webhook_id: HeaderName,
+    webhook_timestamp: HeaderName,
+    webhook_signature: HeaderName,
+}
+
+static NAMES: LazyLock<Names> = LazyLock::new(|| {
+    let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).expect("a valid header name");
+    Names {
+        schedule_id: name(SCHEDULE_ID),
+        idempotency_key: name(IDEMPOTENCY_KEY),
+        attempt: name(ATTEMPT),
+        schedule_time: name(SCHEDULE_TIME),
+        parent_schedule_id: name(PARENT_SCHEDULE_ID),
+        webhook_id: name(signature::HEADER_ID),
+        webhook_timestamp: name(signature::HEADER_TIMESTAMP),
+        webhook_signature: name(signature::HEADER_SIGNATURE),
+    }
+});
+
 async fn send(
     to: Target<'_>,
     run: &Schedule,
@@ -146,6 +169,7 @@ async fn send(
     attempt: u32,
 ) -> reqwest::Result<reqwest::StatusCode> {
     let cb = &run.callback;
+    let names = &*NAMES;
     let method = Method::from_bytes(cb.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = to.client.request(method, url);
     for (name, value) in &cb.headers {
@@ -156,27 +180,32 @@ async fn send(
         .keys()
         .any(|k| k.eq_ignore_ascii_case("content-type"))
     {
-        req = req.header(CONTENT_TYPE, "application/json");
+        req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     let id = run.id.to_string();
+    let id_value = HeaderValue::from_str(&id).expect("a uuid is a valid header value");
     req = req
-        .header(SCHEDULE_ID, &id)
-        .header(IDEMPOTENCY_KEY, &id)
-        .header(ATTEMPT, attempt)
-        .header(SCHEDULE_TIME, run.schedule_time);
+        .header(names.schedule_id.clone(), id_value.clone())
+        .header(names.idempotency_key.clone(), id_value.clone())
+        .header(names.attempt.clone(), HeaderValue::from(attempt))
+        .header(
+            names.schedule_time.clone(),
+            HeaderValue::from(run.schedule_time),
+        );
     if let Some(parent) = run.parent {
-        req = req.header(PARENT_SCHEDULE_ID, parent.to_string());
+        req = req.header(names.parent_schedule_id.clone(), parent.to_string());
     }
     if let Some(signing) = to.signing {
         let now = now_ms();
         let timestamp = (now / 1000) as i64;
+        let signatures = signature::header(signing, now, &id, timestamp, run.payload.as_bytes());
         req = req
-            .header(HEADER_WEBHOOK_ID, &id)
-            .header(HEADER_WEBHOOK_TIMESTAMP, timestamp)
+            .header(names.webhook_id.clone(), id_value)
             .header(
-                HEADER_WEBHOOK_SIGNATURE,
-                signatures(signing, now, &id, timestamp, &run.payload),
-            );
+                names.webhook_timestamp.clone(),
+                HeaderValue::from(timestamp),
+            )
+            .header(names.webhook_signature.clone(), signatures);
     }
     let mut resp = req.body(run.payload.clone()).send().await?;
     let status = resp.status();
@@ -190,19 +219,6 @@ async fn send(
         }
     }
     Ok(status)
-}
-
-/// The Standard Webhooks signature header: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`
-/// with each secret valid at `now_ms`, space-separated (both during a rotation's overlap).
-fn signatures(signing: &Signing, now_ms: u64, id: &str, timestamp: i64, body: &str) -> String {
-    signing
-        .secrets_at(now_ms)
-        .filter_map(|secret| {
-            let webhook = Webhook::new(secret).ok()?;
-            webhook.sign(id, timestamp, body.as_bytes()).ok()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A transport error, coarsely: the guard's refusal as it said, otherwise only what kind of

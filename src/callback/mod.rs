@@ -6,6 +6,7 @@ pub mod guard;
 pub mod http;
 pub mod outcomes;
 pub mod policy;
+pub mod signature;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,84 @@
+//! Standard Webhooks signatures of a call: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`
+//! under each secret valid when it is sent. HMAC by aws-lc (SHA extensions where the CPU
+//! has them): signing was 5 % of a node's CPU in a burst of callbacks with the portable
+//! implementation of the `standardwebhooks` crate, which the tests check this against.
+
+use aws_lc_rs::hmac;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use crate::meta::app::Signing;
+
+pub const HEADER_ID: &str = "webhook-id";
+pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
+pub const HEADER_SIGNATURE: &str = "webhook-signature";
+
+/// The signature header for a call sent at `now_ms`: one `v1,…` per secret valid then
+/// (both during a rotation's overlap), space-separated. A secret that is not a
+/// `whsec_<base64>` signs nothing.
+pub fn header(signing: &Signing, now_ms: u64, id: &str, timestamp: i64, body: &[u8]) -> String {
+    signing
+        .secrets_at(now_ms)
+        .filter_map(|secret| sign(secret, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One `v1,…` signature under `secret`.
+fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let raw = BASE64
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &raw);
+    let mut ctx = hmac::Context::with_key(&key);
+    for part in [
+        id.as_bytes(),
+        b".",
+        timestamp.to_string().as_bytes(),
+        b".",
+        body,
+    ] {
+        ctx.update(part);
+    }
+    Some(format!("v1,{}", BASE64.encode(ctx.sign().as_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use standardwebhooks::Webhook;
+
+    fn signing(secret: &str, previous: Option<&str>) -> Signing {
+        Signing {
+            secret: secret.into(),
+            previous: previous.map(str::to_string),
+            previous_until_ms: 2_000,
+        }
+    }
+
+    #[test]
+    fn signs_as_the_reference_implementation_does() {
+        let secret = Signing::new_secret();
+        let (id, ts, body) = (
+            "0194c3a0-7d1e-7c2a-9f00-000000000001",
+            1_732_000_000,
+            "{\"a\":1}",
+        );
+        let reference = Webhook::new(&secret)
+            .unwrap()
+            .sign(id, ts, body.as_bytes())
+            .unwrap();
+        let ours = header(&signing(&secret, None), 0, id, ts, body.as_bytes());
+        assert_eq!(ours, reference);
+    }
+
+    #[test]
+    fn a_rotation_signs_with_both_secrets_until_the_overlap_ends() {
+        let (new, old) = (Signing::new_secret(), Signing::new_secret());
+        let s = signing(&new, Some(&old));
+        let during = header(&s, 1_000, "id", 1, b"x");
+        assert_eq!(during.split(' ').count(), 2, "{during}");
+        assert_eq!(header(&s, 2_000, "id", 1, b"x").split(' ').count(), 1);
+        assert_eq!(header(&signing("whsec_!!", None), 0, "id", 1, b"x"), "");
+    }
+}
