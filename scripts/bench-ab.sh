@@ -5,12 +5,15 @@
 #   scripts/bench-ab.sh DIR_A DIR_B     (each holding a `goscheduler` binary)
 #   ONLY=burst scripts/bench-ab.sh ...  runs only the bench of that name (creates, batch,
 #                                       lateness, burst)
+#   ROUNDS=7 ...                        rounds of the lateness and burst benches (3)
+#   CTL=/path/to/goschedctl ...         another build's bench tool (its receiver)
 # A directory written DIR:plain runs that build with plaintext between the nodes
 # (cluster-config/ with `[tls] insecure = true` instead of its certificates).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-CTL="$BIN_DIR/goschedctl"
+CTL="${CTL:-$BIN_DIR/goschedctl}"
+ROUNDS="${ROUNDS:-3}"
 # The admin token of cluster-config/ (builds without auth ignore it).
 export GOSCHED_ADMIN_TOKEN="${GOSCHED_ADMIN_TOKEN:-dev-admin-token-change-me}"
 [ -x "$CTL" ] || build_release
@@ -64,9 +67,9 @@ for spec in "$@"; do
     bench batch "batch of 100, 16 in flight" \
         --count 100000 --lead-secs 900 --batch 100 --concurrency 16 --creates-only
     bench lateness "lateness, 1,000 runs due in one second" \
-        --count 1000 --lead-secs 3 --batch 500 --rounds 3
+        --count 1000 --lead-secs 3 --batch 500 --rounds "$ROUNDS"
     bench burst "burst, 10,000 runs due in one second" \
-        --count 10000 --lead-secs 5 --batch 1000 --concurrency 8 --rounds 3
+        --count 10000 --lead-secs 5 --batch 1000 --concurrency 8 --rounds "$ROUNDS"
     stop_cluster "$data"
     rm -rf "$data"
 done
