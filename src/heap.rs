@@ -1,8 +1,4 @@
-//! The heaps give back what is freed, at a pace that suits bursts.
-//!
-//! The Rust side (mimalloc) keeps memory freed for a minute before returning it
-//! ([`keep_freed_memory`]): its default of one second handed a burst's memory back between
-//! bursts, and the next one took it again page by page (the kernel zeroing each page).
+//! The C heap gives back what RocksDB freed.
 //!
 //! RocksDB allocates through the C library's malloc (the Rust side uses mimalloc), and
 //! glibc keeps what its threads free in per-thread arenas instead of returning it. After
@@ -33,23 +29,6 @@ fn counters() -> Option<(u64, u64)> {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn counters() -> Option<(u64, u64)> {
     None
-}
-
-/// mimalloc's option number of `purge_delay` (`mi_option_purge_delay` in mimalloc.h, v3;
-/// not exported by libmimalloc-sys).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// How long mimalloc keeps freed memory before returning it, ms: a burst of callbacks due
-/// at a minute's start (the common cron) finds the memory the last one used.
-const RUST_HEAP_PURGE_DELAY_MS: std::ffi::c_long = 60_000;
-
-/// Sets how long the Rust heap keeps freed memory ([`RUST_HEAP_PURGE_DELAY_MS`]) unless
-/// `MIMALLOC_PURGE_DELAY` says otherwise. Call first thing in `main`.
-pub fn keep_freed_memory() {
-    // SAFETY: sets a default that mimalloc reads when it purges; an option given in the
-    // environment is left as it is.
-    unsafe {
-        libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, RUST_HEAP_PURGE_DELAY_MS)
-    };
 }
 
 /// The C heap for `/metrics`: `c_heap_in_use` and `c_heap_free`, bytes.
@@ -89,20 +68,5 @@ impl Round for Trim {
         .await?;
         tracing::debug!("C heap: trimmed with {} MiB free in {took:?}", free >> 20);
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_rust_heap_keeps_freed_memory_a_minute() {
-        super::keep_freed_memory();
-        // SAFETY: reads an option.
-        let delay = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(super::RUST_HEAP_PURGE_DELAY_MS);
-        assert_eq!(delay, expected);
     }
 }

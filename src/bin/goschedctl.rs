@@ -173,7 +173,6 @@ impl Dialer {
 
 #[tokio::main]
 async fn main() {
-    goscheduler::heap::keep_freed_memory();
     let cli = Cli::parse();
     let rest_only = matches!(
         cli.command,

@@ -75,11 +75,11 @@ pub async fn run(
 /// The callbacks of a burst go first: its outcomes' Raft work (applied on all three
 /// replicas) would otherwise compete with them for the cores. Waits while this node has
 /// more than [`BUSY_CALLS`] calls due and unanswered, then half as long again (counted
-/// from the first outcome): the other
-/// nodes call the same second's runs of the shards they lead, and their share may be half
-/// again ours (8 shards led 3/3/2 by 3 nodes) — a profile of a 10,000-run burst showed
-/// the first node's outcomes applied on the other two while they were still calling (40 %
-/// of the last 200 ms of the burst). Never past [`MAX_WAIT`] after the first outcome came.
+/// from the first outcome): the other nodes call the same second's runs of the shards they
+/// lead, and their share may be half again ours (8 shards led 3/3/2 by 3 nodes). A profile
+/// of a 10,000-run burst showed the first node's outcomes applied on the other two while
+/// they were still calling (40 % of the last 200 ms of the burst). Never past
+/// [`MAX_WAIT`] after the first outcome came.
 async fn wait_for_the_burst(calling: &Calling, came: tokio::time::Instant) {
     let mut burst = false;
     while calling.now() > BUSY_CALLS && came.elapsed() < MAX_WAIT {
