@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::routing::any;
 
 use crate::schedule::headers::{
@@ -103,8 +103,11 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 fn owned(h: &HeaderMap) -> HeaderMap {
     h.iter()
         .filter_map(|(name, value)| {
-            let name = HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
-            Some((name, HeaderValue::from_bytes(value.as_bytes()).ok()?))
+            // A received name is already its own copy (hyper copies unknown names).
+            Some((
+                name.clone(),
+                HeaderValue::from_bytes(value.as_bytes()).ok()?,
+            ))
         })
         .collect()
 }

@@ -87,8 +87,8 @@ async fn wait_for_the_burst(calling: &Calling, came: tokio::time::Instant) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if burst {
-        let settle = (came.elapsed() / 2).min(MAX_WAIT.saturating_sub(came.elapsed()));
-        tokio::time::sleep(settle).await;
+        let elapsed = came.elapsed();
+        tokio::time::sleep((elapsed / 2).min(MAX_WAIT.saturating_sub(elapsed))).await;
     }
 }
 

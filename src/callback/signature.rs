@@ -27,7 +27,11 @@ pub fn header(signing: &Signing, now_ms: u64, id: &str, timestamp: i64, body: &[
 /// One `v1,…` signature under `secret`.
 fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
     let raw = BASE64
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .decode(
+            secret
+                .strip_prefix(Signing::SECRET_PREFIX)
+                .unwrap_or(secret),
+        )
         .ok()?;
     let key = hmac::Key::new(hmac::HMAC_SHA256, &raw);
     let mut ctx = hmac::Context::with_key(&key);

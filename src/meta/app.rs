@@ -67,12 +67,16 @@ pub struct Signing {
 }
 
 impl Signing {
-    /// A fresh secret: `whsec_` and 32 random bytes in base64.
+    /// What every secret starts with; the rest is the key in base64.
+    pub const SECRET_PREFIX: &'static str = "whsec_";
+
+    /// A fresh secret: [`Signing::SECRET_PREFIX`] and 32 random bytes in base64.
     pub fn new_secret() -> String {
         use base64::Engine;
         let bytes: [u8; 32] = rand::random();
         format!(
-            "whsec_{}",
+            "{}{}",
+            Self::SECRET_PREFIX,
             base64::engine::general_purpose::STANDARD.encode(bytes)
         )
     }
