@@ -26,6 +26,8 @@ use crate::workers::Workers;
 const OP_RETRY: Duration = Duration::from_secs(15);
 /// How long a leader transfer may take before it is reported as not done.
 const TRANSFER_WAIT: Duration = Duration::from_secs(10);
+/// A transfer not taken by then (and this node still leads) is asked for again.
+const TRANSFER_ASK_AGAIN: Duration = Duration::from_secs(2);
 
 /// A membership change, run on a group's leader.
 enum MembershipOp {
@@ -132,30 +134,44 @@ impl AdminService {
     }
 
     /// Moves `g`'s leadership to `to` from this node, its leader, and waits (bounded).
+    /// openraft's transfer is one message: if `to` cannot take it in time (its log not
+    /// flushed within an election timeout on a loaded box), the group elects again and this
+    /// node may lead on — then it asks again; if a third node won, the router retries there.
     async fn transfer_here(&self, g: &Group, to: NodeId) -> Result<String, GroupError> {
-        if to == self.config.node_id {
+        let me = self.config.node_id;
+        if to == me {
             return Ok(format!("{}: node {to} already leads", g.id));
         }
-        g.raft
-            .trigger()
-            .transfer_leader(to)
-            .await
-            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
         let deadline = Instant::now() + TRANSFER_WAIT;
-        let done = loop {
-            if g.known_leader().is_some_and(|(id, _)| id == to) {
-                break true;
+        let mut asked: Option<Instant> = None;
+        loop {
+            match g.known_leader().map(|(id, _)| id) {
+                Some(id) if id == to => return Ok(format!("{}: leader is now node {to}", g.id)),
+                Some(id) if id == me => {
+                    if asked.is_none_or(|at| at.elapsed() >= TRANSFER_ASK_AGAIN) {
+                        g.raft
+                            .trigger()
+                            .transfer_leader(to)
+                            .await
+                            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+                        asked = Some(Instant::now());
+                    }
+                }
+                Some(other) => {
+                    return Err(GroupError::Unavailable(format!(
+                        "node {other} was elected instead of node {to}"
+                    )))
+                }
+                None => {}
             }
             if Instant::now() > deadline {
-                break false;
+                return Ok(format!(
+                    "{}: transfer to node {to} did not complete in time",
+                    g.id
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        Ok(if done {
-            format!("{}: leader is now node {to}", g.id)
-        } else {
-            format!("{}: transfer to node {to} did not complete in time", g.id)
-        })
+        }
     }
 }
 
