@@ -12,7 +12,8 @@ use super::signature;
 use crate::meta::app::Signing;
 
 use crate::schedule::headers::{
-    ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME,
+    self, ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME, WEBHOOK_ID,
+    WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
 use crate::schedule::run::Attempt;
 use crate::schedule::time::now_ms;
@@ -156,9 +157,9 @@ static NAMES: LazyLock<Names> = LazyLock::new(|| {
         attempt: name(ATTEMPT),
         schedule_time: name(SCHEDULE_TIME),
         parent_schedule_id: name(PARENT_SCHEDULE_ID),
-        webhook_id: name(signature::HEADER_ID),
-        webhook_timestamp: name(signature::HEADER_TIMESTAMP),
-        webhook_signature: name(signature::HEADER_SIGNATURE),
+        webhook_id: name(WEBHOOK_ID),
+        webhook_timestamp: name(WEBHOOK_TIMESTAMP),
+        webhook_signature: name(WEBHOOK_SIGNATURE),
     }
 });
 
@@ -172,7 +173,8 @@ async fn send(
     let names = &*NAMES;
     let method = Method::from_bytes(cb.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = to.client.request(method, url);
-    for (name, value) in &cb.headers {
+    // A schedule stored before a header became reserved may still carry it: ours win.
+    for (name, value) in cb.headers.iter().filter(|(n, _)| !headers::is_reserved(n)) {
         req = req.header(name, value);
     }
     if !cb
@@ -267,9 +269,9 @@ mod tests {
         format!("http://{addr}/cb")
     }
 
-    #[test]
-    fn an_answer_that_came_while_the_node_was_paused_is_not_a_timeout() {
-        let run = Schedule {
+    /// A one-time run calling `url` with the schedule's own `headers`.
+    fn run_calling(url: String, headers: std::collections::BTreeMap<String, String>) -> Schedule {
+        Schedule {
             id: uuid::Uuid::nil(),
             app_id: "a".into(),
             partition: 0,
@@ -280,16 +282,78 @@ mod tests {
             runs_until: None,
             due_at: None,
             callback: crate::schedule::HttpCallback {
-                url: answering_receiver(),
+                url,
                 method: "POST".into(),
-                headers: Default::default(),
+                headers,
             },
             status: crate::schedule::Status::Scheduled,
             error_message: None,
             created_at_ms: 0,
             claim: None,
             attempts: vec![],
+        }
+    }
+
+    /// A receiver that answers one call 200 and hands over the request's head as received.
+    fn recording_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "the call ended before its head");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            tx.send(String::from_utf8_lossy(&head).to_lowercase())
+                .unwrap();
+        });
+        (format!("http://{addr}/cb"), rx)
+    }
+
+    #[tokio::test]
+    async fn a_stored_schedule_with_reserved_headers_cannot_override_the_schedulers() {
+        // Stored before these names were reserved: the call carries ours only.
+        let (url, head) = recording_receiver();
+        let own = [
+            ("Idempotency-Key", "mine"),
+            ("Webhook-Signature", "v1,forged"),
+            ("X-Team", "kept"),
+        ];
+        let run = run_calling(
+            url,
+            own.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        );
+        let guard = Guard::allowing_all();
+        let client = client(Arc::new(Guard::allowing_all()), false);
+        let signing = Signing {
+            secret: Signing::new_secret(),
+            previous: None,
+            previous_until_ms: 0,
         };
+        let to = Target {
+            client: &client,
+            guard: &guard,
+            signing: Some(&signing),
+        };
+        let attempt = call(to, &run, 1, Duration::from_secs(5)).await;
+        assert_eq!(attempt.http_status, Some(200), "{:?}", attempt.error);
+        let head = head.recv().unwrap();
+        assert!(head.contains("x-team: kept\r\n"), "{head}");
+        assert!(!head.contains("mine") && !head.contains("forged"), "{head}");
+        assert_eq!(head.matches("idempotency-key: ").count(), 1, "{head}");
+        assert_eq!(head.matches("webhook-signature: v1,").count(), 1, "{head}");
+    }
+
+    #[test]
+    fn an_answer_that_came_while_the_node_was_paused_is_not_a_timeout() {
+        let run = run_calling(answering_receiver(), Default::default());
         // One thread runs everything, so blocking it freezes the node's side of the call
         // (its connection task too), as SIGSTOP would.
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -9,10 +9,6 @@ use base64::Engine;
 
 use crate::meta::app::Signing;
 
-pub const HEADER_ID: &str = "webhook-id";
-pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
-pub const HEADER_SIGNATURE: &str = "webhook-signature";
-
 /// The signature header for a call sent at `now_ms`: one `v1,…` per secret valid then
 /// (both during a rotation's overlap), space-separated. A secret that is not a
 /// `whsec_<base64>` signs nothing.

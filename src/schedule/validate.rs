@@ -58,7 +58,6 @@ pub fn url(url: &str) -> Option<String> {
 
 /// The callback headers: valid HTTP names and values, and none the firing engine sets itself.
 pub fn headers(headers: &std::collections::BTreeMap<String, String>) -> Vec<String> {
-    use super::headers::RESERVED_HEADERS;
     let mut problems = Vec::new();
     let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
@@ -71,10 +70,7 @@ pub fn headers(headers: &std::collections::BTreeMap<String, String>) -> Vec<Stri
     for (name, value) in headers {
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             problems.push(format!("invalid callback header name {name:?}"));
-        } else if RESERVED_HEADERS
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(name))
-        {
+        } else if super::headers::is_reserved(name) {
             problems.push(format!("callback header {name:?} is set by the scheduler"));
         }
         if reqwest::header::HeaderValue::from_str(value).is_err() {

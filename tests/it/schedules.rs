@@ -194,6 +194,16 @@ async fn one_time_schedules_through_every_node() {
             "callback header \"Idempotency-Key\" is set by the scheduler",
         ),
         (
+            "a webhook signature of its own",
+            wiki_body("revamp", time).replace(
+                r#""Accept":"application/json""#,
+                r#""Webhook-Signature":"v1,forged""#,
+            ),
+            400,
+            400,
+            "callback header \"Webhook-Signature\" is set by the scheduler",
+        ),
+        (
             "no payload",
             wiki_body("revamp", time).replace(r#""payload":"{}","#, ""),
             400,
