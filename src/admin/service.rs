@@ -147,16 +147,17 @@ impl AdminService {
         loop {
             match g.known_leader().map(|(id, _)| id) {
                 Some(id) if id == to => return Ok(format!("{}: leader is now node {to}", g.id)),
-                Some(id) if id == me => {
-                    if asked.is_none_or(|at| at.elapsed() >= TRANSFER_ASK_AGAIN) {
-                        g.raft
-                            .trigger()
-                            .transfer_leader(to)
-                            .await
-                            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
-                        asked = Some(Instant::now());
-                    }
+                Some(id)
+                    if id == me && asked.is_none_or(|at| at.elapsed() >= TRANSFER_ASK_AGAIN) =>
+                {
+                    g.raft
+                        .trigger()
+                        .transfer_leader(to)
+                        .await
+                        .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+                    asked = Some(Instant::now());
                 }
+                Some(id) if id == me => {}
                 Some(other) => {
                     return Err(GroupError::Unavailable(format!(
                         "node {other} was elected instead of node {to}"
