@@ -13,8 +13,9 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::IpNet;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Why a callback address is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +94,7 @@ impl Guard {
     /// Checks a URL before a call: as [`Guard::check_url`], and a host name on a port of
     /// this cluster must not resolve to one of its addresses (names on other ports are
     /// checked by [`GuardedResolver`] when connecting).
-    pub async fn check_call(&self, url: &reqwest::Url) -> Result<(), Refused> {
+    pub async fn check_call(&self, url: &url::Url) -> Result<(), Refused> {
         let target = Target::of_parsed(url)?;
         self.check_literal(&target)?;
         let Target { host, port, ip } = target;
@@ -120,8 +121,8 @@ impl Guard {
 }
 
 /// `url` parsed, or why it cannot be.
-pub fn parse(url: &str) -> Result<reqwest::Url, Refused> {
-    reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid url: {e}")))
+pub fn parse(url: &str) -> Result<url::Url, Refused> {
+    url::Url::parse(url).map_err(|e| Refused(format!("invalid url: {e}")))
 }
 
 /// Where a URL points: its host (an address when written as one) and port.
@@ -137,7 +138,7 @@ impl Target {
         Target::of_parsed(&parse(url)?)
     }
 
-    fn of_parsed(parsed: &reqwest::Url) -> Result<Target, Refused> {
+    fn of_parsed(parsed: &url::Url) -> Result<Target, Refused> {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Refused(format!(
                 "scheme {} is not http or https",
@@ -221,38 +222,58 @@ fn is_host_name(s: &str) -> bool {
 }
 
 /// Resolves callback host names and keeps only addresses the guard allows (all of them for
-/// an allowed host name); a name with none left fails the call, naming why.
+/// an allowed host name); a name with none left fails the call, naming why. (An address
+/// written in the URL is not resolved: [`Guard::check_call`] checked it.)
+#[derive(Clone)]
 pub struct GuardedResolver(pub Arc<Guard>);
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let guard = self.0.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|_| Refused(format!("host {host} does not resolve")))?
-                .collect();
-            if guard.allows_host(&host) {
-                return Ok(Box::new(found.into_iter()) as Addrs);
-            }
-            let mut why = None;
-            let passed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| match guard.check_addr(*a) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        why.get_or_insert(e);
-                        false
-                    }
-                })
-                .collect();
-            if passed.is_empty() {
-                let why = why.map_or_else(|| "no address".to_string(), |e| e.0);
-                return Err(Refused(format!("host {host} resolves to {why}")).into());
-            }
-            Ok(Box::new(passed.into_iter()) as Addrs)
-        })
+impl GuardedResolver {
+    /// The addresses of `host` the guard lets a call connect to.
+    pub async fn resolve(self, host: String) -> Result<Vec<SocketAddr>, Refused> {
+        let guard = self.0;
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            .await
+            .map_err(|_| Refused(format!("host {host} does not resolve")))?
+            .collect();
+        if guard.allows_host(&host) {
+            return Ok(found);
+        }
+        let mut why = None;
+        let passed: Vec<SocketAddr> = found
+            .into_iter()
+            .filter(|a| match guard.check_addr(*a) {
+                Ok(()) => true,
+                Err(e) => {
+                    why.get_or_insert(e);
+                    false
+                }
+            })
+            .collect();
+        if passed.is_empty() {
+            let why = why.map_or_else(|| "no address".to_string(), |e| e.0);
+            return Err(Refused(format!("host {host} resolves to {why}")));
+        }
+        Ok(passed)
+    }
+}
+
+/// The resolver of the callback client's connector.
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = Refused;
+    type Future = BoxFuture<'static, Result<Self::Response, Refused>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Refused>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let resolver = self.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move { resolver.resolve(host).await.map(Vec::into_iter) })
     }
 }
 
@@ -320,10 +341,10 @@ mod tests {
     #[tokio::test]
     async fn a_name_resolving_inside_the_network_is_refused_when_called() {
         let resolver = GuardedResolver(Arc::new(guard(&[])));
-        let refused = resolver.resolve("localhost".parse().unwrap()).await;
-        let e = refused.err().expect("localhost refused");
+        let refused = resolver.resolve("localhost".into()).await;
+        let e = refused.expect_err("localhost refused");
         assert!(e.to_string().contains("loopback"), "{e}");
         let allowed = GuardedResolver(Arc::new(guard(&["localhost"])));
-        assert!(allowed.resolve("localhost".parse().unwrap()).await.is_ok());
+        assert!(allowed.resolve("localhost".into()).await.is_ok());
     }
 }

@@ -1,13 +1,19 @@
 //! One HTTP call of a run: the schedule's method, url, headers and payload, plus the
 //! headers that let a receiver recognise the run and drop repeats.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use reqwest::{redirect, Method};
+use bytes::Bytes;
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
+    COOKIE, LOCATION, PROXY_AUTHORIZATION, USER_AGENT,
+};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
 
-use super::guard::{Guard, GuardedResolver, Refused};
+use super::client::Client;
+use super::guard::{Guard, Refused};
 use super::signature;
 use crate::meta::app::Signing;
 
@@ -31,51 +37,21 @@ const AFTER_PAUSE: Duration = Duration::from_millis(500);
 /// process resumed just after a call's timeout (less than [`PAUSED`] late) wakes the timer
 /// and the connection that holds the answer at once, and the timer may be served first.
 const GRACE: Duration = Duration::from_millis(50);
+/// Most redirects followed when `callbacks.follow_redirects` is on.
+const MAX_REDIRECTS: usize = 5;
+const USER_AGENT_VALUE: &str = concat!("goscheduler/", env!("CARGO_PKG_VERSION"));
 
 /// Why a call got no answer.
 enum Failed {
-    Http(reqwest::Error),
+    Http(hyper_util::client::legacy::Error),
     TimedOut,
     Refused(Refused),
-}
-
-/// Most redirects followed when `callbacks.follow_redirects` is on.
-const MAX_REDIRECTS: usize = 5;
-
-/// The client all callbacks of a node share (pooled connections, rustls): host names are
-/// resolved through the guard, and redirects are not followed unless `follow_redirects`
-/// (then each target is checked by the guard too).
-pub fn client(guard: Arc<Guard>, follow_redirects: bool) -> reqwest::Client {
-    let redirects = if follow_redirects {
-        let guard = guard.clone();
-        redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
-            }
-            match guard.check_url(attempt.url().as_str()) {
-                Ok(()) => attempt.follow(),
-                Err(refused) => attempt.error(refused),
-            }
-        })
-    } else {
-        redirect::Policy::none()
-    };
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .user_agent(concat!("goscheduler/", env!("CARGO_PKG_VERSION")))
-        .dns_resolver(Arc::new(GuardedResolver(guard)))
-        // A proxy from the environment would resolve and connect in the guard's stead.
-        .no_proxy()
-        .redirect(redirects)
-        .build()
-        .expect("callback HTTP client")
 }
 
 /// How a node calls back: its shared client, its guard, and the app's signing secrets.
 #[derive(Clone, Copy)]
 pub struct Target<'a> {
-    pub client: &'a reqwest::Client,
+    pub client: &'a Client,
     pub guard: &'a Guard,
     pub signing: Option<&'a Signing>,
 }
@@ -110,18 +86,18 @@ pub async fn call(to: Target<'_>, run: &Schedule, attempt: u32, timeout: Duratio
     }
 }
 
-/// Runs `call` for at most `timeout` of this process's running time. reqwest's own timeout
-/// is not used: it checks its clock before the answer, so after a pause longer than the
+/// Runs `call` for at most `timeout` of this process's running time. Not a plain timeout
+/// (as reqwest's was): that checks its clock before the answer, so after a pause longer than the
 /// timeout it reports a timeout even for an answer that arrived meanwhile, and the run is
 /// sent again. Here the answer wins whenever it is there: a call that timed out is given
 /// [`GRACE`] (after a pause, [`AFTER_PAUSE`]) for an answer already on its way.
 async fn within<T>(
     timeout: Duration,
-    call: impl std::future::Future<Output = reqwest::Result<T>>,
+    call: impl std::future::Future<Output = Result<T, Failed>>,
 ) -> Result<T, Failed> {
     let started = Instant::now();
     tokio::pin!(call);
-    let answer = match tokio::time::timeout(timeout, &mut call).await {
+    match tokio::time::timeout(timeout, &mut call).await {
         Ok(answer) => answer,
         Err(_) => {
             let grace = if started.elapsed() > timeout + PAUSED {
@@ -133,8 +109,7 @@ async fn within<T>(
                 .await
                 .map_err(|_| Failed::TimedOut)?
         }
-    };
-    answer.map_err(Failed::Http)
+    }
 }
 
 /// The names of the headers every call carries, checked once (not at each call).
@@ -163,70 +138,137 @@ static NAMES: LazyLock<Names> = LazyLock::new(|| {
     }
 });
 
-async fn send(
-    to: Target<'_>,
-    run: &Schedule,
-    url: reqwest::Url,
-    attempt: u32,
-) -> reqwest::Result<reqwest::StatusCode> {
-    let cb = &run.callback;
+/// The request's headers: the schedule's own (but none the scheduler sets: a schedule
+/// stored before a header became reserved may still carry it), then the run's.
+fn request_headers(to: Target<'_>, run: &Schedule, attempt: u32) -> HeaderMap {
     let names = &*NAMES;
-    let method = Method::from_bytes(cb.method.as_bytes()).unwrap_or(Method::POST);
-    let mut req = to.client.request(method, url);
-    // A schedule stored before a header became reserved may still carry it: ours win.
-    for (name, value) in cb.headers.iter().filter(|(n, _)| !headers::is_reserved(n)) {
-        req = req.header(name, value);
+    let own = &run.callback.headers;
+    let mut map = HeaderMap::with_capacity(own.len() + 10);
+    for (name, value) in own.iter().filter(|(n, _)| !headers::is_reserved(n)) {
+        // Checked at create; one that is not valid HTTP is left out, not sent broken.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            map.append(name, value);
+        }
     }
-    if !cb
-        .headers
-        .keys()
-        .any(|k| k.eq_ignore_ascii_case("content-type"))
-    {
-        req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, default) in [
+        (CONTENT_TYPE, "application/json"),
+        (ACCEPT, "*/*"),
+        (USER_AGENT, USER_AGENT_VALUE),
+    ] {
+        map.entry(name)
+            .or_insert_with(|| HeaderValue::from_static(default));
     }
     let id = run.id.to_string();
     let id_value = HeaderValue::from_str(&id).expect("a uuid is a valid header value");
-    req = req
-        .header(names.schedule_id.clone(), id_value.clone())
-        .header(names.idempotency_key.clone(), id_value.clone())
-        .header(names.attempt.clone(), HeaderValue::from(attempt))
-        .header(
-            names.schedule_time.clone(),
-            HeaderValue::from(run.schedule_time),
-        );
+    map.insert(names.schedule_id.clone(), id_value.clone());
+    map.insert(names.idempotency_key.clone(), id_value.clone());
+    map.insert(names.attempt.clone(), HeaderValue::from(attempt));
+    map.insert(
+        names.schedule_time.clone(),
+        HeaderValue::from(run.schedule_time),
+    );
     if let Some(parent) = run.parent {
-        req = req.header(names.parent_schedule_id.clone(), parent.to_string());
+        let parent = HeaderValue::from_str(&parent.to_string()).expect("a uuid is a valid value");
+        map.insert(names.parent_schedule_id.clone(), parent);
     }
     if let Some(signing) = to.signing {
         let now = now_ms();
         let timestamp = (now / 1000) as i64;
         let signatures = signature::header(signing, now, &id, timestamp, run.payload.as_bytes());
-        req = req
-            .header(names.webhook_id.clone(), id_value)
-            .header(
-                names.webhook_timestamp.clone(),
-                HeaderValue::from(timestamp),
-            )
-            .header(names.webhook_signature.clone(), signatures);
+        if let Ok(signatures) = HeaderValue::from_str(&signatures) {
+            map.insert(names.webhook_signature.clone(), signatures);
+        }
+        map.insert(names.webhook_id.clone(), id_value);
+        map.insert(
+            names.webhook_timestamp.clone(),
+            HeaderValue::from(timestamp),
+        );
     }
-    let mut resp = req.body(run.payload.clone()).send().await?;
-    let status = resp.status();
-    // Read a small answer so the connection goes back to the pool; a larger one is left
-    // unread (its connection is dropped) rather than held in memory.
+    map
+}
+
+async fn send(
+    to: Target<'_>,
+    run: &Schedule,
+    mut url: url::Url,
+    attempt: u32,
+) -> Result<StatusCode, Failed> {
+    let mut method = Method::from_bytes(run.callback.method.as_bytes()).unwrap_or(Method::POST);
+    let mut headers = request_headers(to, run, attempt);
+    let mut body = Bytes::from(run.payload.clone());
+    for redirects in 0.. {
+        let uri = http::Uri::try_from(url.as_str())
+            .map_err(|e| Failed::Refused(Refused(format!("invalid url: {e}"))))?;
+        // Kept for a redirect only when redirects are followed.
+        let again = to
+            .client
+            .follow_redirects
+            .then(|| (headers.clone(), body.clone()));
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let resp = to.client.hyper.request(req).await.map_err(Failed::Http)?;
+        let status = resp.status();
+        let next = again.and_then(|kept| {
+            let location = resp.headers().get(LOCATION)?.to_str().ok()?;
+            let next = url.join(location).ok()?;
+            matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308).then_some((next, kept))
+        });
+        read_answer(resp.into_body()).await;
+        let Some((next, (kept_headers, kept_body))) = next else {
+            return Ok(status);
+        };
+        if redirects >= MAX_REDIRECTS {
+            return Err(Failed::Refused(Refused(format!(
+                "more than {MAX_REDIRECTS} redirects"
+            ))));
+        }
+        to.guard.check_call(&next).await.map_err(Failed::Refused)?;
+        (headers, body) = (kept_headers, kept_body);
+        // As browsers do: a 303 (and a 301 or 302 after a POST) is followed by a GET
+        // without the body.
+        let to_get = match status.as_u16() {
+            303 => method != Method::HEAD,
+            301 | 302 => method == Method::POST,
+            _ => false,
+        };
+        if to_get {
+            method = Method::GET;
+            body = Bytes::new();
+            headers.remove(CONTENT_TYPE);
+            headers.remove(CONTENT_LENGTH);
+        }
+        // Credentials meant for one origin are not handed to another.
+        if next.origin() != url.origin() {
+            for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION] {
+                headers.remove(name);
+            }
+        }
+        url = next;
+    }
+    unreachable!("the loop returns")
+}
+
+/// Reads a small answer so the connection goes back to the pool; a larger one is left
+/// unread (its connection is dropped) rather than held in memory.
+async fn read_answer(mut body: hyper::body::Incoming) {
     let mut read = 0;
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        read += chunk.len();
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, Bytes::len);
         if read > MAX_ANSWER_READ {
             break;
         }
     }
-    Ok(status)
 }
 
 /// A transport error, coarsely: the guard's refusal as it said, otherwise only what kind of
 /// failure it was — never the OS's error chain, which would tell a caller what lives at an
 /// address (a port scanner's answer).
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(refused) = s.downcast_ref::<Refused>() {
@@ -234,14 +276,8 @@ fn describe(e: &reqwest::Error) -> String {
         }
         source = s.source();
     }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
+    let what = if e.is_connect() {
         "could not connect"
-    } else if e.is_redirect() {
-        "redirect refused"
-    } else if e.is_body() || e.is_decode() {
-        "the answer could not be read"
     } else {
         "the request failed"
     };
@@ -252,6 +288,7 @@ fn describe(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::sync::Arc;
 
     /// A receiver on its own thread that answers 200 after 200 ms, whatever this process does.
     fn answering_receiver() -> String {
@@ -294,25 +331,125 @@ mod tests {
         }
     }
 
-    /// A receiver that answers one call 200 and hands over the request's head as received.
-    fn recording_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+    /// A receiver that answers calls with `answers` in order (each on its own connection)
+    /// and hands over each request's head and body as received.
+    fn scripted_receiver(answers: Vec<String>) -> (String, std::sync::mpsc::Receiver<String>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                assert!(n > 0, "the call ended before its head");
-                head.extend_from_slice(&buf[..n]);
+            for answer in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).unwrap();
+                    assert!(n > 0, "the call ended before its head");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let text = String::from_utf8_lossy(&got).to_lowercase();
+                let length = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                let head = text.find("\r\n\r\n").unwrap() + 4;
+                while got.len() < head + length {
+                    let n = conn.read(&mut buf).unwrap();
+                    assert!(n > 0, "the call ended before its body");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let _ = conn.write_all(answer.as_bytes());
+                // The test may not look at every head.
+                let _ = tx.send(String::from_utf8_lossy(&got).to_lowercase());
             }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-            tx.send(String::from_utf8_lossy(&head).to_lowercase())
-                .unwrap();
         });
         (format!("http://{addr}/cb"), rx)
+    }
+
+    /// An answer with `status` and the extra header lines `more`, closing its connection.
+    fn answer(status: &str, more: &str) -> String {
+        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n{more}\r\n")
+    }
+
+    /// A receiver that answers one call 200 and hands over the request's head as received.
+    fn recording_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+        scripted_receiver(vec![answer("200 OK", "")])
+    }
+
+    /// Calls `run` once through a client that follows redirects or not, unsigned.
+    async fn call_once(run: &Schedule, follow_redirects: bool) -> Attempt {
+        let guard = Guard::allowing_all();
+        let client = Client::new(Arc::new(Guard::allowing_all()), follow_redirects);
+        let to = Target {
+            client: &client,
+            guard: &guard,
+            signing: None,
+        };
+        call(to, run, 1, Duration::from_secs(5)).await
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_only_when_configured_as_a_browser_would() {
+        let post = |url: String| {
+            let mut run = run_calling(url, [("Authorization".into(), "Bearer s".into())].into());
+            run.payload = r#"{"k":1}"#.into();
+            run
+        };
+        // Off: the 307 is the answer (not a success).
+        let (url, heads) =
+            scripted_receiver(vec![answer("307 Temporary Redirect", "location: /b\r\n")]);
+        let attempt = call_once(&post(url), false).await;
+        assert_eq!(attempt.http_status, Some(307));
+        assert_eq!(heads.iter().count(), 1);
+
+        // On: a 307 keeps the method and body, a 303 then turns it into a GET without one;
+        // same origin, so the credentials stay.
+        let (url, heads) = scripted_receiver(vec![
+            answer("307 Temporary Redirect", "location: /b\r\n"),
+            answer("303 See Other", "location: /c\r\n"),
+            answer("200 OK", ""),
+        ]);
+        let attempt = call_once(&post(url), true).await;
+        assert_eq!(attempt.http_status, Some(200), "{:?}", attempt.error);
+        let seen: Vec<String> = heads.iter().collect();
+        assert!(
+            seen[0].starts_with("post /cb ") && seen[0].ends_with(r#"{"k":1}"#),
+            "{seen:?}"
+        );
+        assert!(
+            seen[1].starts_with("post /b ") && seen[1].ends_with(r#"{"k":1}"#),
+            "{seen:?}"
+        );
+        assert!(
+            seen[2].starts_with("get /c ") && seen[2].ends_with("\r\n\r\n"),
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter().all(|h| h.contains("authorization: bearer s")),
+            "{seen:?}"
+        );
+
+        // To another origin: the credentials are not handed over.
+        let (other, other_heads) = scripted_receiver(vec![answer("200 OK", "")]);
+        let (url, _) =
+            scripted_receiver(vec![answer("302 Found", &format!("location: {other}\r\n"))]);
+        let attempt = call_once(&post(url), true).await;
+        assert_eq!(attempt.http_status, Some(200), "{:?}", attempt.error);
+        let moved = other_heads.recv().unwrap();
+        assert!(
+            moved.starts_with("get /cb ") && !moved.contains("authorization"),
+            "{moved}"
+        );
+
+        // A chain longer than five ends the call, naming why.
+        let (url, _) = scripted_receiver(vec![
+            answer("307 Temporary Redirect", "location: /a\r\n");
+            6
+        ]);
+        let attempt = call_once(&post(url), true).await;
+        assert_eq!(attempt.http_status, None);
+        let why = attempt.error.unwrap();
+        assert!(why.contains("more than 5 redirects"), "{why}");
     }
 
     #[tokio::test]
@@ -331,7 +468,7 @@ mod tests {
                 .collect(),
         );
         let guard = Guard::allowing_all();
-        let client = client(Arc::new(Guard::allowing_all()), false);
+        let client = Client::new(Arc::new(Guard::allowing_all()), false);
         let signing = Signing {
             secret: Signing::new_secret(),
             previous: None,
@@ -362,7 +499,7 @@ mod tests {
             .unwrap();
         let attempt = rt.block_on(async {
             let guard = Arc::new(Guard::allowing_all());
-            let client = client(guard.clone(), false);
+            let client = Client::new(guard.clone(), false);
             let call = tokio::spawn(async move {
                 let to = Target {
                     client: &client,

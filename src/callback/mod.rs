@@ -2,6 +2,7 @@
 //! retries, within a node-wide bound on calls in flight and a per-app share of it (one
 //! slow endpoint cannot starve the other apps); outcomes go to [`outcomes`] to be committed.
 
+pub mod client;
 pub mod guard;
 pub mod http;
 pub mod outcomes;
@@ -103,7 +104,7 @@ pub trait Recheck: Send + Sync + 'static {
 }
 
 pub struct Dispatcher {
-    client: reqwest::Client,
+    client: client::Client,
     /// Where callbacks may go (checked before each call and at every connect).
     guard: Arc<guard::Guard>,
     recheck: Arc<dyn Recheck>,
@@ -124,7 +125,7 @@ impl Dispatcher {
         recheck: Arc<dyn Recheck>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
-            client: http::client(guard.clone(), follow_redirects),
+            client: client::Client::new(guard.clone(), follow_redirects),
             guard,
             recheck,
             calls: Arc::new(Semaphore::new(settings.concurrency)),

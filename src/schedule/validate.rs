@@ -45,7 +45,7 @@ pub fn url(url: &str) -> Option<String> {
             url.len()
         ));
     }
-    match reqwest::Url::parse(url) {
+    match url::Url::parse(url) {
         Ok(u)
             if matches!(u.scheme(), "http" | "https")
                 && u.host_str().is_some_and(|h| !h.is_empty()) =>
@@ -68,12 +68,12 @@ pub fn headers(headers: &std::collections::BTreeMap<String, String>) -> Vec<Stri
         return problems;
     }
     for (name, value) in headers {
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        if http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             problems.push(format!("invalid callback header name {name:?}"));
         } else if super::headers::is_reserved(name) {
             problems.push(format!("callback header {name:?} is set by the scheduler"));
         }
-        if reqwest::header::HeaderValue::from_str(value).is_err() {
+        if http::header::HeaderValue::from_str(value).is_err() {
             problems.push(format!("invalid value of callback header {name:?}"));
         }
     }
