@@ -4,13 +4,16 @@
 //! after `ms` milliseconds (the delivery is recorded on arrival).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::routing::any;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 
 use crate::schedule::headers::{
     ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME,
@@ -54,14 +57,7 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let log = Shared::default();
-        let app = axum::Router::new()
-            .route("/fail-first/{n}/{*rest}", any(fail_first))
-            .route("/slow/{ms}/{*rest}", any(slow))
-            .fallback(any(ok))
-            .with_state(log.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = tokio::spawn(serve(listener, log.clone()));
         Ok(Receiver { addr, log, task })
     }
 
@@ -112,12 +108,91 @@ fn owned(h: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-/// One incoming call, as the handlers extract it.
+/// One incoming call.
 struct Call {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+}
+
+/// Accepts connections until aborted, each served by hyper's HTTP/1 server (plain hyper,
+/// not a router: the receiver shares the box's two cores with the nodes it measures).
+/// Aborting this task ends the connections too.
+async fn serve(listener: tokio::net::TcpListener, log: Shared) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, say: try again shortly rather than spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let log = log.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| answer(log.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// What a path asks the receiver to do.
+#[derive(Clone, Copy)]
+enum Route {
+    Ok,
+    /// `/fail-first/{n}/...`
+    FailFirst(u32),
+    /// `/slow/{ms}/...`
+    Slow(u64),
+}
+
+impl Route {
+    fn of(path: &str) -> Route {
+        let mut parts = path.trim_start_matches('/').splitn(3, '/');
+        let (what, number, rest) = (parts.next(), parts.next(), parts.next());
+        match (what, number, rest) {
+            (Some("fail-first"), Some(n), Some(_)) => n.parse().map_or(Route::Ok, Route::FailFirst),
+            (Some("slow"), Some(ms), Some(_)) => ms.parse().map_or(Route::Ok, Route::Slow),
+            _ => Route::Ok,
+        }
+    }
+
+    /// The status to answer after `seen` earlier calls of the run.
+    fn status(self, seen: u32) -> u16 {
+        match self {
+            Route::FailFirst(n) if seen < n => 500,
+            _ => 200,
+        }
+    }
+}
+
+async fn answer(log: Shared, req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let route = Route::of(parts.uri.path());
+    let call = Call {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+    };
+    let status = record(&log, call, |seen| route.status(seen));
+    if let Route::Slow(ms) = route {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut response = Response::new(Empty::new());
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 /// Records the call and answers what `answer` says, given how many calls of its run
@@ -145,56 +220,4 @@ fn record(log: &Shared, call: Call, answer: impl FnOnce(u32) -> u16) -> StatusCo
         answered,
     });
     StatusCode::from_u16(answered).unwrap()
-}
-
-async fn ok(
-    State(log): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let call = Call {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    record(&log, call, |_| 200)
-}
-
-async fn fail_first(
-    State(log): State<Shared>,
-    Path((n, _rest)): Path<(u32, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let call = Call {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    record(&log, call, |seen| if seen < n { 500 } else { 200 })
-}
-
-async fn slow(
-    State(log): State<Shared>,
-    Path((ms, _rest)): Path<(u64, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let call = Call {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    let status = record(&log, call, |_| 200);
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    status
 }
