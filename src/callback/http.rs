@@ -200,6 +200,7 @@ async fn send(
     let mut headers = request_headers(to, run, attempt);
     let mut body = Bytes::from(run.payload.clone());
     for redirects in 0.. {
+        take_credentials(&mut url, &mut headers);
         let uri = http::Uri::try_from(url.as_str())
             .map_err(|e| Failed::Refused(Refused(format!("invalid url: {e}"))))?;
         // Kept for a redirect only when redirects are followed.
@@ -251,6 +252,33 @@ async fn send(
         url = next;
     }
     unreachable!("the loop returns")
+}
+
+/// A user and password written in the URL become Basic authorization (unless the schedule
+/// sets its own), as reqwest and curl do; neither they nor a fragment go on the wire in the
+/// request line.
+fn take_credentials(url: &mut url::Url, headers: &mut HeaderMap) {
+    url.set_fragment(None);
+    if url.username().is_empty() && url.password().is_none() {
+        return;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(url.username());
+    let password = url.password().map(decode).unwrap_or_default();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    if !headers.contains_key(AUTHORIZATION) {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+    }
 }
 
 /// Reads a small answer so the connection goes back to the pool; a larger one is left
@@ -386,6 +414,25 @@ mod tests {
             signing: None,
         };
         call(to, run, 1, Duration::from_secs(5)).await
+    }
+
+    #[tokio::test]
+    async fn credentials_in_the_url_become_basic_authorization() {
+        let (url, head) = recording_receiver();
+        let url = url.replace("http://", "http://us%40er:p%3Ass@") + "?q=1#fragment";
+        let attempt = call_once(&run_calling(url, Default::default()), false).await;
+        assert_eq!(attempt.http_status, Some(200), "{:?}", attempt.error);
+        let head = head.recv().unwrap();
+        // base64("us@er:p:ss")
+        assert!(
+            head.contains("authorization: basic dxnazxi6cdpzcw==\r\n"),
+            "{head}"
+        );
+        assert!(head.starts_with("post /cb?q=1 http/1.1\r\n"), "{head}");
+        assert!(
+            !head.contains("us%40er") && !head.contains("fragment"),
+            "{head}"
+        );
     }
 
     #[tokio::test]
