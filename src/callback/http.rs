@@ -87,9 +87,9 @@ pub async fn call(to: Target<'_>, run: &Schedule, attempt: u32, timeout: Duratio
 }
 
 /// Runs `call` for at most `timeout` of this process's running time. Not a plain timeout
-/// (as reqwest's was): that checks its clock before the answer, so after a pause longer than the
-/// timeout it reports a timeout even for an answer that arrived meanwhile, and the run is
-/// sent again. Here the answer wins whenever it is there: a call that timed out is given
+/// (as reqwest's was): that checks its clock before the answer, so after a pause longer
+/// than the timeout it reports a timeout even for an answer that arrived meanwhile, and the
+/// run is sent again. Here the answer wins whenever it is there: a call that timed out is given
 /// [`GRACE`] (after a pause, [`AFTER_PAUSE`]) for an answer already on its way.
 async fn within<T>(
     timeout: Duration,
@@ -214,10 +214,11 @@ async fn send(
         *req.headers_mut() = headers;
         let resp = to.client.hyper.request(req).await.map_err(Failed::Http)?;
         let status = resp.status();
-        let next = again.and_then(|kept| {
+        // Only a redirect's `Location` is read (a 201 may carry one too).
+        let redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
+        let next = again.filter(|_| redirect).and_then(|kept| {
             let location = resp.headers().get(LOCATION)?.to_str().ok()?;
-            let next = url.join(location).ok()?;
-            matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308).then_some((next, kept))
+            Some((url.join(location).ok()?, kept))
         });
         read_answer(resp.into_body()).await;
         let Some((next, (kept_headers, kept_body))) = next else {
