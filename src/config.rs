@@ -107,6 +107,9 @@ pub struct CallbackSettings {
     /// Follow redirects (up to 5, each target checked by the guard). Off by default: a
     /// redirect answer is the call's status (a FAILURE).
     pub follow_redirects: bool,
+    /// A PEM file of CA certificates `https` callbacks trust besides the system's (an
+    /// internal CA, say). None by default: the system's trust store only.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl CallbackSettings {
@@ -116,6 +119,28 @@ impl CallbackSettings {
         own: impl IntoIterator<Item = std::net::SocketAddr>,
     ) -> anyhow::Result<crate::callback::guard::Guard> {
         crate::callback::guard::Guard::new(&self.allow, own).map_err(anyhow::Error::msg)
+    }
+
+    /// The certificates of `ca_file` (none without one); an unreadable file, one without a
+    /// certificate or with one rustls cannot take as a trust anchor is an error.
+    pub fn extra_roots(&self) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+        use rustls_pki_types::pem::PemObject;
+        let Some(path) = &self.ca_file else {
+            return Ok(vec![]);
+        };
+        let at = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("callbacks.ca_file {}: {e}", path.display())
+        };
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| at(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| at(&e))?;
+        anyhow::ensure!(!certs.is_empty(), at(&"no PEM certificate in it"));
+        let mut store = rustls::RootCertStore::empty();
+        for cert in &certs {
+            store.add(cert.clone()).map_err(|e| at(&e))?;
+        }
+        Ok(certs)
     }
 }
 
@@ -342,6 +367,7 @@ impl Config {
         self.zone()?;
         self.limits.validate()?;
         self.callback_guard()?;
+        self.callbacks.extra_roots()?;
         self.auth.admin_token()?;
         let r = &self.raft;
         anyhow::ensure!(
@@ -503,5 +529,32 @@ mod tests {
         // A single node needs no TLS.
         std::fs::write(&f, "node_id = 1\n").unwrap();
         Config::load(Some(&f)).unwrap();
+    }
+
+    #[test]
+    fn a_callback_ca_file_must_hold_usable_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        let load = |ca: &Path| {
+            std::fs::write(&f, format!("[callbacks]\nca_file = \"{}\"\n", ca.display())).unwrap();
+            Config::load(Some(&f)).map_err(|e| e.to_string())
+        };
+        let missing = load(&dir.path().join("none.pem")).unwrap_err();
+        assert!(missing.contains("callbacks.ca_file"), "{missing}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = load(&empty).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(load(&garbage).is_err());
+        let certs = dir.path().join("certs");
+        let ca = crate::tls::certs::init(&certs, "t").unwrap();
+        let c = load(&ca).unwrap();
+        assert_eq!(c.callbacks.extra_roots().unwrap().len(), 1);
     }
 }

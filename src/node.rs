@@ -15,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::admin::balance::{self, Balancer};
 use crate::admin::service::AdminService;
 use crate::auth::AdminToken;
+use crate::callback::client::Client;
 use crate::callback::guard::Guard;
 use crate::callback::{Dispatcher, InFlight};
 use crate::command::{Groups, SchedulerLog};
@@ -141,6 +142,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let storage = Storage::new(config.node_id, config.data_dir.clone(), groups.clone());
     // One guard for creates (gateway) and calls (dispatcher).
     let guard = Arc::new(config.callback_guard()?);
+    let client = Client::new(guard.clone(), &config.callbacks)?;
     let app = gateway::routes(gateway::Gateway::new(
         router.clone(),
         config.clone(),
@@ -181,7 +183,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         identity,
         stop_rx.clone(),
     ));
-    let in_flight = start_workers(&config, &router, &workers, due, &draining, &skew, guard);
+    let in_flight = start_workers(
+        &config,
+        &router,
+        &workers,
+        due,
+        &draining,
+        &skew,
+        (client, guard),
+    );
     workers.every(
         "node-registry",
         Scope::Node,
@@ -227,7 +237,7 @@ fn start_workers(
     due: BTreeMap<GroupId, Arc<DueSignal>>,
     draining: &Draining,
     skew: &Arc<SkewGuard>,
-    guard: Arc<Guard>,
+    (client, guard): (Client, Arc<Guard>),
 ) -> Arc<InFlight> {
     let (node_id, groups) = (config.node_id, router.groups().clone());
     let alive_within = config.peer_alive_within();
@@ -271,8 +281,7 @@ fn start_workers(
     let recheck = Arc::new(RunRecheck {
         router: router.clone(),
     });
-    let follow = config.callbacks.follow_redirects;
-    let dispatcher = Dispatcher::new(&config.firing, guard, follow, outcomes_tx, recheck);
+    let dispatcher = Dispatcher::new(&config.firing, client, guard, outcomes_tx, recheck);
     let (r, in_flight) = (router.clone(), dispatcher.in_flight.clone());
     let calling = dispatcher.calling.clone();
     workers.spawn("outcomes", Scope::Node, "runs finishing", move |w| {

@@ -1,7 +1,8 @@
 //! A callback receiver that records every delivery: the bench tool's endpoint (and the
 //! integration tests'). `POST|GET|PUT… /ok/...` answers 200; `/fail-first/{n}/...`
 //! answers 500 to the first `n` calls of each run, then 200; `/slow/{ms}/...` answers 200
-//! after `ms` milliseconds (the delivery is recorded on arrival).
+//! after `ms` milliseconds (the delivery is recorded on arrival). Plain HTTP/1.1, or
+//! `https` with a given TLS configuration (HTTP/2 or HTTP/1.1, as its ALPN settles).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,7 +14,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
 
 use crate::schedule::headers::{
     ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME,
@@ -30,6 +33,7 @@ pub struct Delivery {
     pub schedule_time: i64,
     pub received_ms: u64,
     pub method: String,
+    pub version: http::Version,
     pub path: String,
     pub headers: HeaderMap,
     pub body: String,
@@ -47,6 +51,7 @@ type Shared = Arc<Mutex<Log>>;
 
 pub struct Receiver {
     pub addr: SocketAddr,
+    scheme: &'static str,
     log: Shared,
     task: tokio::task::JoinHandle<()>,
 }
@@ -54,16 +59,34 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on `bind` (e.g. `127.0.0.1:0`).
     pub async fn start(bind: &str) -> std::io::Result<Receiver> {
+        Self::listen(bind, None).await
+    }
+
+    /// Listens on `bind` for `https` with `tls` (its certificate, key and ALPN protocols).
+    pub async fn start_tls(
+        bind: &str,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> std::io::Result<Receiver> {
+        Self::listen(bind, Some(TlsAcceptor::from(tls))).await
+    }
+
+    async fn listen(bind: &str, tls: Option<TlsAcceptor>) -> std::io::Result<Receiver> {
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let log = Shared::default();
-        let task = tokio::spawn(serve(listener, log.clone()));
-        Ok(Receiver { addr, log, task })
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = tokio::spawn(serve(listener, tls, log.clone()));
+        Ok(Receiver {
+            addr,
+            scheme,
+            log,
+            task,
+        })
     }
 
-    /// `http://addr{path}`.
+    /// `http://addr{path}` (`https` with TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
@@ -111,15 +134,16 @@ fn owned(h: &HeaderMap) -> HeaderMap {
 /// One incoming call.
 struct Call {
     method: Method,
+    version: http::Version,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 }
 
-/// Accepts connections until aborted, each served by hyper's HTTP/1 server (plain hyper,
-/// not a router: the receiver shares the box's two cores with the nodes it measures).
-/// Aborting this task ends the connections too.
-async fn serve(listener: tokio::net::TcpListener, log: Shared) {
+/// Accepts connections until aborted, each served by hyper's server (plain hyper, not a
+/// router: the receiver shares the box's two cores with the nodes it measures). Aborting
+/// this task ends the connections too.
+async fn serve(listener: tokio::net::TcpListener, tls: Option<TlsAcceptor>, log: Shared) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let stream = match listener.accept().await {
@@ -131,15 +155,39 @@ async fn serve(listener: tokio::net::TcpListener, log: Shared) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let log = log.clone();
+        let (log, tls) = (log.clone(), tls.clone());
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| answer(log.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => serve_connection(stream, false, log).await,
+                Some(tls) => {
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_connection(stream, h2, log).await
+                }
+            }
         });
         while connections.try_join_next().is_some() {}
     }
+}
+
+/// Serves one connection's calls, over HTTP/2 if `h2` (as TLS settled), else HTTP/1.1.
+async fn serve_connection<S>(stream: S, h2: bool, log: Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| answer(log.clone(), req));
+    let io = TokioIo::new(stream);
+    let _ = if h2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .await
+    };
 }
 
 /// What a path asks the receiver to do.
@@ -182,6 +230,7 @@ async fn answer(log: Shared, req: Request<Incoming>) -> Result<Response<Empty<By
     let route = Route::of(parts.uri.path());
     let call = Call {
         method: parts.method,
+        version: parts.version,
         uri: parts.uri,
         headers: parts.headers,
         body,
@@ -214,6 +263,7 @@ fn record(log: &Shared, call: Call, answer: impl FnOnce(u32) -> u16) -> StatusCo
             .unwrap_or(0),
         received_ms: now_ms(),
         method: call.method.to_string(),
+        version: call.version,
         path: call.uri.path().to_string(),
         body: String::from_utf8_lossy(&call.body).into_owned(),
         headers: owned(&call.headers),

@@ -303,6 +303,12 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         if let Some(refused) = s.downcast_ref::<Refused>() {
             return refused.to_string();
         }
+        // The receiver's certificate is the user's to fix: say what is wrong with it
+        // (untrusted issuer, another host's name, expired). Other causes (the OS's error
+        // chain) are not told: only the kind of failure.
+        if let Some(tls) = tls_failure(s) {
+            return format!("could not connect: TLS: {tls}");
+        }
         source = s.source();
     }
     let what = if e.is_connect() {
@@ -311,6 +317,17 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         "the request failed"
     };
     what.to_string()
+}
+
+/// The TLS error `e` is or carries (rustls reports through an `io::Error`, hyper-rustls
+/// wraps that in another, and an `io::Error`'s `source` skips the error it wraps).
+fn tls_failure<'e>(mut e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    loop {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
 }
 
 #[cfg(test)]
@@ -406,9 +423,17 @@ mod tests {
     }
 
     /// Calls `run` once through a client that follows redirects or not, unsigned.
+    fn client(guard: Arc<Guard>, follow_redirects: bool) -> Client {
+        let settings = crate::config::CallbackSettings {
+            follow_redirects,
+            ..Default::default()
+        };
+        Client::new(guard, &settings).unwrap()
+    }
+
     async fn call_once(run: &Schedule, follow_redirects: bool) -> Attempt {
         let guard = Guard::allowing_all();
-        let client = Client::new(Arc::new(Guard::allowing_all()), follow_redirects);
+        let client = client(Arc::new(Guard::allowing_all()), follow_redirects);
         let to = Target {
             client: &client,
             guard: &guard,
@@ -516,7 +541,7 @@ mod tests {
                 .collect(),
         );
         let guard = Guard::allowing_all();
-        let client = Client::new(Arc::new(Guard::allowing_all()), false);
+        let client = client(Arc::new(Guard::allowing_all()), false);
         let signing = Signing {
             secret: Signing::new_secret(),
             previous: None,
@@ -547,7 +572,7 @@ mod tests {
             .unwrap();
         let attempt = rt.block_on(async {
             let guard = Arc::new(Guard::allowing_all());
-            let client = Client::new(guard.clone(), false);
+            let client = client(guard.clone(), false);
             let call = tokio::spawn(async move {
                 let to = Target {
                     client: &client,

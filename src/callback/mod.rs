@@ -119,13 +119,13 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(
         settings: &FiringSettings,
+        client: client::Client,
         guard: Arc<guard::Guard>,
-        follow_redirects: bool,
         outcomes: mpsc::Sender<PendingOutcome>,
         recheck: Arc<dyn Recheck>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
-            client: client::Client::new(guard.clone(), follow_redirects),
+            client,
             guard,
             recheck,
             calls: Arc::new(Semaphore::new(settings.concurrency)),

@@ -18,6 +18,7 @@ mod forged;
 mod forwarding;
 mod graceful;
 mod harness;
+mod https_callbacks;
 mod intervals;
 mod layers;
 mod limits;
