@@ -17,6 +17,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use super::endpoint::Endpoints;
 use super::guard::{Guard, GuardedResolver};
 use crate::config::CallbackSettings;
 
@@ -29,6 +30,8 @@ type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
 /// guard; see `http::send`).
 pub struct Client {
     pub(super) hyper: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    /// The callback URLs of recent calls, parsed.
+    pub(super) endpoints: Endpoints,
     pub follow_redirects: bool,
 }
 
@@ -56,6 +59,7 @@ impl Client {
             .build(connector);
         Ok(Client {
             hyper,
+            endpoints: Endpoints::default(),
             follow_redirects: settings.follow_redirects,
         })
     }

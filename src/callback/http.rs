@@ -1,7 +1,7 @@
 //! One HTTP call of a run: the schedule's method, url, headers and payload, plus the
 //! headers that let a receiver recognise the run and drop repeats.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,9 +13,9 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::client::Client;
+use super::endpoint::Endpoint;
 use super::guard::{Guard, Refused};
-use super::signature;
-use crate::meta::app::Signing;
+use super::signature::Signer;
 
 use crate::schedule::headers::{
     self, ATTEMPT, IDEMPOTENCY_KEY, PARENT_SCHEDULE_ID, SCHEDULE_ID, SCHEDULE_TIME, WEBHOOK_ID,
@@ -53,20 +53,20 @@ enum Failed {
 pub struct Target<'a> {
     pub client: &'a Client,
     pub guard: &'a Guard,
-    pub signing: Option<&'a Signing>,
+    pub signer: Option<&'a Signer>,
 }
 
 /// Calls back for `run`; any 2xx answer is success. A URL the guard refuses is not called.
 pub async fn call(to: Target<'_>, run: &Schedule, attempt: u32, timeout: Duration) -> Attempt {
     let fired_at = now_ms();
     let started = Instant::now();
-    // Parsed once: the guard's check and the request share it.
-    let checked = match super::guard::parse(&run.callback.url) {
-        Ok(url) => to.guard.check_call(&url).await.map(|()| url),
+    // Parsed once (and cached by the client): the guard's check and the request share it.
+    let checked = match to.client.endpoints.get(&run.callback.url) {
+        Ok(endpoint) => to.guard.check_call(&endpoint.url).await.map(|()| endpoint),
         Err(refused) => Err(refused),
     };
     let result = match checked {
-        Ok(url) => within(timeout, send(to, run, url, attempt)).await,
+        Ok(endpoint) => within(timeout, send(to, run, endpoint, attempt)).await,
         Err(refused) => Err(Failed::Refused(refused)),
     };
     let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
@@ -174,10 +174,10 @@ fn request_headers(to: Target<'_>, run: &Schedule, attempt: u32) -> HeaderMap {
         let parent = HeaderValue::from_str(&parent.to_string()).expect("a uuid is a valid value");
         map.insert(names.parent_schedule_id.clone(), parent);
     }
-    if let Some(signing) = to.signing {
+    if let Some(signer) = to.signer {
         let now = now_ms();
         let timestamp = (now / 1000) as i64;
-        let signatures = signature::header(signing, now, &id, timestamp, run.payload.as_bytes());
+        let signatures = signer.header(now, &id, timestamp, run.payload.as_bytes());
         if let Ok(signatures) = HeaderValue::from_str(&signatures) {
             map.insert(names.webhook_signature.clone(), signatures);
         }
@@ -193,16 +193,19 @@ fn request_headers(to: Target<'_>, run: &Schedule, attempt: u32) -> HeaderMap {
 async fn send(
     to: Target<'_>,
     run: &Schedule,
-    mut url: url::Url,
+    mut endpoint: Arc<Endpoint>,
     attempt: u32,
 ) -> Result<StatusCode, Failed> {
     let mut method = Method::from_bytes(run.callback.method.as_bytes()).unwrap_or(Method::POST);
     let mut headers = request_headers(to, run, attempt);
     let mut body = Bytes::from(run.payload.clone());
     for redirects in 0.. {
-        take_credentials(&mut url, &mut headers);
-        let uri = http::Uri::try_from(url.as_str())
-            .map_err(|e| Failed::Refused(Refused(format!("invalid url: {e}"))))?;
+        if let Some(basic) = &endpoint.basic {
+            headers
+                .entry(AUTHORIZATION)
+                .or_insert_with(|| basic.clone());
+        }
+        let url = &endpoint.url;
         // Kept for a redirect only when redirects are followed.
         let again = to
             .client
@@ -210,7 +213,7 @@ async fn send(
             .then(|| (headers.clone(), body.clone()));
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method.clone();
-        *req.uri_mut() = uri;
+        *req.uri_mut() = endpoint.uri.clone();
         *req.headers_mut() = headers;
         let resp = to.client.hyper.request(req).await.map_err(Failed::Http)?;
         let status = resp.status();
@@ -218,7 +221,7 @@ async fn send(
         let redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
         let next = again.filter(|_| redirect).and_then(|kept| {
             let location = resp.headers().get(LOCATION)?.to_str().ok()?;
-            Some((url.join(location).ok()?, kept))
+            Some((Endpoint::of(url.join(location).ok()?), kept))
         });
         read_answer(resp.into_body()).await;
         let Some((next, (kept_headers, kept_body))) = next else {
@@ -229,7 +232,11 @@ async fn send(
                 "more than {MAX_REDIRECTS} redirects"
             ))));
         }
-        to.guard.check_call(&next).await.map_err(Failed::Refused)?;
+        let next = next.map_err(Failed::Refused)?;
+        to.guard
+            .check_call(&next.url)
+            .await
+            .map_err(Failed::Refused)?;
         (headers, body) = (kept_headers, kept_body);
         // As browsers do: a 303 (and a 301 or 302 after a POST) is followed by a GET
         // without the body.
@@ -245,41 +252,14 @@ async fn send(
             headers.remove(CONTENT_LENGTH);
         }
         // Credentials meant for one origin are not handed to another.
-        if next.origin() != url.origin() {
+        if next.url.origin() != url.origin() {
             for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION] {
                 headers.remove(name);
             }
         }
-        url = next;
+        endpoint = Arc::new(next);
     }
     unreachable!("the loop returns")
-}
-
-/// A user and password written in the URL become Basic authorization (unless the schedule
-/// sets its own), as reqwest and curl do; neither they nor a fragment go on the wire in the
-/// request line.
-fn take_credentials(url: &mut url::Url, headers: &mut HeaderMap) {
-    url.set_fragment(None);
-    if url.username().is_empty() && url.password().is_none() {
-        return;
-    }
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    let user = decode(url.username());
-    let password = url.password().map(decode).unwrap_or_default();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    if !headers.contains_key(AUTHORIZATION) {
-        use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-    }
 }
 
 /// Reads a small answer so the connection goes back to the pool; a larger one is left
@@ -437,7 +417,7 @@ mod tests {
         let to = Target {
             client: &client,
             guard: &guard,
-            signing: None,
+            signer: None,
         };
         call(to, run, 1, Duration::from_secs(5)).await
     }
@@ -542,15 +522,15 @@ mod tests {
         );
         let guard = Guard::allowing_all();
         let client = client(Arc::new(Guard::allowing_all()), false);
-        let signing = Signing {
-            secret: Signing::new_secret(),
+        let signer = Signer::new(&crate::meta::app::Signing {
+            secret: crate::meta::app::Signing::new_secret(),
             previous: None,
             previous_until_ms: 0,
-        };
+        });
         let to = Target {
             client: &client,
             guard: &guard,
-            signing: Some(&signing),
+            signer: Some(&signer),
         };
         let attempt = call(to, &run, 1, Duration::from_secs(5)).await;
         assert_eq!(attempt.http_status, Some(200), "{:?}", attempt.error);
@@ -577,7 +557,7 @@ mod tests {
                 let to = Target {
                     client: &client,
                     guard: &guard,
-                    signing: None,
+                    signer: None,
                 };
                 call(to, &run, 1, Duration::from_millis(300)).await
             });

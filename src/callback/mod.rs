@@ -3,6 +3,7 @@
 //! slow endpoint cannot starve the other apps); outcomes go to [`outcomes`] to be committed.
 
 pub mod client;
+pub mod endpoint;
 pub mod guard;
 pub mod http;
 pub mod outcomes;
@@ -20,11 +21,12 @@ use uuid::Uuid;
 
 use crate::config::FiringSettings;
 use crate::ids::GroupId;
-use crate::meta::app::{AppConfiguration, Signing};
+use crate::meta::app::AppConfiguration;
 use crate::metrics::METRICS;
 use crate::schedule::run::{Fence, Outcome};
 use crate::schedule::time::now_ms;
 use crate::schedule::{Schedule, Status};
+use signature::Signer;
 
 /// An outcome on its way to its shard's log; the claim ends at `deadline_ms`, after which
 /// committing it is pointless (the run may have been fired again).
@@ -151,7 +153,7 @@ impl Dispatcher {
         group: GroupId,
         run: Schedule,
         cfg: AppConfiguration,
-        signing: Option<Signing>,
+        signer: Option<Arc<Signer>>,
         deadline_ms: u64,
     ) -> bool {
         if !self.in_flight.start(run.id) {
@@ -159,8 +161,8 @@ impl Dispatcher {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let signing = signing.as_ref();
-            let call = this.call_with_retries(group, &run, &cfg, signing, deadline_ms);
+            let signer = signer.as_deref();
+            let call = this.call_with_retries(group, &run, &cfg, signer, deadline_ms);
             let Some(outcome) = call.await else {
                 // No call was made before the claim ran out: nothing to report; the run's
                 // leader sends it again once the claim has expired.
@@ -188,7 +190,7 @@ impl Dispatcher {
         group: GroupId,
         run: &Schedule,
         cfg: &AppConfiguration,
-        signing: Option<&Signing>,
+        signer: Option<&Signer>,
         deadline_ms: u64,
     ) -> Option<Outcome> {
         let due_ms = run.due_time().max(0) as u64 * 1000;
@@ -219,7 +221,7 @@ impl Dispatcher {
                 let to = http::Target {
                     client: &self.client,
                     guard: &self.guard,
-                    signing,
+                    signer,
                 };
                 http::call(to, run, first + retry, policy::timeout(cfg)).await
             };

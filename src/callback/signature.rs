@@ -9,19 +9,42 @@ use base64::Engine;
 
 use crate::meta::app::Signing;
 
-/// The signature header for a call sent at `now_ms`: one `v1,…` per secret valid then
-/// (both during a rotation's overlap), space-separated. A secret that is not a
-/// `whsec_<base64>` signs nothing.
-pub fn header(signing: &Signing, now_ms: u64, id: &str, timestamp: i64, body: &[u8]) -> String {
-    signing
-        .secrets_at(now_ms)
-        .filter_map(|secret| sign(secret, id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// An app's signing keys, made once per claim batch (decoding a secret and deriving its
+/// HMAC key per call was a third of the signing cost in a burst).
+pub struct Signer {
+    /// Each key and the instant (ms) until which it signs: the current secret's forever,
+    /// the rotated-out one's until its overlap ends.
+    keys: Vec<(hmac::Key, u64)>,
 }
 
-/// One `v1,…` signature under `secret`.
-fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+impl Signer {
+    /// The keys of `signing`'s secrets; a secret that is not a `whsec_<base64>` signs
+    /// nothing.
+    pub fn new(signing: &Signing) -> Signer {
+        let previous = signing
+            .previous
+            .as_deref()
+            .map(|p| (p, signing.previous_until_ms));
+        let keys = std::iter::once((signing.secret.as_str(), u64::MAX))
+            .chain(previous)
+            .filter_map(|(secret, until)| Some((key(secret)?, until)))
+            .collect();
+        Signer { keys }
+    }
+
+    /// The signature header for a call sent at `now_ms`: one `v1,…` per secret valid
+    /// then (both during a rotation's overlap), space-separated.
+    pub fn header(&self, now_ms: u64, id: &str, timestamp: i64, body: &[u8]) -> String {
+        self.keys
+            .iter()
+            .filter(|(_, until)| now_ms < *until)
+            .map(|(key, _)| sign(key, id, timestamp, body))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn key(secret: &str) -> Option<hmac::Key> {
     let raw = BASE64
         .decode(
             secret
@@ -29,8 +52,12 @@ fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
                 .unwrap_or(secret),
         )
         .ok()?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &raw);
-    let mut ctx = hmac::Context::with_key(&key);
+    Some(hmac::Key::new(hmac::HMAC_SHA256, &raw))
+}
+
+/// One `v1,…` signature under `key`.
+fn sign(key: &hmac::Key, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut ctx = hmac::Context::with_key(key);
     for part in [
         id.as_bytes(),
         b".",
@@ -40,7 +67,7 @@ fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
     ] {
         ctx.update(part);
     }
-    Some(format!("v1,{}", BASE64.encode(ctx.sign().as_ref())))
+    format!("v1,{}", BASE64.encode(ctx.sign().as_ref()))
 }
 
 #[cfg(test)]
@@ -68,17 +95,18 @@ mod tests {
             .unwrap()
             .sign(id, ts, body.as_bytes())
             .unwrap();
-        let ours = header(&signing(&secret, None), 0, id, ts, body.as_bytes());
+        let ours = Signer::new(&signing(&secret, None)).header(0, id, ts, body.as_bytes());
         assert_eq!(ours, reference);
     }
 
     #[test]
     fn a_rotation_signs_with_both_secrets_until_the_overlap_ends() {
         let (new, old) = (Signing::new_secret(), Signing::new_secret());
-        let s = signing(&new, Some(&old));
-        let during = header(&s, 1_000, "id", 1, b"x");
+        let s = Signer::new(&signing(&new, Some(&old)));
+        let during = s.header(1_000, "id", 1, b"x");
         assert_eq!(during.split(' ').count(), 2, "{during}");
-        assert_eq!(header(&s, 2_000, "id", 1, b"x").split(' ').count(), 1);
-        assert_eq!(header(&signing("whsec_!!", None), 0, "id", 1, b"x"), "");
+        assert_eq!(s.header(2_000, "id", 1, b"x").split(' ').count(), 1);
+        let broken = Signer::new(&signing("whsec_!!", None));
+        assert_eq!(broken.header(0, "id", 1, b"x"), "");
     }
 }

@@ -20,7 +20,7 @@ pub mod plan;
 pub mod recheck;
 
 use plan::{
-    claim_deadline_ms, claim_until, config_of, next_look_ms, signing_of, why_not_fire, Clock,
+    claim_deadline_ms, claim_until, config_of, next_look_ms, signers_of, why_not_fire, Clock,
 };
 
 use crate::callback::Dispatcher;
@@ -283,10 +283,11 @@ impl Timer {
         }
         METRICS.claim_batches.inc();
         METRICS.claims.inc_by(claimed.len() as u64);
+        let signers = signers_of(apps);
         for run in claimed {
             let cfg = config_of(apps, &run);
-            let signing = signing_of(apps, &run);
-            self.dispatcher.fire(g.id, run, cfg, signing, deadline_ms);
+            let signer = signers.get(run.app_id.as_str()).cloned();
+            self.dispatcher.fire(g.id, run, cfg, signer, deadline_ms);
         }
         Ok(())
     }

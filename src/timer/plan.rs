@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::callback::policy;
-use crate::meta::app::{App, AppConfiguration, Signing};
+use crate::callback::signature::Signer;
+use crate::meta::app::{App, AppConfiguration};
 use crate::schedule::Schedule;
 
 /// Where the timer reads the time (epoch milliseconds).
@@ -109,11 +111,14 @@ pub fn config_of(apps: &HashMap<String, Option<App>>, run: &Schedule) -> AppConf
         .unwrap_or_default()
 }
 
-/// The secrets `run`'s callbacks are signed with (none for an app without any).
-pub fn signing_of(apps: &HashMap<String, Option<App>>, run: &Schedule) -> Option<Signing> {
-    apps.get(&run.app_id)
-        .and_then(|a| a.as_ref())
-        .and_then(|a| a.signing.clone())
+/// The signers of `apps`, one per app with secrets, made once for all its runs of a batch.
+pub fn signers_of(apps: &HashMap<String, Option<App>>) -> HashMap<&str, Arc<Signer>> {
+    apps.iter()
+        .filter_map(|(id, app)| {
+            let signing = app.as_ref()?.signing.as_ref()?;
+            Some((id.as_str(), Arc::new(Signer::new(signing))))
+        })
+        .collect()
 }
 
 /// Until when a claim taken at `now` on `runs` holds: the latest run's second (or now) +
