@@ -161,6 +161,7 @@ pub async fn run(args: BenchArgs, token: Option<&str>) -> anyhow::Result<Vec<Rep
     let receiver = Receiver::start(&args.receiver).await?;
     let mut reports = Vec::new();
     for _ in 0..args.rounds.max(1) {
+        receiver.keep_lean(args.count);
         reports.push(round(&args, &http, &app, &receiver).await?);
         receiver.clear();
     }
