@@ -84,6 +84,10 @@ fn verifier(
 const NO_ROOTS: &str = "this node trusts no CA certificate (install the system's CA \
                         certificates or set callbacks.ca_file)";
 
+fn refuse<T>() -> Result<T, rustls::Error> {
+    Err(rustls::Error::General(NO_ROOTS.into()))
+}
+
 /// Refuses every server certificate (see [`verifier`]).
 #[derive(Debug)]
 struct NoTrustedRoots(Arc<CryptoProvider>);
@@ -97,7 +101,7 @@ impl ServerCertVerifier for NoTrustedRoots {
         _: &[u8],
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::General(NO_ROOTS.into()))
+        refuse()
     }
 
     fn verify_tls12_signature(
@@ -106,7 +110,7 @@ impl ServerCertVerifier for NoTrustedRoots {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General(NO_ROOTS.into()))
+        refuse()
     }
 
     fn verify_tls13_signature(
@@ -115,7 +119,7 @@ impl ServerCertVerifier for NoTrustedRoots {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General(NO_ROOTS.into()))
+        refuse()
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

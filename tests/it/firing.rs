@@ -26,6 +26,14 @@ pub fn cron_calling(app: &str, expr: &str, url: &str) -> Value {
     })
 }
 
+/// The first attempt's error of a finished run.
+pub fn first_error(run: &Value) -> String {
+    run["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Waits until the schedule `id` has left SCHEDULED; returns it.
 pub async fn finished(cluster: &Cluster, via: u64, id: &str, within: Duration) -> Value {
     let deadline = std::time::Instant::now() + within;

@@ -12,7 +12,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{json, Value};
 use tokio_rustls::rustls;
 
-use crate::firing::{calling, finished};
+use crate::firing::{calling, finished, first_error};
 use crate::harness::{now, Cluster, Options};
 use goscheduler::bench::receiver::Receiver;
 
@@ -57,14 +57,6 @@ async fn tls_receiver(
     Receiver::start_tls("127.0.0.1:0", Arc::new(config))
         .await
         .unwrap()
-}
-
-/// The first attempt's error of a finished run.
-fn first_error(run: &Value) -> String {
-    run["attempts"][0]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Runs one call to each of `urls` (due together) and returns the finished runs.

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::firing::{calling, finished};
+use crate::firing::{calling, finished, first_error};
 use crate::harness::{now, Cluster, Options};
 use goscheduler::bench::receiver::Receiver;
 
@@ -24,14 +24,6 @@ async fn refused_at_create(cluster: &Cluster, url: &str, why: &str) {
         .as_str()
         .unwrap_or_default();
     assert!(said.contains(why), "{url}: {said:?} lacks {why:?}");
-}
-
-/// The first attempt's error of a finished run.
-fn first_error(run: &Value) -> String {
-    run["attempts"][0]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
