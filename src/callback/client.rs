@@ -1,8 +1,9 @@
 //! The HTTP client all callbacks of a node share: hyper's pooled client (HTTP/1.1, and
 //! HTTP/2 where a TLS server offers it), rustls with the platform's trust store plus
-//! `callbacks.ca_file`, host names resolved through the SSRF guard. Used directly rather than through reqwest: in a burst
-//! of 10,000 calls reqwest's layers (two more URL parses per call, its redirect and retry
-//! services, a header map merge) were a sixth of the nodes' callback CPU.
+//! `callbacks.ca_file`, host names resolved through the SSRF guard. Used directly rather
+//! than through reqwest: in a burst of 10,000 calls reqwest's layers (two more URL parses
+//! per call, its redirect and retry services, a header map merge) were a sixth of the
+//! nodes' callback CPU.
 
 use std::sync::Arc;
 use std::time::Duration;

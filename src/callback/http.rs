@@ -48,7 +48,7 @@ enum Failed {
     Refused(Refused),
 }
 
-/// How a node calls back: its shared client, its guard, and the app's signing secrets.
+/// How a node calls back: its shared client, its guard, and the app's signing keys.
 #[derive(Clone, Copy)]
 pub struct Target<'a> {
     pub client: &'a Client,
@@ -274,9 +274,9 @@ async fn read_answer(mut body: hyper::body::Incoming) {
     }
 }
 
-/// A transport error, coarsely: the guard's refusal as it said, otherwise only what kind of
-/// failure it was — never the OS's error chain, which would tell a caller what lives at an
-/// address (a port scanner's answer).
+/// A transport error, coarsely: the guard's refusal as it said, what is wrong with the
+/// receiver's TLS certificate, otherwise only what kind of failure it was — never the OS's
+/// error chain, which would tell a caller what lives at an address (a port scanner's answer).
 fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -284,8 +284,7 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
             return refused.to_string();
         }
         // The receiver's certificate is the user's to fix: say what is wrong with it
-        // (untrusted issuer, another host's name, expired). Other causes (the OS's error
-        // chain) are not told: only the kind of failure.
+        // (untrusted issuer, another host's name, expired).
         if let Some(tls) = tls_failure(s) {
             return format!("could not connect: TLS: {tls}");
         }
