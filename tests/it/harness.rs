@@ -18,19 +18,18 @@ pub const SHARDS: u32 = 8;
 
 /// A free port below the kernel's ephemeral range (32768+), so no outgoing connection of
 /// a concurrently running cluster can take it between choosing it and the node binding it;
-/// each test process walks its own stretch of ports.
+/// each test process starts its walk at its own place in the range and wraps around at the
+/// end (a process starting near the top once ran out after 300 ports).
 fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        20_000 + (std::process::id() % 40) as u16 * 300,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    const FIRST: u16 = 20_000;
+    const PORTS: u16 = 12_000;
+    static TRIED: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 40) as u16 * 300;
     loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(port < 32_000, "ran out of test ports");
+        let tried = TRIED.fetch_add(1, Ordering::SeqCst);
+        assert!(tried < PORTS, "ran out of test ports");
+        let port = FIRST + (start + tried) % PORTS;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
