@@ -7,6 +7,8 @@
 #                                       lateness, burst)
 #   ROUNDS=7 ...                        rounds of the lateness and burst benches (3)
 #   CTL=/path/to/goschedctl ...         another build's bench tool (its receiver)
+#   ONLY=etcd ...                       instead: scripts/bench-vs-etcd.sh (one round, its own
+#                                       etcd each time) against each build's cluster
 # A directory written DIR:plain runs that build with plaintext between the nodes
 # (cluster-config/ with `[tls] insecure = true` instead of its certificates).
 set -euo pipefail
@@ -70,6 +72,9 @@ for spec in "$@"; do
         --count 1000 --lead-secs 3 --batch 500 --rounds "$ROUNDS"
     bench burst "burst, 10,000 runs due in one second" \
         --count 10000 --lead-secs 5 --batch 1000 --concurrency 8 --rounds "$ROUNDS"
+    if [ "${ONLY:-}" = etcd ]; then
+        scripts/bench-vs-etcd.sh --rounds 1
+    fi
     stop_cluster "$data"
     rm -rf "$data"
 done

@@ -9,7 +9,7 @@
 # connections each), the same against etcd 3.4 (POST /v3/kv/put through its JSON gateway,
 # a new key per put, fsync on: etcd's defaults), then batch creates of --batch items. Prints
 # requests/s, items/s, p50/p99 per system (p99: the worst of the three wrk processes) and
-# the ratios. Installs etcd-server and wrk when missing; etcd runs from a temp dir and is
+# the ratios. Installs etcd-server, etcd-client and wrk when missing; etcd runs from a temp dir and is
 # stopped at the end; the bench app's schedules (a day ahead) are deleted at the end.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -29,7 +29,9 @@ export GOSCHED_ADMIN_TOKEN="${GOSCHED_ADMIN_TOKEN:-dev-admin-token-change-me}"
 REST=(127.0.0.1:8081 127.0.0.1:8082 127.0.0.1:8083)
 APP=bench-vs-etcd
 
-command -v etcd >/dev/null && command -v wrk >/dev/null || ensure_system_packages etcd-server wrk
+# etcdctl (the health check) comes in its own package on Debian.
+command -v etcd >/dev/null && command -v etcdctl >/dev/null && command -v wrk >/dev/null ||
+    ensure_system_packages etcd-server etcd-client wrk
 for r in "${REST[@]}"; do
     curl -sf "http://$r/goscheduler/healthcheck" >/dev/null ||
         { echo "no goscheduler node at $r: start the cluster with scripts/cluster.sh up" >&2; exit 1; }
