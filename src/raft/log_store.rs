@@ -3,19 +3,23 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 
+use super::recent::RecentEntries;
 use super::types::{Entry, GroupId, LogId, LogTypes, TypeConfig, Vote};
 use super::wal_sync::{Waiter, WalSync};
 use crate::store::{decode, encode, io_err, keys, CF_LOG, CF_RAFT};
 
 /// Most bytes of entries one replication read returns (one entry always).
 const REPLICATION_READ_BYTES: usize = 4 << 20;
+/// Encoded bytes of a group's newest entries kept in memory for apply and replication
+/// (about 50 entries of 100 creates each; entries are applied within milliseconds).
+const RECENT_ENTRIES_BYTES: usize = 2 << 20;
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const PURGED: &str = "purged";
@@ -24,24 +28,43 @@ const PURGED: &str = "purged";
 /// re-applies a few more entries once its leader tells it the commit index.
 const SAVE_COMMITTED_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The log store of one group. Cheap to clone: all clones share the DB and WAL syncer.
-#[derive(Clone)]
-pub struct LogStore {
+/// The log store of one group. Cheap to clone: all clones share the DB, the WAL syncer
+/// and the newest entries.
+pub struct LogStore<L: LogTypes> {
     db: Arc<DB>,
     group: GroupId,
     wal: WalSync,
+    recent: Arc<Mutex<RecentEntries<Entry<L>>>>,
     /// When this handle last wrote the committed id.
     committed_saved_at: Option<std::time::Instant>,
 }
 
-impl LogStore {
+impl<L: LogTypes> Clone for LogStore<L> {
+    fn clone(&self) -> Self {
+        LogStore {
+            db: self.db.clone(),
+            group: self.group,
+            wal: self.wal.clone(),
+            recent: self.recent.clone(),
+            committed_saved_at: self.committed_saved_at,
+        }
+    }
+}
+
+impl<L: LogTypes> LogStore<L> {
     pub fn new(db: Arc<DB>, group: GroupId, wal: WalSync) -> Self {
         LogStore {
             db,
             group,
             wal,
+            recent: Arc::new(Mutex::new(RecentEntries::new(RECENT_ENTRIES_BYTES))),
             committed_saved_at: None,
         }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentEntries<Entry<L>>> {
+        // The lock guards no invariant a panic elsewhere could break halfway.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn cf_log(&self) -> &rocksdb::ColumnFamily {
@@ -71,7 +94,7 @@ impl LogStore {
     }
 
     /// The last entry of this group's log, if any.
-    fn last_entry<L: LogTypes>(&self) -> io::Result<Option<Entry<L>>> {
+    fn last_entry(&self) -> io::Result<Option<Entry<L>>> {
         let end = keys::log_key(self.group, u64::MAX);
         let mut iter = self
             .db
@@ -91,6 +114,12 @@ impl LogStore {
 
     /// Deletes log entries with index in `[from, to)`.
     fn delete_logs(&self, from: u64, to: u64) -> io::Result<()> {
+        let mut recent = self.recent();
+        if from == 0 {
+            recent.purge_to(to.saturating_sub(1));
+        } else {
+            recent.truncate_from(from);
+        }
         self.db
             .delete_range_cf(
                 self.cf_log(),
@@ -101,10 +130,10 @@ impl LogStore {
     }
 }
 
-impl LogStore {
+impl<L: LogTypes> LogStore<L> {
     /// The entries in `range`, in order, stopping early once `max_bytes` of them are read
-    /// (at least one).
-    fn read_entries<L: LogTypes>(
+    /// (at least one): the newest from memory, older ones from RocksDB.
+    fn read_entries(
         &self,
         range: impl RangeBounds<u64>,
         max_bytes: usize,
@@ -114,6 +143,14 @@ impl LogStore {
             Bound::Excluded(x) => *x + 1,
             Bound::Unbounded => 0,
         };
+        let end = match range.end_bound() {
+            Bound::Included(x) => Some(*x + 1),
+            Bound::Excluded(x) => Some(*x),
+            Bound::Unbounded => None,
+        };
+        if let Some(kept) = self.recent().read(start, end, max_bytes) {
+            return Ok(kept);
+        }
         let start_key = keys::log_key(self.group, start);
         let (mut out, mut bytes) = (Vec::new(), 0);
         let iter = self.db.iterator_cf(
@@ -135,12 +172,12 @@ impl LogStore {
     }
 }
 
-impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
+impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore<L> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<L>>, io::Error> {
-        self.read_entries::<L>(range, usize::MAX)
+        self.read_entries(range, usize::MAX)
     }
 
     /// Replication's reads: entries from `start` until [`REPLICATION_READ_BYTES`] are read
@@ -153,7 +190,7 @@ impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry<L>>, io::Error> {
-        self.read_entries::<L>(start..end, REPLICATION_READ_BYTES)
+        self.read_entries(start..end, REPLICATION_READ_BYTES)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<L>>, io::Error> {
@@ -161,12 +198,12 @@ impl<L: LogTypes> RaftLogReader<TypeConfig<L>> for LogStore {
     }
 }
 
-impl<L: LogTypes> RaftLogStorage<TypeConfig<L>> for LogStore {
+impl<L: LogTypes> RaftLogStorage<TypeConfig<L>> for LogStore<L> {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig<L>>, io::Error> {
         let last_purged_log_id: Option<LogId<L>> = self.get_state(PURGED)?;
-        let last_log_id = match self.last_entry::<L>()? {
+        let last_log_id = match self.last_entry()? {
             Some(e) => Some(e.log_id()),
             None => last_purged_log_id,
         };
@@ -213,15 +250,23 @@ impl<L: LogTypes> RaftLogStorage<TypeConfig<L>> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::default();
+        let mut appended = Vec::new();
         for entry in entries {
+            let value = encode(&entry)?;
             batch.put_cf(
                 self.cf_log(),
                 keys::log_key(self.group, entry.index()),
-                encode(&entry)?,
+                &value,
             );
+            appended.push((entry, value.len()));
         }
         // Written now (readable on return), durable when the syncer calls back.
         self.db.write(batch).map_err(io_err)?;
+        let mut recent = self.recent();
+        for (entry, bytes) in appended {
+            recent.push(entry.index(), entry, bytes);
+        }
+        drop(recent);
         self.wal.after_sync(Waiter::Append(Box::new(move |res| {
             callback.io_completed(res)
         })));

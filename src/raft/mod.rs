@@ -2,7 +2,8 @@
 //! and one gRPC transport per node. Domain-free: what a log carries ([`LogTypes`]) and
 //! what a group does with it ([`GroupLogic`]) are the application's, chosen in `node`.
 //!
-//! `types` (type config) → `log_store` + `wal_sync` (durable log, group commit) →
+//! `types` (type config) → `log_store` + `recent` + `wal_sync` (durable log, its newest
+//! entries in memory, group commit) →
 //! `logic` + `state_machine` + `snapshot` (apply, snapshot files) → `network` + `peers`
 //! (outgoing RPCs) → `service` (incoming RPCs) → `group` (the groups a node runs; write
 //! and read on a leader). `admission`: which incarnation of each peer may take part.
@@ -14,6 +15,7 @@ pub mod log_store;
 pub mod logic;
 pub mod network;
 pub mod peers;
+pub mod recent;
 pub mod service;
 pub mod snapshot;
 pub mod state_machine;
