@@ -15,6 +15,7 @@
 //! - `w` ‖ cron id → the run of that cron waiting for the last claimed one (BUFFER_ONE)
 //! - `l` ‖ schedule id ‖ at ms ‖ seq → an entry of the schedule's audit log
 //! - `m` ‖ at ms ‖ schedule id ‖ seq → its app: audit entries by age, for purging
+//! - `u` → the newest id a create stored (see `newest`)
 //!
 //! Times are epoch seconds, encoded so that byte order is numeric order (sign bit flipped).
 
@@ -34,9 +35,14 @@ pub const AUDIT: u8 = b'l';
 pub const LAST_CLAIMED: u8 = b'f';
 pub const WAITING: u8 = b'w';
 pub const AUDIT_AGE: u8 = b'm';
+pub const NEWEST_CREATED: u8 = b'u';
 
 fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn newest_created() -> Vec<u8> {
+    vec![NEWEST_CREATED]
 }
 
 pub fn schedule(id: &Uuid) -> Vec<u8> {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::due_signal::DueSignal;
 use super::index::{insert, rearm, remove};
+use super::newest::NewestCreated;
 use super::{audit, claims, cron_runs, idempotency, keys, pending, retention, update};
 use crate::command::{
     Command, CommandResult, CreateKey, Created, RejectReason, Rejection, SchedulerLog, ShardCommand,
@@ -51,12 +52,15 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             pending_caps,
         } => {
             let first_runs = first_runs.unwrap_or(cron_runs::MAX_RUNS_PER_REFILL);
+            let now_ms = schedules.first().map_or(0, |s| s.created_at_ms);
+            let mut newest = NewestCreated::load(txn, now_ms)?;
             let mut created = Vec::with_capacity(schedules.len());
             for (i, s) in schedules.iter().enumerate() {
                 let key = keys.get(i).and_then(Option::as_ref);
                 let cap = pending_caps.get(&s.app_id).copied();
-                created.push(create(txn, s, key, first_runs, cap)?);
+                created.push(create(txn, &mut newest, s, key, first_runs, cap)?);
             }
+            newest.save(txn)?;
             Ok(CommandResult::Created(created))
         }
         ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
@@ -137,14 +141,17 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
 /// schedules already is refused.
 fn create(
     txn: &mut SmTxn,
+    newest: &mut NewestCreated,
     s: &Schedule,
     key: Option<&CreateKey>,
     first_runs: usize,
     pending_cap: Option<u64>,
 ) -> io::Result<Created> {
-    if let Some(existing) = txn.get::<Schedule>(&keys::schedule(&s.id))? {
-        // The same create applied again (a forward retried): answered as it was.
-        return Ok(Created::New(existing));
+    if !newest.is_newer(&s.id) {
+        if let Some(existing) = txn.get::<Schedule>(&keys::schedule(&s.id))? {
+            // The same create applied again (a forward retried): answered as it was.
+            return Ok(Created::New(existing));
+        }
     }
     if let Some(key) = key {
         if let Some(answer) = idempotency::earlier_use(txn, &s.app_id, key, s.created_at_ms)? {
@@ -165,6 +172,7 @@ fn create(
     }
     let mut s = s.clone();
     insert(txn, &s)?;
+    newest.stored(s.id);
     if let Some(key) = key {
         idempotency::remember(txn, &s, key)?;
     }

@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod index;
 pub mod keys;
 pub mod logic;
+pub mod newest;
 pub mod pending;
 pub mod query;
 pub mod retention;
