@@ -1181,11 +1181,27 @@ fn creates_with_ids_newer_than_any_stored_skip_the_lookup_and_older_ids_are_look
         CommandResult::Created(c) => c.clone(),
         other => panic!("not created: {other:?}"),
     };
-    // The first create finds no newest id: ids up to 10 minutes after it are looked up.
+    // A shard written before the newest id was kept (an older build): schedules, no key.
+    let old = made_at(t + 5 * 60 * 1000);
+    let mut txn = SmTxn::new(&db, SHARD);
+    crate::shard::index::insert(&mut txn, &old).unwrap();
+    let mut batch = rocksdb::WriteBatch::default();
+    txn.write_into(&mut batch);
+    db.write(batch).unwrap();
+    // The first create finds no newest id: ids up to 10 minutes after it are looked up, so
+    // an older build's create applied again still answers as stored.
     let a = made_at(t);
     assert_eq!(
         created(&commit(&db, &[create(vec![a.clone()])])[0]),
         vec![Created::New(a.clone())]
+    );
+    let old_again = Schedule {
+        payload: "changed".into(),
+        ..old.clone()
+    };
+    assert_eq!(
+        created(&commit(&db, &[create(vec![old_again])])[0]),
+        vec![Created::New(old.clone())]
     );
     let a_again = Schedule {
         payload: "changed".into(),
@@ -1228,6 +1244,37 @@ fn creates_with_ids_newer_than_any_stored_skip_the_lookup_and_older_ids_are_look
         created(&commit(&db, &[create(vec![c.clone()])])[0]),
         vec![Created::New(c.clone())]
     );
-    assert_eq!(count(&db, keys::SCHEDULE), 3);
-    assert_eq!(count(&db, keys::TIME), 3);
+    assert_eq!(count(&db, keys::SCHEDULE), 4);
+    assert_eq!(count(&db, keys::TIME), 4);
+}
+
+#[test]
+fn a_new_shard_looks_up_no_id_and_one_written_by_an_older_build_looks_up_ids_of_the_next_minutes() {
+    use crate::shard::newest::NewestCreated;
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(dir.path()).unwrap();
+    let t = (T0 as u64) * 1000;
+    let at = |ms| id::new_id(GroupId::shard(0), ms);
+    let fresh = NewestCreated::load(&SmTxn::new(&db, SHARD), t).unwrap();
+    assert!(
+        fresh.is_newer(&at(0)),
+        "a shard without schedules: every id is newer"
+    );
+
+    let s = Schedule {
+        id: at(t),
+        created_at_ms: t,
+        ..one_time(0, T0 + 3600)
+    };
+    let mut txn = SmTxn::new(&db, SHARD);
+    crate::shard::index::insert(&mut txn, &s).unwrap();
+    let older_build = NewestCreated::load(&txn, t).unwrap();
+    assert!(!older_build.is_newer(&at(t + 9 * 60 * 1000)));
+    assert!(older_build.is_newer(&at(t + 11 * 60 * 1000)));
+    drop(txn);
+
+    commit(&db, &[create(vec![s.clone()])]);
+    let after = NewestCreated::load(&SmTxn::new(&db, SHARD), t).unwrap();
+    assert!(!after.is_newer(&s.id), "the created id is the newest now");
+    assert!(after.is_newer(&at(t + 1)));
 }

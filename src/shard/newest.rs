@@ -8,9 +8,10 @@
 //! whose clock is behind) is still looked up.
 //!
 //! Applying stays deterministic: the newest id is state-machine data (in snapshots too),
-//! read and written in the apply batch. A shard whose state was written before this key
-//! existed starts it [`BEFORE_KEPT_MS`] after the first create that finds it absent, so ids
-//! made before then are always looked up.
+//! read and written in the apply batch. A shard without it that holds no schedule starts
+//! from nothing (every id is newer); one that holds schedules stored before this key
+//! existed (an older build) starts it [`BEFORE_KEPT_MS`] after the first create that finds
+//! it absent, so ids made before then are always looked up.
 
 use std::io;
 
@@ -31,15 +32,18 @@ pub struct NewestCreated {
 }
 
 impl NewestCreated {
-    /// The shard's newest created id; `now_ms` (from the command) starts it when absent.
+    /// The shard's newest created id; when absent, started from `now_ms` (the command's)
+    /// if the shard holds schedules.
     pub fn load(txn: &SmTxn, now_ms: u64) -> io::Result<Self> {
-        Ok(match txn.get::<Uuid>(&keys::newest_created())? {
-            Some(id) => NewestCreated { id, changed: false },
-            None => NewestCreated {
-                id: latest_id_at(now_ms.saturating_add(BEFORE_KEPT_MS)),
-                changed: true,
-            },
-        })
+        if let Some(id) = txn.get::<Uuid>(&keys::newest_created())? {
+            return Ok(NewestCreated { id, changed: false });
+        }
+        let id = if holds_schedules(txn)? {
+            latest_id_at(now_ms.saturating_add(BEFORE_KEPT_MS))
+        } else {
+            Uuid::nil()
+        };
+        Ok(NewestCreated { id, changed: true })
     }
 
     /// Whether `id` is newer than every id a create stored here: no such schedule exists.
@@ -62,6 +66,16 @@ impl NewestCreated {
         }
         Ok(())
     }
+}
+
+/// Whether the shard holds any schedule (one seek, once per shard: the key is written then).
+fn holds_schedules(txn: &SmTxn) -> io::Result<bool> {
+    let mut found = false;
+    txn.scan_from(&[keys::SCHEDULE], |k, _| {
+        found = k.first() == Some(&keys::SCHEDULE);
+        Ok(false)
+    })?;
+    Ok(found)
 }
 
 /// The greatest id stamped at `ms`: every id made at or before `ms` sorts at or below it.
