@@ -188,13 +188,19 @@ fn request_digest(s: &Schedule) -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_OID, &bytes)
 }
 
+/// How long a node's gateway sends an app's unkeyed creates to the same one of its locally
+/// led partitions before it moves on to the next: creates that arrive together wait for
+/// the same shard's next proposal and share its Raft entry (spread over the node's shards,
+/// they made one entry each per shard, with the per-entry costs each time).
+const SAME_PARTITION_MS: u64 = 100;
+
 /// A partition of the app whose shard this node leads, if any: an unkeyed create may go to
 /// any partition, and one led here is stored without a forwarding hop.
-fn local_partition(gw: &Gateway, app_id: &str, partitions: u32) -> Option<u32> {
+fn local_partition(gw: &Gateway, app_id: &str, partitions: u32, now_ms: u64) -> Option<u32> {
     let groups = gw.router.groups();
     let node = gw.config.node_id;
     let leads = |g: GroupId| groups.get(g).is_some_and(|g| g.is_led_by(node));
-    let pick = rand::random::<u64>();
+    let pick = now_ms / SAME_PARTITION_MS;
     crate::shard::local_partition(app_id, partitions, gw.config.shards, leads, pick)
 }
 
@@ -292,7 +298,7 @@ fn build_schedule(
     let schedule_time = req.schedule_time.unwrap_or(now_secs);
     let (partition, local) = match &req.idempotency_key {
         Some(key) => (partition_of_key(&app_id, key, app.partitions), false),
-        None => match local_partition(gw, &app_id, app.partitions) {
+        None => match local_partition(gw, &app_id, app.partitions, now_ms) {
             Some(p) => (p, true),
             None => (random_partition(app.partitions), false),
         },
@@ -327,7 +333,8 @@ fn build_schedule(
             digest: request_digest(&asked),
         }
     });
-    // The app's cap, shared evenly by its partitions (creates pick them uniformly).
+    // The app's cap, shared evenly by its partitions (keyed creates spread over them by key,
+    // unkeyed ones over time: see `SAME_PARTITION_MS`).
     let pending_cap = gw
         .config
         .limits

@@ -27,7 +27,7 @@ pub fn shard_of(app_id: &str, partition: u32, shards: u32) -> GroupId {
 }
 
 /// A partition of app `app_id` (of `partitions`) whose shard `local` says this node
-/// leads, picked by `pick` (a uniform random number) among them; `None` when no partition's
+/// leads, picked by `pick` among them (consecutive picks: consecutive such partitions); `None` when no partition's
 /// shard is led here. A create without an idempotency key may go to any partition: one led
 /// here is stored without forwarding it to another node.
 pub fn local_partition(
@@ -84,6 +84,10 @@ mod tests {
                 seen.insert(p);
             }
             assert_eq!(seen.len(), 4, "{app}: each local partition is picked");
+            let consecutive: std::collections::BTreeSet<_> = (100..104)
+                .map(|pick| local_partition(app, 16, 8, local, pick).unwrap())
+                .collect();
+            assert_eq!(consecutive.len(), 4, "{app}: consecutive picks move on");
             assert_eq!(local_partition(app, 16, 8, |_| false, 7), None);
         }
     }

@@ -48,7 +48,8 @@ const UNDER_TEST: GroupId = GroupId(3);
 impl StoreBuilder<Config, LogStore<Strings>, GroupStateMachine<Strings>, TempDir> for Builder {
     async fn build(
         &self,
-    ) -> Result<(TempDir, LogStore<Strings>, GroupStateMachine<Strings>), StorageError<Config>> {
+    ) -> Result<(TempDir, LogStore<Strings>, GroupStateMachine<Strings>), StorageError<Config>>
+    {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = store::open(&dir.path().join("db")).expect("open db");
         let wal = WalSync::start(&db);
@@ -71,7 +72,10 @@ impl StoreBuilder<Config, LogStore<Strings>, GroupStateMachine<Strings>, TempDir
     }
 }
 
-async fn append(log: &mut LogStore<Strings>, entries: impl Iterator<Item = EntryOf<Config>> + Send) {
+async fn append(
+    log: &mut LogStore<Strings>,
+    entries: impl Iterator<Item = EntryOf<Config>> + Send,
+) {
     use openraft::storage::IOFlushed;
     use openraft::type_config::TypeConfigExt;
     let (tx, rx) = Config::oneshot();
