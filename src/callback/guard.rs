@@ -65,7 +65,12 @@ impl Guard {
     /// Checks a URL as written: http or https, and a host that is not an address this
     /// node refuses. Host names pass here; their addresses are checked when called.
     pub fn check_url(&self, url: &str) -> Result<(), Refused> {
-        self.check_literal(&Target::of(url)?)
+        self.check_parsed(&parse(url)?)
+    }
+
+    /// [`Guard::check_url`] of a URL parsed already.
+    pub fn check_parsed(&self, url: &url::Url) -> Result<(), Refused> {
+        self.check_literal(&Target::of_parsed(url)?)
     }
 
     /// An address written in the URL is checked now; a host name passes.
@@ -134,10 +139,6 @@ struct Target {
 
 impl Target {
     /// The target of an http or https URL with a host; anything else is refused.
-    fn of(url: &str) -> Result<Target, Refused> {
-        Target::of_parsed(&parse(url)?)
-    }
-
     fn of_parsed(parsed: &url::Url) -> Result<Target, Refused> {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Refused(format!(

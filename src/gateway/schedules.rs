@@ -119,8 +119,8 @@ pub(super) fn check_callback(
     let url = details.url.unwrap_or_default();
     let method = details.method.unwrap_or_default();
     match validate::url(&url) {
-        Some(invalid) => errors.push(invalid),
-        None => errors.extend(guard.check_url(&url).err().map(|r| r.to_string())),
+        Err(invalid) => errors.push(invalid),
+        Ok(parsed) => errors.extend(guard.check_parsed(&parsed).err().map(|r| r.to_string())),
     }
     errors.extend(validate::method(&method));
     errors.extend(validate::headers(&details.headers));

@@ -37,10 +37,11 @@ pub const MAX_HEADERS: usize = 32;
 /// Most bytes of callback header names and values together.
 pub const MAX_HEADER_BYTES: usize = 8192;
 
-/// The callback URL: absolute http(s) with a host.
-pub fn url(url: &str) -> Option<String> {
+/// The callback URL: absolute http(s) with a host. Answers it parsed (for the SSRF guard's
+/// check), or what is wrong with it.
+pub fn url(url: &str) -> Result<url::Url, String> {
     if url.len() > MAX_URL_BYTES {
-        return Some(format!(
+        return Err(format!(
             "callback url of {} bytes exceeds the limit of {MAX_URL_BYTES} bytes",
             url.len()
         ));
@@ -50,9 +51,9 @@ pub fn url(url: &str) -> Option<String> {
             if matches!(u.scheme(), "http" | "https")
                 && u.host_str().is_some_and(|h| !h.is_empty()) =>
         {
-            None
+            Ok(u)
         }
-        _ => Some(format!("parse {url:?}: invalid URI for request")),
+        _ => Err(format!("parse {url:?}: invalid URI for request")),
     }
 }
 
@@ -130,14 +131,14 @@ mod tests {
 
     #[test]
     fn callbacks_are_checked_like_the_original() {
-        assert!(url("http://127.0.0.1:8080/goscheduler/healthcheck").is_none());
-        assert!(url("https://example.com").is_none());
+        assert!(url("http://127.0.0.1:8080/goscheduler/healthcheck").is_ok());
+        assert!(url("https://example.com").is_ok());
         assert_eq!(
-            url("www.myntra.com").unwrap(),
+            url("www.myntra.com").unwrap_err(),
             "parse \"www.myntra.com\": invalid URI for request"
         );
-        assert!(url("ftp://example.com").is_some());
-        assert!(url("").is_some());
+        assert!(url("ftp://example.com").is_err());
+        assert!(url("").is_err());
         assert!(method("POST").is_none());
         assert_eq!(method("post").unwrap(), "Invalid http callback method ");
         assert!(method("FETCH").is_some());
@@ -166,7 +167,7 @@ mod tests {
     fn urls_and_headers_are_bounded() {
         let long = format!("http://h/{}", "a".repeat(MAX_URL_BYTES));
         assert!(url(&long)
-            .unwrap()
+            .unwrap_err()
             .contains("exceeds the limit of 2048 bytes"));
         let many: std::collections::BTreeMap<String, String> = (0..=MAX_HEADERS)
             .map(|i| (format!("X-H{i}"), "v".to_string()))
