@@ -1177,73 +1177,55 @@ fn creates_with_ids_newer_than_any_stored_skip_the_lookup_and_older_ids_are_look
         created_at_ms: ms,
         ..one_time(0, T0 + 3600)
     };
-    let created = |r: &CommandResult| match r {
+    let create_one = |s: &Schedule| match &commit(&db, &[create(vec![s.clone()])])[0] {
         CommandResult::Created(c) => c.clone(),
         other => panic!("not created: {other:?}"),
     };
+    // The same create applied again, as a retried forward would: answered as stored.
+    let applied_again = |s: &Schedule| {
+        let again = Schedule {
+            payload: "changed".into(),
+            ..s.clone()
+        };
+        assert_eq!(
+            create_one(&again),
+            vec![Created::New(s.clone())],
+            "{}",
+            s.id
+        );
+    };
+    // Written behind the state machine's back (no create, no newest id).
+    let write_behind = |write: &dyn Fn(&mut SmTxn)| {
+        let mut txn = SmTxn::new(&db, SHARD);
+        write(&mut txn);
+        let mut batch = rocksdb::WriteBatch::default();
+        txn.write_into(&mut batch);
+        db.write(batch).unwrap();
+    };
     // A shard written before the newest id was kept (an older build): schedules, no key.
     let old = made_at(t + 5 * 60 * 1000);
-    let mut txn = SmTxn::new(&db, SHARD);
-    crate::shard::index::insert(&mut txn, &old).unwrap();
-    let mut batch = rocksdb::WriteBatch::default();
-    txn.write_into(&mut batch);
-    db.write(batch).unwrap();
+    write_behind(&|txn| crate::shard::index::insert(txn, &old).unwrap());
     // The first create finds no newest id: ids up to 10 minutes after it are looked up, so
     // an older build's create applied again still answers as stored.
     let a = made_at(t);
-    assert_eq!(
-        created(&commit(&db, &[create(vec![a.clone()])])[0]),
-        vec![Created::New(a.clone())]
-    );
-    let old_again = Schedule {
-        payload: "changed".into(),
-        ..old.clone()
-    };
-    assert_eq!(
-        created(&commit(&db, &[create(vec![old_again])])[0]),
-        vec![Created::New(old.clone())]
-    );
-    let a_again = Schedule {
-        payload: "changed".into(),
-        ..a.clone()
-    };
-    assert_eq!(
-        created(&commit(&db, &[create(vec![a_again])])[0]),
-        vec![Created::New(a.clone())],
-        "applied again: answered as stored"
-    );
+    assert_eq!(create_one(&a), vec![Created::New(a.clone())]);
+    applied_again(&old);
+    applied_again(&a);
     // Newer than the newest: not looked up. Shown with a schedule planted under that id
-    // behind the state machine's back (no create can store one): the create overwrites it.
+    // (no create can store one): the create overwrites it.
     let b = made_at(t + 11 * 60 * 1000);
     let planted = Schedule {
         payload: "planted".into(),
         ..b.clone()
     };
-    let mut txn = SmTxn::new(&db, SHARD);
-    txn.put(&keys::schedule(&b.id), &planted).unwrap();
-    let mut batch = rocksdb::WriteBatch::default();
-    txn.write_into(&mut batch);
-    db.write(batch).unwrap();
-    assert_eq!(
-        created(&commit(&db, &[create(vec![b.clone()])])[0]),
-        vec![Created::New(b.clone())]
-    );
-    // b is the newest now: the same create applied again is looked up and answered as stored.
-    let b_again = Schedule {
-        payload: "changed".into(),
-        ..b.clone()
-    };
-    assert_eq!(
-        created(&commit(&db, &[create(vec![b_again])])[0]),
-        vec![Created::New(b.clone())]
-    );
+    write_behind(&|txn| txn.put(&keys::schedule(&b.id), &planted).unwrap());
+    assert_eq!(create_one(&b), vec![Created::New(b.clone())]);
+    // b is the newest now: the same create applied again is looked up.
+    applied_again(&b);
     // An id older than the newest (a proposer whose clock is behind) is looked up and,
     // absent, created.
     let c = made_at(t + 60 * 1000);
-    assert_eq!(
-        created(&commit(&db, &[create(vec![c.clone()])])[0]),
-        vec![Created::New(c.clone())]
-    );
+    assert_eq!(create_one(&c), vec![Created::New(c.clone())]);
     assert_eq!(count(&db, keys::SCHEDULE), 4);
     assert_eq!(count(&db, keys::TIME), 4);
 }
