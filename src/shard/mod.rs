@@ -27,9 +27,9 @@ pub fn shard_of(app_id: &str, partition: u32, shards: u32) -> GroupId {
 }
 
 /// A partition of app `app_id` (of `partitions`) whose shard `local` says this node
-/// leads, picked by `pick` among them (consecutive picks: consecutive such partitions); `None` when no partition's
-/// shard is led here. A create without an idempotency key may go to any partition: one led
-/// here is stored without forwarding it to another node.
+/// leads, picked by `pick` among them (consecutive picks: consecutive such partitions);
+/// `None` when no partition's shard is led here. A create without an idempotency key may
+/// go to any partition: one led here is stored without forwarding it to another node.
 pub fn local_partition(
     app_id: &str,
     partitions: u32,
