@@ -48,6 +48,9 @@ pub struct RaftSettings {
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot (for followers a little behind).
     pub keep_after_snapshot: u64,
+    /// How messages to peers are encoded: `binary` (the default), or `json` while a cluster
+    /// is upgraded from a build that reads nothing else (every build reads both).
+    pub wire_codec: crate::store::codec::Codec,
 }
 
 impl Default for RaftSettings {
@@ -58,6 +61,7 @@ impl Default for RaftSettings {
             election_max_ms: 3000,
             snapshot_every: 50_000,
             keep_after_snapshot: 5_000,
+            wire_codec: Default::default(),
         }
     }
 }

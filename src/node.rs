@@ -36,6 +36,7 @@ use crate::shard::logic::ShardLogic;
 use crate::skew::probe::{self, Probe};
 use crate::skew::SkewGuard;
 use crate::storage::{self, Storage};
+use crate::store::codec::Codec;
 use crate::timer::plan::SystemClock;
 use crate::timer::recheck::RunRecheck;
 use crate::timer::Timer;
@@ -59,7 +60,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         admissions.clone(),
         config.dial_map(),
         tls.clone(),
+        config.raft.wire_codec,
     ));
+    if config.raft.wire_codec == Codec::Json {
+        tracing::info!("sending peers JSON (raft.wire_codec = json), as builds before 2026-12-06");
+    }
     let raft_config = Arc::new(config.openraft_config()?);
     // What each group does with its log: the meta group's logic, or a shard's (whose
     // due signal wakes that shard's timer).

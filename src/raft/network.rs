@@ -19,7 +19,7 @@ use super::snapshot::SnapshotFile;
 use super::types::{GroupId, LogTypes, NodeId, NodeInfo, TypeConfig, Vote};
 use crate::proto::raft::raft_transport_client::RaftTransportClient;
 use crate::proto::raft::{Envelope, Reply, SnapshotChunk};
-use crate::store::{decode, encode};
+use crate::store::decode;
 
 /// Bytes per snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
@@ -93,8 +93,10 @@ impl PeerClient {
     }
 
     fn envelope<L: LogTypes, T: serde::Serialize>(&self, msg: &T) -> RpcResult<Envelope, L> {
-        let payload =
-            encode(msg).map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
+        let payload = self
+            .peers
+            .encode(msg)
+            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
         Ok(self.peers.envelope(self.group, self.target, payload))
     }
 

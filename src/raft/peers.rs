@@ -11,6 +11,7 @@ use crate::proto::raft::{Envelope, Reply};
 
 use super::admission::Admissions;
 use crate::ids::{GroupId, NodeId};
+use crate::store::codec::Codec;
 use crate::tls::NodeTls;
 
 /// Connect timeout: a node that is down fails fast instead of stalling its callers.
@@ -28,6 +29,8 @@ pub struct Peers {
     dial: HashMap<NodeId, String>,
     /// Mutual TLS with every peer, unless the cluster runs plaintext.
     tls: Option<NodeTls>,
+    /// How messages to peers are encoded (replies come back the same way).
+    wire: Codec,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -39,6 +42,7 @@ impl Peers {
         admissions: Arc<Admissions>,
         dial: HashMap<NodeId, String>,
         tls: Option<NodeTls>,
+        wire: Codec,
     ) -> Self {
         Peers {
             cluster_id,
@@ -47,12 +51,18 @@ impl Peers {
             admissions,
             dial,
             tls,
+            wire,
             channels: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// Encodes a message to a peer.
+    pub fn encode<T: serde::Serialize>(&self, msg: &T) -> std::io::Result<Vec<u8>> {
+        self.wire.encode(msg)
     }
 
     /// A transport client on the shared channel to node `target`, advertised at `addr`.

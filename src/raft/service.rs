@@ -21,7 +21,8 @@ use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 
 use crate::proto::raft::raft_transport_server::RaftTransport;
 use crate::proto::raft::{ClockProbe, ClockReading, Envelope, Reply, SnapshotChunk};
-use crate::store::{decode, encode};
+use crate::store::codec::Codec;
+use crate::store::decode;
 
 /// Serves a request another node forwarded to a group this node (it believes) leads.
 pub trait ForwardHandler<L: LogTypes>: Send + Sync + 'static {
@@ -87,12 +88,20 @@ impl<L: LogTypes> TransportService<L> {
         let raft = self.group(&e, certs.as_deref())?.raft.clone();
         let rpc = decode(&e.payload).map_err(bad_payload)?;
         plausible_term(&raft, term_of(&rpc))?;
-        self.reply(&call(raft, rpc).await.map_err(fatal)?)
+        let codec = Codec::of(&e.payload);
+        self.reply(codec, &call(raft, rpc).await.map_err(fatal)?)
     }
 
-    /// A reply carrying `value`, signed with this node's incarnation.
-    fn reply<T: serde::Serialize>(&self, value: &T) -> Result<Response<Reply>, Status> {
-        let payload = encode(value).map_err(|e| Status::internal(e.to_string()))?;
+    /// A reply carrying `value`, encoded as the request was (a sender of an older build
+    /// reads only JSON) and signed with this node's incarnation.
+    fn reply<T: serde::Serialize>(
+        &self,
+        codec: Codec,
+        value: &T,
+    ) -> Result<Response<Reply>, Status> {
+        let payload = codec
+            .encode(value)
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(self.answer(payload))
     }
 
@@ -242,6 +251,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
             .ok_or_else(|| Status::invalid_argument("snapshot stream without header"))?;
         let g = self.group(&header, certs.as_deref())?;
         let vote: Vote<L> = decode(&header.payload).map_err(bad_payload)?;
+        let codec = Codec::of(&header.payload);
         plausible_term(&g.raft, vote.leader_id.term)?;
         tokio::fs::create_dir_all(&self.incoming_dir).await?;
         let free = crate::store::free_bytes(&self.incoming_dir).unwrap_or(u64::MAX);
@@ -276,7 +286,7 @@ impl<L: LogTypes> RaftTransport for TransportService<L> {
                 Err(e)
             }
         };
-        self.reply(&installed?)
+        self.reply(codec, &installed?)
     }
 
     async fn forward(&self, req: Request<Envelope>) -> Result<Response<Reply>, Status> {

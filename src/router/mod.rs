@@ -24,7 +24,8 @@ use crate::ids::{GroupId, NodeId, NodeInfo};
 use crate::raft::peers::Peers;
 use crate::raft::service::ForwardHandler;
 pub use crate::raft::GroupError;
-use crate::store::{decode, encode};
+use crate::store::codec::Codec;
+use crate::store::decode;
 
 /// How long a request may spend finding its leader (elections take a few seconds).
 const ROUTE_DEADLINE: Duration = Duration::from_secs(10);
@@ -176,7 +177,7 @@ impl Router {
         node: &NodeInfo,
         req: &Request,
     ) -> Result<Answer, GroupError> {
-        let payload = encode(req)?;
+        let payload = self.peers.encode(req)?;
         let mut client = self
             .peers
             .client(target, &node.grpc_addr)
@@ -240,7 +241,8 @@ impl ForwardHandler<SchedulerLog> for Router {
                 Ok(req) => run_here(group, req).await,
                 Err(e) => Err(GroupError::Internal(format!("undecodable request: {e}"))),
             };
-            encode(&answer).unwrap_or_default()
+            // In the request's encoding: a sender of an older build reads only JSON.
+            Codec::of(payload).encode(&answer).unwrap_or_default()
         })
     }
 }

@@ -2,8 +2,11 @@
 //! column families under group-prefixed keys, so all groups share one WAL (one fsync
 //! serves many groups' appends).
 
+pub mod codec;
 pub mod keys;
 pub mod txn;
+
+pub use codec::{decode, encode, encoded_len};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -129,33 +132,6 @@ static FIRST_IO_ERROR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// The first RocksDB I/O error this node met, if any (e.g. "No space left on device").
 pub fn first_io_error() -> Option<&'static str> {
     FIRST_IO_ERROR.get().map(String::as_str)
-}
-
-/// Encodes a stored value (JSON: openraft's types need a self-describing format).
-pub fn encode<T: serde::Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(io_err)
-}
-
-/// Bytes `value` takes encoded, counted without building the encoding.
-pub fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
-}
-
-/// Decodes a stored value.
-pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::io::Result<T> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

@@ -6,13 +6,7 @@ use goscheduler::proto::raft::raft_transport_client::RaftTransportClient;
 use goscheduler::proto::raft::Envelope;
 use serde_json::json;
 
-use crate::harness::{Cluster, Options, SHARDS};
-
-/// Node `node`'s term of the meta group, from `goschedctl status`.
-async fn meta_term(cluster: &Cluster, node: u64) -> u64 {
-    let me = cluster.status_of(1, node).await;
-    me["groups"][0]["term"].as_u64().expect("a term")
-}
+use crate::harness::{meta_term, Cluster, Options, SHARDS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vote_with_an_implausible_term_is_refused_and_the_group_goes_on() {

@@ -880,3 +880,9 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Node `node`'s term of the meta group, from `goschedctl status`.
+pub async fn meta_term(cluster: &Cluster, node: u64) -> u64 {
+    let me = cluster.status_of(1, node).await;
+    me["groups"][0]["term"].as_u64().expect("a term")
+}

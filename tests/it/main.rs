@@ -23,6 +23,7 @@ mod intervals;
 mod layers;
 mod limits;
 mod membership;
+mod older_peers;
 mod openapi_conformance;
 mod paging;
 mod partition;
