@@ -103,6 +103,12 @@ pub enum ShardCommand {
         /// older entries: no cap.
         #[serde(default)]
         pending_caps: BTreeMap<String, u64>,
+        /// Set by a proposer that never proposes these schedules again (a create without
+        /// idempotency keys is not retried once its fate is unknown), so an item without a
+        /// key is stored without looking for an earlier apply of the same create. False in
+        /// older entries: every item is looked for.
+        #[serde(default)]
+        proposed_once: bool,
     },
     /// Delete a schedule (`at_ms`: the proposer's clock; a cron's runs after it go).
     DeleteSchedule { id: Uuid, at_ms: u64 },

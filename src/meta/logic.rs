@@ -291,7 +291,7 @@ mod tests {
         let mut txn = SmTxn::new(db, GroupId::META);
         let out = cmds.iter().map(|c| apply(&mut txn, c).unwrap()).collect();
         let mut batch = rocksdb::WriteBatch::default();
-        txn.write_into(&mut batch);
+        txn.write_into(&mut batch).unwrap();
         db.write(batch).unwrap();
         out
     }

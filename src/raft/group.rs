@@ -92,7 +92,13 @@ impl<L: LogTypes> Group<L> {
     }
 
     /// Proposes `cmd` as this group's leader and answers what applying it returned.
+    /// Errors that prove `cmd` was not appended (not the leader, the group stopped before)
+    /// are `NotLeader` / `Unavailable`, which the router retries; any other failure after
+    /// proposing is `Indeterminate`.
     pub async fn write(&self, cmd: L::Command) -> Result<L::Reply, GroupError> {
+        if let Some(why) = self.stopped_reason() {
+            return Err(GroupError::Unavailable(why));
+        }
         let proposed = tokio::time::timeout(LEADER_TIMEOUT, self.raft.client_write(cmd)).await;
         let Ok(result) = proposed else {
             return Err(GroupError::Indeterminate(format!(
@@ -113,7 +119,11 @@ impl<L: LogTypes> Group<L> {
                 )))
             }
             Err(RaftError::APIError(e)) => Err(GroupError::Internal(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(self.stopped(e)),
+            // It may have been appended and replicated before the group stopped.
+            Err(RaftError::Fatal(e)) => Err(GroupError::Indeterminate(format!(
+                "{} stopped while writing: {e}; the write may or may not have been applied",
+                self.id
+            ))),
         }
     }
 

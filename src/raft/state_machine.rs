@@ -210,7 +210,7 @@ impl<L: LogTypes> RaftStateMachine<TypeConfig<L>> for GroupStateMachine<L> {
         let Some(last) = last_applied else {
             return Ok(());
         };
-        txn.write_into(&mut batch);
+        txn.write_into(&mut batch)?;
         batch.put_cf(
             self.cf_meta(),
             keys::named_key(self.group, LAST_APPLIED),

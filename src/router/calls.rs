@@ -300,6 +300,9 @@ impl Router {
             keys,
             first_runs: Some(crate::shard::cron_runs::FIRST_RUNS),
             pending_caps,
+            // The router retries a write whose fate is unknown only if it is repeatable:
+            // every item keyed (and keyed items are looked for anyway).
+            proposed_once: true,
         };
         let created = answer(
             "CreateSchedules",

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::due_signal::DueSignal;
 use super::index::{insert, rearm, remove};
-use super::newest::NewestCreated;
 use super::{audit, claims, cron_runs, idempotency, keys, pending, retention, update};
 use crate::command::{
     Command, CommandResult, CreateKey, Created, RejectReason, Rejection, SchedulerLog, ShardCommand,
@@ -50,17 +49,16 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
             keys,
             first_runs,
             pending_caps,
+            proposed_once,
         } => {
             let first_runs = first_runs.unwrap_or(cron_runs::MAX_RUNS_PER_REFILL);
-            let now_ms = schedules.first().map_or(0, |s| s.created_at_ms);
-            let mut newest = NewestCreated::load(txn, now_ms)?;
             let mut created = Vec::with_capacity(schedules.len());
             for (i, s) in schedules.iter().enumerate() {
                 let key = keys.get(i).and_then(Option::as_ref);
                 let cap = pending_caps.get(&s.app_id).copied();
-                created.push(create(txn, &mut newest, s, key, first_runs, cap)?);
+                let look = key.is_some() || !proposed_once;
+                created.push(create(txn, s, look, key, first_runs, cap)?);
             }
-            newest.save(txn)?;
             Ok(CommandResult::Created(created))
         }
         ShardCommand::DeleteSchedule { id, at_ms } => delete(txn, id, (*at_ms / 1000) as i64),
@@ -139,17 +137,19 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
 /// that exists returns the stored schedule unchanged, so a client's retry of an unknown
 /// outcome is harmless. A one-time schedule whose partition holds `pending_cap` pending
 /// schedules already is refused.
+/// Stores `s` unless a create of it was applied before, which `look` says may be (it
+/// costs a point read: nearly all creates are proposed once and skip it).
 fn create(
     txn: &mut SmTxn,
-    newest: &mut NewestCreated,
     s: &Schedule,
+    look: bool,
     key: Option<&CreateKey>,
     first_runs: usize,
     pending_cap: Option<u64>,
 ) -> io::Result<Created> {
-    if !newest.is_newer(&s.id) {
+    if look {
         if let Some(existing) = txn.get::<Schedule>(&keys::schedule(&s.id))? {
-            // The same create applied again (a forward retried): answered as it was.
+            // The same create applied again (a retried write): answered as it was.
             return Ok(Created::New(existing));
         }
     }
@@ -172,7 +172,6 @@ fn create(
     }
     let mut s = s.clone();
     insert(txn, &s)?;
-    newest.stored(s.id);
     if let Some(key) = key {
         idempotency::remember(txn, &s, key)?;
     }

@@ -43,6 +43,7 @@ fn create(schedules: Vec<Schedule>) -> Command {
         keys: vec![],
         first_runs: None,
         pending_caps: Default::default(),
+        proposed_once: true,
     }
 }
 
@@ -50,7 +51,7 @@ fn commit(db: &rocksdb::DB, cmds: &[Command]) -> Vec<CommandResult> {
     let mut txn = SmTxn::new(db, SHARD);
     let out = cmds.iter().map(|c| apply(&mut txn, c).unwrap()).collect();
     let mut batch = rocksdb::WriteBatch::default();
-    txn.write_into(&mut batch);
+    txn.write_into(&mut batch).unwrap();
     db.write(batch).unwrap();
     out
 }
@@ -106,7 +107,7 @@ fn create_is_idempotent_and_delete_removes_every_index_entry() {
         CommandResult::Created(vec![Created::New(a.clone()), Created::New(b.clone())])
     );
     // The same id again (a retried request) returns what is stored and changes nothing.
-    let again = commit(&db, &[create(vec![one_time(1, 999)])]);
+    let again = commit(&db, &[older_create(vec![one_time(1, 999)])]);
     assert_eq!(
         again[0],
         CommandResult::Created(vec![Created::New(a.clone())])
@@ -375,6 +376,7 @@ fn a_cron_costs_its_create_a_few_runs_and_its_runs_share_its_payload() {
             keys: vec![],
             first_runs: Some(cron_runs::FIRST_RUNS),
             pending_caps: Default::default(),
+            proposed_once: true,
         }],
     );
     let times = runs(&db, c.id, When::All, T0, None);
@@ -712,6 +714,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
         keys: vec![Some(k)],
         first_runs: None,
         pending_caps: Default::default(),
+        proposed_once: true,
     };
     let only = |r: Vec<CommandResult>| match r.into_iter().next() {
         Some(CommandResult::Created(mut c)) => c.remove(0),
@@ -751,6 +754,7 @@ fn an_idempotency_key_answers_its_first_create_for_its_window_then_is_forgotten(
             ],
             first_runs: None,
             pending_caps: Default::default(),
+            proposed_once: true,
         }],
     );
     assert!(
@@ -820,6 +824,7 @@ fn only_a_create_keyed_in_every_schedule_may_be_proposed_again() {
             keys,
             first_runs: None,
             pending_caps: Default::default(),
+            proposed_once: true,
         })
     };
     assert!(create(vec![key(), key()]).repeatable());
@@ -843,6 +848,7 @@ fn pending_counts_follow_every_change_and_cap_one_time_creates() {
         keys: vec![],
         first_runs: Some(5),
         pending_caps: [("revamp".to_string(), cap)].into(),
+        proposed_once: true,
     };
     let refused = |r: &CommandResult| match r {
         CommandResult::Created(c) => {
@@ -1167,96 +1173,70 @@ fn audited_changes_are_logged_newest_first_and_purged_with_their_apps_retention(
     assert_eq!(count(&db, keys::AUDIT) + count(&db, keys::AUDIT_AGE), 0);
 }
 
-#[test]
-fn creates_with_ids_newer_than_any_stored_skip_the_lookup_and_older_ids_are_looked_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = store::open(dir.path()).unwrap();
-    let t = (T0 as u64) * 1000;
-    let made_at = |ms: u64| Schedule {
-        id: id::new_id(GroupId::shard(0), ms),
-        created_at_ms: ms,
-        ..one_time(0, T0 + 3600)
-    };
-    let create_one = |s: &Schedule| match &commit(&db, &[create(vec![s.clone()])])[0] {
-        CommandResult::Created(c) => c.clone(),
-        other => panic!("not created: {other:?}"),
-    };
-    // The same create applied again, as a retried forward would: answered as stored.
-    let applied_again = |s: &Schedule| {
-        let again = Schedule {
-            payload: "changed".into(),
-            ..s.clone()
-        };
-        assert_eq!(
-            create_one(&again),
-            vec![Created::New(s.clone())],
-            "{}",
-            s.id
-        );
-    };
-    // Written behind the state machine's back (no create, no newest id).
-    let write_behind = |write: &dyn Fn(&mut SmTxn)| {
-        let mut txn = SmTxn::new(&db, SHARD);
-        write(&mut txn);
-        let mut batch = rocksdb::WriteBatch::default();
-        txn.write_into(&mut batch);
-        db.write(batch).unwrap();
-    };
-    // A shard written before the newest id was kept (an older build): schedules, no key.
-    let old = made_at(t + 5 * 60 * 1000);
-    write_behind(&|txn| crate::shard::index::insert(txn, &old).unwrap());
-    // The first create finds no newest id: ids up to 10 minutes after it are looked up, so
-    // an older build's create applied again still answers as stored.
-    let a = made_at(t);
-    assert_eq!(create_one(&a), vec![Created::New(a.clone())]);
-    applied_again(&old);
-    applied_again(&a);
-    // Newer than the newest: not looked up. Shown with a schedule planted under that id
-    // (no create can store one): the create overwrites it.
-    let b = made_at(t + 11 * 60 * 1000);
-    let planted = Schedule {
-        payload: "planted".into(),
-        ..b.clone()
-    };
-    write_behind(&|txn| txn.put(&keys::schedule(&b.id), &planted).unwrap());
-    assert_eq!(create_one(&b), vec![Created::New(b.clone())]);
-    // b is the newest now: the same create applied again is looked up.
-    applied_again(&b);
-    // An id older than the newest (a proposer whose clock is behind) is looked up and,
-    // absent, created.
-    let c = made_at(t + 60 * 1000);
-    assert_eq!(create_one(&c), vec![Created::New(c.clone())]);
-    assert_eq!(count(&db, keys::SCHEDULE), 4);
-    assert_eq!(count(&db, keys::TIME), 4);
+/// A create as builds before `proposed_once` proposed it: every item is looked for.
+fn older_create(schedules: Vec<Schedule>) -> Command {
+    match create(schedules) {
+        Command::CreateSchedules {
+            schedules,
+            keys,
+            first_runs,
+            pending_caps,
+            ..
+        } => Command::CreateSchedules {
+            schedules,
+            keys,
+            first_runs,
+            pending_caps,
+            proposed_once: false,
+        },
+        other => other,
+    }
 }
 
 #[test]
-fn a_new_shard_looks_up_no_id_and_one_written_by_an_older_build_looks_up_ids_of_the_next_minutes() {
-    use crate::shard::newest::NewestCreated;
+fn only_creates_that_may_have_been_applied_before_are_looked_for() {
+    use crate::command::CreateKey;
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(dir.path()).unwrap();
-    let t = (T0 as u64) * 1000;
-    let at = |ms| id::new_id(GroupId::shard(0), ms);
-    let fresh = NewestCreated::load(&SmTxn::new(&db, SHARD), t).unwrap();
-    assert!(
-        fresh.is_newer(&at(0)),
-        "a shard without schedules: every id is newer"
-    );
-
-    let s = Schedule {
-        id: at(t),
-        created_at_ms: t,
-        ..one_time(0, T0 + 3600)
+    let created = |cmd: Command| match &commit(&db, &[cmd])[0] {
+        CommandResult::Created(c) => c.clone(),
+        other => panic!("not created: {other:?}"),
     };
+    let changed = |s: &Schedule| Schedule {
+        payload: "changed".into(),
+        ..s.clone()
+    };
+    // Proposed once, without a key: not looked for. Shown with a schedule planted under
+    // its id behind the state machine's back (no create can store one): overwritten.
+    let a = one_time(1, 100);
     let mut txn = SmTxn::new(&db, SHARD);
-    crate::shard::index::insert(&mut txn, &s).unwrap();
-    let older_build = NewestCreated::load(&txn, t).unwrap();
-    assert!(!older_build.is_newer(&at(t + 9 * 60 * 1000)));
-    assert!(older_build.is_newer(&at(t + 11 * 60 * 1000)));
-    drop(txn);
+    txn.put(&keys::schedule(&a.id), &changed(&a)).unwrap();
+    let mut batch = rocksdb::WriteBatch::default();
+    txn.write_into(&mut batch).unwrap();
+    db.write(batch).unwrap();
+    assert_eq!(
+        created(create(vec![a.clone()])),
+        vec![Created::New(a.clone())]
+    );
+    assert_eq!(get(&db, Query::GetSchedule { id: a.id }), vec![a.clone()]);
 
-    commit(&db, &[create(vec![s.clone()])]);
-    let after = NewestCreated::load(&SmTxn::new(&db, SHARD), t).unwrap();
-    assert!(!after.is_newer(&s.id), "the created id is the newest now");
-    assert!(after.is_newer(&at(t + 1)));
+    // An entry of an older build: looked for, answered as stored, nothing changed.
+    assert_eq!(
+        created(older_create(vec![changed(&a)])),
+        vec![Created::New(a.clone())]
+    );
+    // A keyed create (the router retries those): looked for too.
+    let keyed = Command::CreateSchedules {
+        schedules: vec![changed(&a)],
+        keys: vec![Some(CreateKey {
+            key: "k".into(),
+            digest: Uuid::from_u128(5),
+        })],
+        first_runs: None,
+        pending_caps: Default::default(),
+        proposed_once: true,
+    };
+    assert_eq!(created(keyed), vec![Created::New(a.clone())]);
+    assert_eq!(get(&db, Query::GetSchedule { id: a.id }), vec![a.clone()]);
+    assert_eq!((count(&db, keys::SCHEDULE), count(&db, keys::TIME)), (1, 1));
 }

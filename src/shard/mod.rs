@@ -9,7 +9,6 @@ pub mod idempotency;
 pub mod index;
 pub mod keys;
 pub mod logic;
-pub mod newest;
 pub mod pending;
 pub mod query;
 pub mod retention;

@@ -15,23 +15,14 @@ pub fn counts(s: &Schedule) -> bool {
 
 /// The pending schedules of `app_id`'s partition `partition` in this shard.
 pub fn of(txn: &SmTxn, app_id: &str, partition: u32) -> io::Result<u64> {
-    Ok(txn
-        .get::<u64>(&keys::pending(app_id, partition))?
-        .unwrap_or(0))
+    txn.counter(&keys::pending(app_id, partition))
 }
 
 /// Adds `delta` to the pending count of `s`'s partition (never below zero: schedules
 /// stored before counts were kept are not in it).
 pub fn add(txn: &mut SmTxn, s: &Schedule, delta: i64) -> io::Result<()> {
     let key = keys::pending(&s.app_id, s.partition);
-    let n = txn
-        .get::<u64>(&key)?
-        .unwrap_or(0)
-        .saturating_add_signed(delta);
-    if n == 0 {
-        txn.delete(&key);
-        Ok(())
-    } else {
-        txn.put(&key, &n)
-    }
+    let n = txn.counter(&key)?.saturating_add_signed(delta);
+    txn.set_counter(&key, n);
+    Ok(())
 }

@@ -112,6 +112,7 @@ mod tests {
             keys: vec![None, None],
             first_runs: Some(120),
             pending_caps: BTreeMap::from([("revamp".to_string(), 5)]),
+            proposed_once: true,
         })
     }
 

@@ -1,7 +1,7 @@
 //! One apply batch of a group's state machine: reads see the batch's own writes, and
 //! everything lands in RocksDB as one atomic `WriteBatch`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::{WriteBatch, DB};
 
@@ -14,6 +14,9 @@ pub struct SmTxn<'a> {
     group: GroupId,
     /// Writes of this batch: `Some(value)` = put, `None` = delete.
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Counters this batch set, decoded (0: deleted). A count that every create of a batch
+    /// changes is read once and written once, not read, decoded, encoded and put per create.
+    counters: HashMap<Vec<u8>, u64>,
 }
 
 impl<'a> SmTxn<'a> {
@@ -22,6 +25,7 @@ impl<'a> SmTxn<'a> {
             db,
             group,
             overlay: BTreeMap::new(),
+            counters: HashMap::new(),
         }
     }
 
@@ -46,6 +50,26 @@ impl<'a> SmTxn<'a> {
 
     pub fn delete(&mut self, key: &[u8]) {
         self.overlay.insert(key.to_vec(), None);
+    }
+
+    /// The counter at `key` (absent: 0). A counter's key is read and written only through
+    /// [`counter`](Self::counter) and [`set_counter`](Self::set_counter): other reads and
+    /// scans of this batch do not see what `set_counter` set.
+    pub fn counter(&self, key: &[u8]) -> std::io::Result<u64> {
+        match self.counters.get(key) {
+            Some(n) => Ok(*n),
+            None => Ok(self.get::<u64>(key)?.unwrap_or(0)),
+        }
+    }
+
+    /// Sets the counter at `key`; 0 deletes it.
+    pub fn set_counter(&mut self, key: &[u8], n: u64) {
+        match self.counters.get_mut(key) {
+            Some(v) => *v = n,
+            None => {
+                self.counters.insert(key.to_vec(), n);
+            }
+        }
     }
 
     /// The smallest key this batch puts (not deletes) that starts with `prefix`.
@@ -109,7 +133,7 @@ impl<'a> SmTxn<'a> {
     }
 
     /// Moves this batch's writes into `batch` (with group prefixes).
-    pub fn write_into(&self, batch: &mut WriteBatch) {
+    pub fn write_into(&self, batch: &mut WriteBatch) -> std::io::Result<()> {
         let cf = self.db.cf_handle(CF_SM).expect("sm column family");
         for (k, v) in &self.overlay {
             let key = keys::sm_key(self.group, k);
@@ -118,6 +142,14 @@ impl<'a> SmTxn<'a> {
                 None => batch.delete_cf(cf, key),
             }
         }
+        for (k, n) in &self.counters {
+            let key = keys::sm_key(self.group, k);
+            match n {
+                0 => batch.delete_cf(cf, key),
+                n => batch.put_cf(cf, key, encode(n)?),
+            }
+        }
+        Ok(())
     }
 }
 
