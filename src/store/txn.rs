@@ -245,7 +245,7 @@ mod tests {
             txn.put(k.as_bytes(), &k).unwrap();
         }
         let mut batch = WriteBatch::default();
-        txn.write_into(&mut batch);
+        txn.write_into(&mut batch).unwrap();
         db.write(batch).unwrap();
 
         let mut txn = SmTxn::new(&db, g);

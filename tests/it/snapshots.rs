@@ -43,7 +43,7 @@ fn put(db: &rocksdb::DB, keys: &[&str]) {
         txn.put(k.as_bytes(), k).unwrap();
     }
     let mut batch = rocksdb::WriteBatch::default();
-    txn.write_into(&mut batch);
+    txn.write_into(&mut batch).unwrap();
     db.write(batch).unwrap();
 }
 
