@@ -7,7 +7,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{Error, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Number;
 
@@ -92,6 +92,39 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
         T::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
+/// A list of objects only: each element a struct read from its fields (an element that is
+/// not an object is refused, as by [`object_or_none`]).
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    d.deserialize_seq(Objects(PhantomData))
+}
+
+struct Objects<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Objects<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        // Not sized by the hint: a hostile length must not reserve memory.
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Object(PhantomData))? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Object<T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
@@ -183,6 +216,21 @@ mod tests {
         ] {
             let e = parse(bad).err().unwrap().to_string();
             assert!(e.contains(says), "{bad}: {e}");
+        }
+        #[derive(Debug, Deserialize)]
+        struct List {
+            #[serde(deserialize_with = "super::objects")]
+            items: Vec<Inner>,
+        }
+        let list: List = serde_json::from_str(r#"{"items": [{"a": 1.0}, {"b": 2}]}"#).unwrap();
+        assert_eq!(list.items.len(), 2);
+        assert_eq!(list.items[1].b, Some(2));
+        for bad in [
+            r#"{"items": [{"a": 1}, [1, 2]]}"#,
+            r#"{"items": [null]}"#,
+            r#"{"items": {"a": 1}}"#,
+        ] {
+            assert!(serde_json::from_str::<List>(bad).is_err(), "{bad}");
         }
         // Through a `Value` too (bodies re-keyed for their casing are parsed that way).
         let v: serde_json::Value = serde_json::from_str(r#"{"inner": [1]}"#).unwrap();

@@ -19,6 +19,12 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
 ) -> Result<T, ApiError> {
+    parse_object(&object_body(body, limit)?)
+}
+
+/// A body of at most `limit` bytes that starts as a JSON object (413 with the limit when it
+/// is too large; 400 when empty or not an object).
+pub fn object_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     let body = match body {
         Ok(body) => body,
         Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
@@ -36,13 +42,18 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::unparsable("expected a JSON object"));
     }
-    if super::field_case::needs_recasing(&body) {
+    Ok(body)
+}
+
+/// Parses an [`object_body`], its field names in any casing (`field_case`).
+pub fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if super::field_case::needs_recasing(body) {
         let mut value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(ApiError::unparsable)?;
+            serde_json::from_slice(body).map_err(ApiError::unparsable)?;
         super::field_case::recase(&mut value);
         return serde_json::from_value(value).map_err(ApiError::unparsable);
     }
-    serde_json::from_slice(&body).map_err(ApiError::unparsable)
+    serde_json::from_slice(body).map_err(ApiError::unparsable)
 }
 
 /// The error of a schedule id that names nothing, in the original's words.

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::envelope::{ok, ApiError, Envelope, Failure};
 use super::lookup::{registered_app, touchable_schedule};
-use super::params::{locate, parse_body};
+use super::params::{locate, object_body, parse_body, parse_object};
 use super::views::{created_view, stored_view, BatchData, BatchItem, ScheduleData};
 use super::Gateway;
 use crate::callback::guard::Guard;
@@ -474,17 +474,11 @@ pub async fn create_batch(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let batch: CreateBatch = parse_body(body, gw.config.limits.max_batch_body_bytes)?;
-    if batch.schedules.is_empty() || batch.schedules.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(format!(
-            "a batch holds 1 to {MAX_BATCH} schedules, not {}",
-            batch.schedules.len()
-        )));
-    }
+    let creates = batch_items(&object_body(body, gw.config.limits.max_batch_body_bytes)?)?;
     let now = now();
-    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(batch.schedules.len());
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(creates.len());
     let mut per_shard: BTreeMap<GroupId, Vec<(usize, Creation)>> = BTreeMap::new();
-    let parsed: Vec<Result<CreateSchedule, ApiError>> = shaped(batch.schedules)?
+    let parsed: Vec<Result<CreateSchedule, ApiError>> = creates
         .into_iter()
         .map(|req| {
             caller.may_touch(req.app_id.as_deref().unwrap_or_default())?;
@@ -600,23 +594,52 @@ async fn propose(
     answers
 }
 
-/// The batch's items as creates; one not shaped like a create (a wrong type, not an
-/// object) makes the whole batch a 400 naming it, before anything is written. What only
-/// the server can judge (the app, the time, the callback) is answered per item.
-fn shaped(items: Vec<serde_json::Value>) -> Result<Vec<CreateSchedule>, ApiError> {
+/// A batch read straight into creates: how nearly every batch parses (in the canonical
+/// casing, every item an object that reads as a create).
+#[derive(Deserialize)]
+struct DirectBatch {
+    #[serde(deserialize_with = "crate::json_shape::objects")]
+    schedules: Vec<CreateSchedule>,
+}
+
+/// The batch's items as creates (1 to [`MAX_BATCH`]); one not shaped like a create (a
+/// wrong type, not an object) makes the whole batch a 400 naming it, before anything is
+/// written. What only the server can judge (the app, the time, the callback) is answered
+/// per item. A body the direct read refuses is read again item by item, so that the
+/// error names the item (and a body in another casing is re-keyed first).
+fn batch_items(body: &[u8]) -> Result<Vec<CreateSchedule>, ApiError> {
+    let direct = (!super::field_case::needs_recasing(body))
+        .then(|| serde_json::from_slice::<DirectBatch>(body).ok())
+        .flatten();
+    let items = match direct {
+        Some(batch) => batch.schedules.into_iter().map(Ok).collect(),
+        None => parse_object::<CreateBatch>(body)?
+            .schedules
+            .into_iter()
+            .map(|item| match item {
+                serde_json::Value::Object(_) => {
+                    serde_json::from_value(item).map_err(|e| e.to_string())
+                }
+                _ => Err("expected a JSON object".to_string()),
+            })
+            .collect::<Vec<_>>(),
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "a batch holds 1 to {MAX_BATCH} schedules, not {}",
+            items.len()
+        )));
+    }
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
             let why = match item {
-                serde_json::Value::Object(_) => match serde_json::from_value(item) {
-                    Ok(create) => match off_schema(&create) {
-                        None => return Ok(create),
-                        Some(why) => why,
-                    },
-                    Err(e) => e.to_string(),
+                Ok(create) => match off_schema(&create) {
+                    None => return Ok(create),
+                    Some(why) => why,
                 },
-                _ => "expected a JSON object".to_string(),
+                Err(why) => why,
             };
             Err(ApiError::unparsable(format!("schedules[{i}]: {why}")))
         })

@@ -99,7 +99,8 @@ impl<L: LogTypes> Group<L> {
         if let Some(why) = self.stopped_reason() {
             return Err(GroupError::Unavailable(why));
         }
-        let proposed = tokio::time::timeout(LEADER_TIMEOUT, self.raft.client_write(cmd)).await;
+        let proposed =
+            tokio::time::timeout(LEADER_TIMEOUT, self.raft.client_write(Arc::new(cmd))).await;
         let Ok(result) = proposed else {
             return Err(GroupError::Indeterminate(format!(
                 "{} did not commit the write within {LEADER_TIMEOUT:?}; it may or may not be applied",

@@ -7,6 +7,7 @@
 
 use std::fmt::{Debug, Display};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use openraft::{AppData, AppDataResponse, EntryPayload, RaftTypeConfig};
 
@@ -30,17 +31,19 @@ pub struct TypeConfig<L: LogTypes>(PhantomData<L>);
 type LeaderIdOf = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;
 
 impl<L: LogTypes> RaftTypeConfig for TypeConfig<L> {
-    type D = L::Command;
+    /// Shared: a log entry is read by apply and by every replication stream while it is
+    /// also kept in memory (`recent`), and each read clones it.
+    type D = Arc<L::Command>;
     type R = L::Reply;
     type NodeId = NodeId;
     type Node = NodeInfo;
     type Term = u64;
     type LeaderId = LeaderIdOf;
     type Vote = openraft::impls::Vote<LeaderIdOf>;
-    type Payload = EntryPayload<L::Command, NodeId, NodeInfo>;
+    type Payload = EntryPayload<Arc<L::Command>, NodeId, NodeInfo>;
     type Entry = openraft::Entry<
         <LeaderIdOf as openraft::vote::RaftLeaderId>::Committed,
-        EntryPayload<L::Command, NodeId, NodeInfo>,
+        EntryPayload<Arc<L::Command>, NodeId, NodeInfo>,
     >;
     type AsyncRuntime = openraft::impls::TokioRuntime;
     type Responder<T>
