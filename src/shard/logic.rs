@@ -133,12 +133,12 @@ pub fn apply(txn: &mut SmTxn, cmd: &ShardCommand) -> io::Result<CommandResult> {
     }
 }
 
-/// Stores a new schedule (for a cron, with its first `first_runs` runs). Creating an id
-/// that exists returns the stored schedule unchanged, so a client's retry of an unknown
-/// outcome is harmless. A one-time schedule whose partition holds `pending_cap` pending
-/// schedules already is refused.
-/// Stores `s` unless a create of it was applied before, which `look` says may be (it
-/// costs a point read: nearly all creates are proposed once and skip it).
+/// Stores a new schedule (for a cron, with its first `first_runs` runs). When `look` says
+/// a create of this id may have been applied before (a key, or a command from an older
+/// build), the stored schedule is answered unchanged, so a retry of an unknown outcome is
+/// harmless; the look costs a point read, and nearly all creates are proposed once and
+/// skip it. A one-time schedule whose partition holds `pending_cap` pending schedules
+/// already is refused.
 fn create(
     txn: &mut SmTxn,
     s: &Schedule,
