@@ -3,6 +3,8 @@
 //! app's schedules, runs and bulk actions (403 otherwise); anything else is 401. With no
 //! admin token configured, every caller is the admin (the single-node default).
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -131,7 +133,7 @@ async fn app_caller(gw: &Gateway, bearer: &str) -> Option<Caller> {
     let replica = gw.router.app_replica(presented.app_id).ok().flatten();
     let app = match replica {
         Some(app) if app.tokens.iter().any(|t| t.token_id == presented.token_id) => app,
-        _ => gw.router.app(presented.app_id).await.ok().flatten()?,
+        _ => Arc::new(gw.router.app(presented.app_id).await.ok().flatten()?),
     };
     presented
         .held_by(&app)

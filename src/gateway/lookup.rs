@@ -1,5 +1,7 @@
 //! Finding what a request names before acting on it: its app, its schedule.
 
+use std::sync::Arc;
+
 use super::access::Caller;
 use super::envelope::ApiError;
 use super::params::{locate_schedule, schedule_not_found};
@@ -13,7 +15,7 @@ use crate::schedule::Schedule;
 /// otherwise confirmed by a linearizable read, so an app registered or activated through
 /// another node a moment ago is found. (A deactivation racing a create may let that create
 /// through; the two are unordered anyway.)
-pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError> {
+pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<Arc<App>, ApiError> {
     if let Ok(Some(app)) = gw.router.app_replica(app_id) {
         if app.active {
             return Ok(app);
@@ -22,6 +24,7 @@ pub async fn registered_app(gw: &Gateway, app_id: &str) -> Result<App, ApiError>
     gw.router
         .app(app_id)
         .await?
+        .map(Arc::new)
         .ok_or_else(|| Rejection::new(RejectReason::UnregisteredApp, "unregistered App").into())
 }
 

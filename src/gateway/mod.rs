@@ -37,9 +37,20 @@ use crate::skew::SkewGuard;
 use crate::storage::Storage;
 use envelope::ApiError;
 
-/// What every handler can reach.
+/// What every handler can reach: a handle (axum clones the state for every request and
+/// middleware, so one clone is one reference count).
 #[derive(Clone)]
-pub struct Gateway {
+pub struct Gateway(Arc<GatewayParts>);
+
+impl std::ops::Deref for Gateway {
+    type Target = GatewayParts;
+
+    fn deref(&self) -> &GatewayParts {
+        &self.0
+    }
+}
+
+pub struct GatewayParts {
     pub router: Router,
     pub config: Arc<Config>,
     /// The zone query times are read in (`time_zone`, checked at start).
@@ -65,7 +76,7 @@ impl Gateway {
         token: AdminToken,
     ) -> anyhow::Result<Self> {
         let zone = config.zone()?;
-        Ok(Gateway {
+        Ok(Gateway(Arc::new(GatewayParts {
             token,
             router,
             config,
@@ -73,7 +84,7 @@ impl Gateway {
             skew,
             storage,
             guard,
-        })
+        })))
     }
 }
 

@@ -3,6 +3,7 @@
 //! the id, time and partition into the command; afterwards the id alone names the shard.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -86,7 +87,7 @@ fn now() -> (i64, u64) {
 async fn resolve_apps(
     gw: &Gateway,
     ids: impl Iterator<Item = String>,
-) -> HashMap<String, Result<App, ApiError>> {
+) -> HashMap<String, Result<Arc<App>, ApiError>> {
     let distinct: std::collections::BTreeSet<String> = ids.collect();
     let mut apps = HashMap::new();
     for id in distinct {
@@ -224,7 +225,7 @@ fn to_any_partition(gw: &Gateway, mut c: Creation, partitions: u32) -> Creation 
 fn build_schedule(
     gw: &Gateway,
     req: CreateSchedule,
-    apps: &HashMap<String, Result<App, ApiError>>,
+    apps: &HashMap<String, Result<Arc<App>, ApiError>>,
     now: (i64, u64),
 ) -> Result<Creation, ApiError> {
     let (now_secs, now_ms) = now;
@@ -658,7 +659,7 @@ fn off_schema(req: &CreateSchedule) -> Option<String> {
 /// Takes one cron's place in its app's room (counted once per batch); false when full.
 async fn take_cron_room(
     gw: &Gateway,
-    apps: &HashMap<String, Result<App, ApiError>>,
+    apps: &HashMap<String, Result<Arc<App>, ApiError>>,
     rooms: &mut HashMap<String, usize>,
     c: &Creation,
 ) -> Result<bool, ApiError> {

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt};
@@ -36,6 +37,9 @@ pub struct GroupStateMachine<L: LogTypes> {
     /// Held while building or installing a snapshot: the two never run at once, so
     /// neither removes the other's files.
     files: Arc<std::sync::Mutex<()>>,
+    /// Counts the writes to the applied state (apply batches, snapshot installs), each
+    /// counted after it is written: what was read while it held still is still current.
+    generation: Arc<AtomicU64>,
 }
 
 impl<L: LogTypes> Clone for GroupStateMachine<L> {
@@ -47,6 +51,7 @@ impl<L: LogTypes> Clone for GroupStateMachine<L> {
             wal: self.wal.clone(),
             logic: self.logic.clone(),
             files: self.files.clone(),
+            generation: self.generation.clone(),
         }
     }
 }
@@ -67,6 +72,7 @@ impl<L: LogTypes> GroupStateMachine<L> {
             wal,
             logic,
             files: Arc::default(),
+            generation: Arc::default(),
         };
         if let Some(path) = sm.get_meta::<PathBuf>(INSTALLING)? {
             tracing::warn!(%group, ?path, "redoing an interrupted snapshot install");
@@ -86,6 +92,12 @@ impl<L: LogTypes> GroupStateMachine<L> {
 
     pub fn group(&self) -> GroupId {
         self.group
+    }
+
+    /// How many writes the applied state has had (see `generation`): read before reading
+    /// the state, it tells a cache whether what it read is still current.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Runs `f` on the applied state (whether that is linearizable is the caller's affair).
@@ -143,7 +155,9 @@ impl<L: LogTypes> GroupStateMachine<L> {
             encode(&meta.last_membership)?,
         );
         batch.delete_cf(self.cf_meta(), marker);
-        self.db.write_opt(batch, &opts).map_err(io_err)
+        self.db.write_opt(batch, &opts).map_err(io_err)?;
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -218,6 +232,7 @@ impl<L: LogTypes> RaftStateMachine<TypeConfig<L>> for GroupStateMachine<L> {
         );
         // Not synced: the entries are durable in the log, and purge syncs before dropping them.
         self.db.write(batch).map_err(io_err)?;
+        self.generation.fetch_add(1, Ordering::Release);
         self.logic.after_commit(&txn);
         for (r, result) in replies {
             r.send(result);

@@ -6,6 +6,7 @@
 //! possibly behind).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -203,13 +204,15 @@ impl Router {
     /// inline: one small, hot key, served from RocksDB's memtable or block cache, costs
     /// less than a hop to the blocking pool (which cost 8–19 % of single creates/s on this
     /// box: docs/BENCHMARKS.md).
-    pub fn app_replica(&self, app_id: &str) -> Result<Option<App>, GroupError> {
-        let q = MetaQuery::GetApp {
-            app_id: app_id.to_string(),
-        };
+    pub fn app_replica(&self, app_id: &str) -> Result<Option<Arc<App>>, GroupError> {
         let sm = &self.groups.meta().sm;
-        let found = sm.read(|r| crate::meta::logic::query(r, &q))?;
-        Ok(apps_of("GetApp", found)?.pop())
+        self.apps.get(sm.generation(), app_id, || {
+            let q = MetaQuery::GetApp {
+                app_id: app_id.to_string(),
+            };
+            let found = sm.read(|r| crate::meta::logic::query(r, &q))?;
+            Ok(apps_of("GetApp", found)?.pop())
+        })
     }
 
     /// The first `limit` apps after `after` (by id), as this node's meta replica has them.

@@ -8,6 +8,7 @@
 //! redirect.
 
 pub mod calls;
+pub mod app_cache;
 pub mod coalesce;
 
 use std::future::Future;
@@ -55,6 +56,7 @@ pub struct Router {
     groups: Arc<Groups>,
     peers: Arc<Peers>,
     creates: Arc<coalesce::CreateQueues>,
+    apps: Arc<app_cache::AppCache>,
 }
 
 impl Router {
@@ -64,6 +66,7 @@ impl Router {
             groups,
             peers,
             creates: Arc::default(),
+            apps: Arc::default(),
         }
     }
 
