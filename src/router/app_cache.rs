@@ -81,10 +81,19 @@ mod tests {
             reads.set(reads.get() + 1);
             Ok::<_, ()>(Some(app("a", p)))
         };
-        assert_eq!(cache.get(1, "a", || read(4)).unwrap().unwrap().partitions, 4);
-        assert_eq!(cache.get(1, "a", || read(5)).unwrap().unwrap().partitions, 4);
+        assert_eq!(
+            cache.get(1, "a", || read(4)).unwrap().unwrap().partitions,
+            4
+        );
+        assert_eq!(
+            cache.get(1, "a", || read(5)).unwrap().unwrap().partitions,
+            4
+        );
         assert_eq!(reads.get(), 1, "kept while generation 1 holds");
-        assert_eq!(cache.get(2, "a", || read(5)).unwrap().unwrap().partitions, 5);
+        assert_eq!(
+            cache.get(2, "a", || read(5)).unwrap().unwrap().partitions,
+            5
+        );
         assert_eq!(reads.get(), 2);
     }
 
@@ -103,7 +112,9 @@ mod tests {
         let cache = AppCache::default();
         for i in 0..MAX_APPS + 10 {
             let id = format!("app-{i}");
-            cache.get(1, &id, || Ok::<_, ()>(Some(app(&id, 1)))).unwrap();
+            cache
+                .get(1, &id, || Ok::<_, ()>(Some(app(&id, 1))))
+                .unwrap();
         }
         assert!(cache.held.lock().unwrap().apps.len() <= MAX_APPS);
     }

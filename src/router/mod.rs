@@ -7,8 +7,8 @@
 //! answers "not leader, try X". Retries stop at a deadline; the client never sees a
 //! redirect.
 
-pub mod calls;
 pub mod app_cache;
+pub mod calls;
 pub mod coalesce;
 
 use std::future::Future;
