@@ -35,7 +35,10 @@ impl AppCache {
     ) -> Result<Option<Arc<App>>, E> {
         {
             let mut held = self.held.lock().expect("app cache");
-            if held.generation != generation {
+            // Generations only move on: a caller that read an older one (a write came
+            // since) must not throw away what was read after it. Serving it an entry
+            // read at a newer generation answers no older than its replica.
+            if held.generation < generation {
                 held.apps.clear();
                 held.generation = generation;
             }
@@ -95,6 +98,16 @@ mod tests {
             5
         );
         assert_eq!(reads.get(), 2);
+        // A caller still at generation 1 keeps what generation 2 read, and what it reads
+        // itself (possibly older) is not kept.
+        let other = cache.get(1, "b", || Ok::<_, ()>(Some(app("b", 1))));
+        assert_eq!(other.unwrap().unwrap().app_id, "b");
+        assert_eq!(
+            cache.get(1, "a", || read(6)).unwrap().unwrap().partitions,
+            5
+        );
+        assert_eq!(reads.get(), 2);
+        assert!(!cache.held.lock().unwrap().apps.contains_key("b"));
     }
 
     #[test]
