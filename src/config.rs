@@ -51,6 +51,12 @@ pub struct RaftSettings {
     /// How messages to peers are encoded: `binary` (the default), or `json` while a cluster
     /// is upgraded from a build that reads nothing else (every build reads both).
     pub wire_codec: crate::store::codec::Codec,
+    /// How long, at most, a node holds its next proposal of single creates for a shard
+    /// after one of at least four ended, while the callers just answered may send their
+    /// next (it goes as soon as as many creates wait as the last proposal and its waiting
+    /// neighbours had). Larger proposals share Raft's per-entry work; 0 turns it off.
+    /// Tokio's timers tick in milliseconds: the wait ends within a millisecond after.
+    pub create_linger_us: u64,
 }
 
 impl Default for RaftSettings {
@@ -62,6 +68,7 @@ impl Default for RaftSettings {
             snapshot_every: 50_000,
             keep_after_snapshot: 5_000,
             wire_codec: Default::default(),
+            create_linger_us: 1_000,
         }
     }
 }
@@ -379,6 +386,10 @@ impl Config {
                 && r.election_min_ms > r.heartbeat_ms
                 && r.election_max_ms > r.election_min_ms,
             "raft timing must satisfy 0 < heartbeat_ms < election_min_ms < election_max_ms"
+        );
+        anyhow::ensure!(
+            r.create_linger_us <= 50_000,
+            "raft.create_linger_us must be at most 50000 (50 ms)"
         );
         if !self.peers.is_empty() {
             anyhow::ensure!(

@@ -109,7 +109,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "node started"
     );
 
-    let router = Router::new(config.node_id, groups.clone(), peers.clone());
+    let linger = Duration::from_micros(config.raft.create_linger_us);
+    let router = Router::new(config.node_id, groups.clone(), peers.clone(), linger);
     // Which peer incarnations may take part, known before the first message is served.
     let registry = identity::Registry {
         router: router.clone(),

@@ -95,12 +95,12 @@ impl<L: LogTypes> Group<L> {
     /// Errors that prove `cmd` was not appended (not the leader, the group stopped before)
     /// are `NotLeader` / `Unavailable`, which the router retries; any other failure after
     /// proposing is `Indeterminate`.
-    pub async fn write(&self, cmd: L::Command) -> Result<L::Reply, GroupError> {
+    pub async fn write(&self, cmd: impl Into<Arc<L::Command>>) -> Result<L::Reply, GroupError> {
         if let Some(why) = self.stopped_reason() {
             return Err(GroupError::Unavailable(why));
         }
         let proposed =
-            tokio::time::timeout(LEADER_TIMEOUT, self.raft.client_write(Arc::new(cmd))).await;
+            tokio::time::timeout(LEADER_TIMEOUT, self.raft.client_write(cmd.into())).await;
         let Ok(result) = proposed else {
             return Err(GroupError::Indeterminate(format!(
                 "{} did not commit the write within {LEADER_TIMEOUT:?}; it may or may not be applied",

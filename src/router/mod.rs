@@ -38,7 +38,9 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// A request routed to a group's leader (run there, or forwarded to it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    Write(Command),
+    /// Shared: a retry or the proposal itself takes it without a copy (the wire form is the
+    /// command's own).
+    Write(Arc<Command>),
     Read(Query),
 }
 
@@ -60,12 +62,18 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(node_id: NodeId, groups: Arc<Groups>, peers: Arc<Peers>) -> Self {
+    /// `create_linger`: see `raft.create_linger_us` ([`coalesce`]).
+    pub fn new(
+        node_id: NodeId,
+        groups: Arc<Groups>,
+        peers: Arc<Peers>,
+        create_linger: Duration,
+    ) -> Self {
         Router {
             node_id,
             groups,
             peers,
-            creates: Arc::default(),
+            creates: Arc::new(coalesce::CreateQueues::new(create_linger)),
             apps: Arc::default(),
         }
     }
@@ -81,7 +89,7 @@ impl Router {
 
     /// Proposes `cmd` to `group` and returns what applying it answered.
     pub async fn write(&self, group: GroupId, cmd: Command) -> Result<CommandResult, GroupError> {
-        match self.route(group, Request::Write(cmd)).await? {
+        match self.route(group, Request::Write(Arc::new(cmd))).await? {
             Answer::Write(r) => Ok(r),
             Answer::Read(_) => Err(GroupError::Internal("read reply to a write".into())),
         }

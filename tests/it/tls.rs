@@ -89,13 +89,15 @@ async fn forge_all(channel: Channel, code: tonic::Code, who: &str) {
     let refused = client.pre_vote(vote).await.expect_err(who);
     assert_eq!(refused.code(), code, "{who}: pre-vote {refused:?}");
 
-    let claim = Request::Write(Command::Shard(ShardCommand::ClaimRuns {
-        ids: vec![uuid::Uuid::now_v7()],
-        node: 1,
-        deadline_ms: u64::MAX,
-        at_ms: 0,
-        attempts: vec![1],
-    }));
+    let claim = Request::Write(std::sync::Arc::new(Command::Shard(
+        ShardCommand::ClaimRuns {
+            ids: vec![uuid::Uuid::now_v7()],
+            node: 1,
+            deadline_ms: u64::MAX,
+            at_ms: 0,
+            attempts: vec![1],
+        },
+    )));
     let claim = envelope(1, 1, goscheduler::store::encode(&claim).unwrap());
     let refused = client.forward(claim).await.expect_err(who);
     assert_eq!(refused.code(), code, "{who}: forward {refused:?}");
