@@ -57,7 +57,7 @@ type Line = (GroupId, bool);
 struct Queue {
     waiting: VecDeque<Waiting>,
     in_flight: usize,
-    /// A proposer lingering until this many creates wait (see [`CreateQueues::linger`]).
+    /// A proposer lingering until this many creates wait (see [`CreateQueues::until_back`]).
     until: Option<(usize, oneshot::Sender<()>)>,
 }
 
