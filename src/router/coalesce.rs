@@ -76,7 +76,9 @@ impl CreateQueues {
         let q = shards.entry(line).or_default();
         q.waiting.push_back(w);
         if q.until.as_ref().is_some_and(|(n, _)| q.waiting.len() >= *n) {
-            let _ = q.until.take().map(|(_, wake)| wake.send(()));
+            if let Some((_, wake)) = q.until.take() {
+                let _ = wake.send(());
+            }
         }
         (q.in_flight < MAX_IN_FLIGHT).then(|| {
             q.in_flight += 1;
@@ -263,9 +265,11 @@ mod tests {
         q.enqueue(line, waiting(10), 1 << 20);
         assert!(woken.try_recv().is_ok(), "13 wait");
         assert_eq!(q.next(line, 1 << 20).unwrap().len(), 13);
-        // Enough wait already: no lingering.
-        q.enqueue(line, waiting(10), 1 << 20);
-        assert!(q.until_back(line, 0).is_none());
+        // A full proposal's worth waits already: no lingering.
+        for _ in 0..MAX_ITEMS {
+            q.enqueue(line, waiting(10), 1 << 20);
+        }
+        assert!(q.until_back(line, 10).is_none());
     }
 
     #[test]
