@@ -400,7 +400,8 @@ pub struct AppPage {
     pub limit: usize,
 }
 
-/// Which runs of a schedule: due before now, from now on, or all.
+/// Which runs of a schedule: due by now (the current second included: those fire now, or
+/// have fired), due after the current second, or all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum When {
     Past,

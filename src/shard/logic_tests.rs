@@ -305,12 +305,18 @@ fn a_cron_materialises_runs_refills_them_and_its_delete_removes_future_ones() {
         runs(&db, c.id, When::All, later, Some(cursor)),
         all[3..].to_vec()
     );
-    // Past and future split at now.
+    // Past and future split at the end of the current second: a run due now is past.
     let now = T0 + 1800;
     assert_eq!(
         runs(&db, c.id, When::Past, now, None),
+        vec![T0 + 1800, T0 + 1200, T0 + 600]
+    );
+    assert_eq!(runs(&db, c.id, When::Future, now, None)[0], T0 + 2400);
+    assert_eq!(
+        runs(&db, c.id, When::Past, now - 1, None),
         vec![T0 + 1200, T0 + 600]
     );
+    assert_eq!(runs(&db, c.id, When::Future, now - 1, None)[0], T0 + 1800);
 
     // Delete at `now`: DELETED, runs after now removed, runs before kept; a second delete 404s.
     let del = Command::DeleteSchedule {

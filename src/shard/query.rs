@@ -133,8 +133,9 @@ fn runs(
     limit: usize,
 ) -> io::Result<(Vec<Schedule>, Option<Cursor>)> {
     let in_range = |t: i64| match when {
-        When::Past => t < now,
-        When::Future => t >= now,
+        // A run due in the current second is past: it fires now, and may have fired already.
+        When::Past => t <= now,
+        When::Future => t > now,
         When::All => true,
     };
     let Some(s) = reader.get::<Schedule>(&keys::schedule(id))? else {
@@ -163,17 +164,17 @@ fn runs(
         }))
     };
     if when == When::Future {
-        // Soonest first: from now (or past the cursor) forward.
+        // Soonest first: from the next second (or past the cursor) forward.
         let start = match cursor {
-            Some(c) => keys::run(id, c.time.max(now), &c.id),
-            None => keys::run(id, now, &Uuid::nil()),
+            Some(c) if c.time > now => keys::run(id, c.time, &c.id),
+            _ => keys::run(id, now + 1, &Uuid::nil()),
         };
         reader.scan_from(&start, |k, _| {
             if !k.starts_with(&prefix) || out.len() >= cut_at {
                 return Ok(false);
             }
             let (time, run_id) = keys::time_and_id(k);
-            if time < now || cursor.is_some_and(|c| (time, run_id) <= (c.time, c.id)) {
+            if time <= now || cursor.is_some_and(|c| (time, run_id) <= (c.time, c.id)) {
                 return Ok(true); // the cursor itself, or gone past meanwhile
             }
             out.extend(load(run_id)?);
