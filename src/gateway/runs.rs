@@ -1,5 +1,5 @@
-//! `GET /goscheduler/schedules/{id}/runs`: the runs of a schedule, paged — future ones
-//! soonest first, past (and all) ones latest first.
+//! `GET /goscheduler/schedules/{id}/runs`: the runs of a schedule, paged — future ones (due
+//! after the current second) soonest first, past (due by now) and all ones latest first.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -23,7 +23,7 @@ pub struct RunsParams {
     continuation_token: Option<String>,
 }
 
-#[utoipa::path(get, path = "/goscheduler/schedules/{id}/runs", tag = "schedules", description = "Runs of a schedule: future ones soonest first (size=1 is the next run), past and all latest first; the continuation token goes on in the same order.",
+#[utoipa::path(get, path = "/goscheduler/schedules/{id}/runs", tag = "schedules", description = "Runs of a schedule: future ones (due after the current second) soonest first (size=1 is the next run), past ones (due by now: a run of the current second may have fired) and all latest first; the continuation token goes on in the same order.",
     params(("id" = String, Path), ("when" = Option<String>, Query, description = "past, future or all"),
         ("size" = Option<i64>, Query), ("continuationToken" = Option<String>, Query)),
     responses((status = 200, body = Envelope<SchedulesPage>), (status = 404, body = Failure)))]
