@@ -174,7 +174,7 @@ fn runs(
                 return Ok(false);
             }
             let (time, run_id) = keys::time_and_id(k);
-            if time <= now || cursor.is_some_and(|c| (time, run_id) <= (c.time, c.id)) {
+            if !in_range(time) || cursor.is_some_and(|c| (time, run_id) <= (c.time, c.id)) {
                 return Ok(true); // the cursor itself, or gone past meanwhile
             }
             out.extend(load(run_id)?);
