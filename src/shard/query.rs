@@ -164,7 +164,8 @@ fn runs(
         }))
     };
     if when == When::Future {
-        // Soonest first: from the next second (or past the cursor) forward.
+        // Soonest first: from the next second (or past the cursor) forward. Run keys sort
+        // by time, so every key from `start` on is future.
         let start = match cursor {
             Some(c) if c.time > now => keys::run(id, c.time, &c.id),
             _ => keys::run(id, now + 1, &Uuid::nil()),
@@ -174,8 +175,8 @@ fn runs(
                 return Ok(false);
             }
             let (time, run_id) = keys::time_and_id(k);
-            if !in_range(time) || cursor.is_some_and(|c| (time, run_id) <= (c.time, c.id)) {
-                return Ok(true); // the cursor itself, or gone past meanwhile
+            if cursor.is_some_and(|c| (time, run_id) <= (c.time, c.id)) {
+                return Ok(true); // the cursor itself
             }
             out.extend(load(run_id)?);
             Ok(true)
